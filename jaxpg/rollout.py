@@ -1,0 +1,157 @@
+"""Vectorized rollouts: ``jax.vmap`` over environments × ``lax.scan`` over time.
+
+Both modes return a time-major :class:`Transition` with leaves ``[T, B, ...]``.
+
+* :func:`rollout_segment`: a fixed-length segment that continues from the
+  carried env state, so episodes span updates. Critic estimators bootstrap at
+  truncations and at the segment's end from V(``final_obs``).
+* :func:`rollout_episodes`: every env is reset and runs one complete episode;
+  ``mask`` is 1 up to and including the step that ends it and 0 afterwards.
+  ``T`` must be at least the episode limit for every episode to finish.
+
+``policy_apply(params, obs[B, obs_size])`` returns the action distribution's
+parameters (logits, or a ``networks.Gaussian``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxpg import envs, networks
+
+
+class Transition(NamedTuple):
+    """A rollout, time-major ``[T, B, ...]``."""
+
+    obs: jax.Array  # s_t, [T, B, obs_size]
+    action: jax.Array  # a_t, [T, B] int32 or [T, B, d] float32 (unclipped sample)
+    log_prob: jax.Array  # log π_old(a_t|s_t), [T, B]
+    reward: jax.Array  # r_t, [T, B]
+    terminated: jax.Array  # [T, B] bool
+    truncated: jax.Array  # [T, B] bool (never both with terminated)
+    final_obs: jax.Array  # s'_t, the true next observation, [T, B, obs_size]
+    mask: jax.Array  # [T, B] float32, 1 where the step belongs to the data
+    ep_return: jax.Array  # [T, B] running episode return including r_t
+    ep_length: jax.Array  # [T, B] running episode length including step t
+
+    @property
+    def done(self) -> jax.Array:
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+class EnvCarry(NamedTuple):
+    """Env state carried across segments: ``[B, ...]`` leaves."""
+
+    state: Any
+    obs: jax.Array
+    stats: envs.EpisodeStats
+
+
+class _Static(NamedTuple):
+    policy_apply: Callable
+    env: envs.Environment
+    spec: envs.EnvSpec
+
+
+def reset_envs(key: jax.Array, env, env_params, num_envs: int) -> EnvCarry:
+    """Reset ``num_envs`` environments with one key each."""
+    keys = jax.random.split(key, num_envs)
+    obs, state = jax.vmap(envs.reset, in_axes=(0, None, None))(keys, env, env_params)
+    return EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs))
+
+
+def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, key: jax.Array):
+    """Sample a_t ~ π(·|s_t) for every env and step them all once."""
+    k_act, k_env = jax.random.split(key)
+    dist = static.policy_apply(params, carry.obs)
+    action = networks.sample(k_act, dist)
+    logp = networks.log_prob(dist, action)
+    env_keys = jax.random.split(k_env, carry.obs.shape[0])
+    out = jax.vmap(envs.step, in_axes=(0, None, None, None, 0, 0))(
+        env_keys, static.env, env_params, static.spec, carry.state, action
+    )
+    ret = carry.stats.ret + out.reward
+    length = carry.stats.length + 1
+    done = jnp.logical_or(out.terminated, out.truncated)
+    stats = envs.EpisodeStats(jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
+    trans = Transition(
+        obs=carry.obs,
+        action=action,
+        log_prob=logp,
+        reward=out.reward,
+        terminated=out.terminated,
+        truncated=out.truncated,
+        final_obs=out.final_obs,
+        mask=jnp.ones_like(out.reward),
+        ep_return=ret,
+        ep_length=length,
+    )
+    return EnvCarry(out.state, out.obs, stats), trans
+
+
+def _segment_body(static, env_params, params, carry, key):
+    return _act_and_step(static, env_params, params, carry, key)
+
+
+def rollout_segment(
+    key: jax.Array,
+    policy_apply: Callable,
+    params: Any,
+    env,
+    env_params: Any,
+    spec: envs.EnvSpec,
+    carry: EnvCarry,
+    num_steps: int,
+) -> tuple[EnvCarry, Transition]:
+    """Run ``num_steps`` steps of every env from ``carry``.
+
+    Returns:
+      ``(carry, transition)`` with transition leaves ``[num_steps, B, ...]``.
+    """
+    static = _Static(policy_apply, env, spec)
+    body = lambda c, k: _segment_body(static, env_params, params, c, k)  # noqa: E731
+    return jax.lax.scan(body, carry, jax.random.split(key, num_steps))
+
+
+class _EpisodeCarry(NamedTuple):
+    env: EnvCarry
+    alive: jax.Array  # [B] bool: the first episode has not ended yet
+
+
+def _episode_body(static, env_params, params, carry: _EpisodeCarry, key):
+    env_carry, trans = _act_and_step(static, env_params, params, carry.env, key)
+    mask = carry.alive.astype(jnp.float32)
+    alive = jnp.logical_and(carry.alive, ~trans.done)
+    return _EpisodeCarry(env_carry, alive), trans._replace(mask=mask)
+
+
+def rollout_episodes(
+    key: jax.Array,
+    policy_apply: Callable,
+    params: Any,
+    env,
+    env_params: Any,
+    spec: envs.EnvSpec,
+    num_envs: int,
+    horizon: int,
+) -> Transition:
+    """Run one complete episode in each of ``num_envs`` fresh environments.
+
+    Steps after an env's first ``terminated | truncated`` are masked (``mask``
+    = 0); gymnax's auto-reset keeps them well-defined but they are not data.
+
+    Returns:
+      ``[horizon, num_envs, ...]`` transition with ``mask``.
+    """
+    k_reset, k_run = jax.random.split(key)
+    carry = _EpisodeCarry(
+        reset_envs(k_reset, env, env_params, num_envs), jnp.ones((num_envs,), bool)
+    )
+    static = _Static(policy_apply, env, spec)
+    body = lambda c, k: _episode_body(static, env_params, params, c, k)  # noqa: E731
+    _, trans = jax.lax.scan(body, carry, jax.random.split(k_run, horizon))
+    return trans
