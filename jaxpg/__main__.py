@@ -1,0 +1,5 @@
+import sys
+
+from jaxpg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``jaxpg`` CLI, one module each (see ``jaxpg.cli``)."""
