@@ -69,7 +69,8 @@ def weights(
         return Weights(psi, None)
     if estimator == "reward_to_go":
         zeros = jnp.zeros_like(reward)
-        return Weights(returns.reward_to_go(reward, zeros, terminated, truncated, gamma=gamma), None)
+        g = returns.reward_to_go(reward, zeros, terminated, truncated, gamma=gamma)
+        return Weights(g, None)
     if estimator == "baseline":
         g = returns.reward_to_go(reward, next_values, terminated, truncated, gamma=gamma)
         return Weights(g - values, g)

@@ -17,7 +17,8 @@ THETA = jnp.array([[0.3, -0.2], [0.1, 0.5], [-0.4, 0.2]])
 BASELINE = jnp.array([1.2, 0.8, 1.5])  # fixed b(s), independent of the samples
 
 
-def sample_per_trajectory_grads(estimator, gamma, key=jax.random.key(0)):
+def sample_per_trajectory_grads(estimator, gamma, seed=0):
+    key = jax.random.key(seed)
     env = tiny_mdp.TwoStep()
     params = env.default_params
     spec = envs.env_spec(env, params)
@@ -75,7 +76,7 @@ def test_unbiased_against_exact_gradient(estimator):
 def test_discounted_reinforce_is_gradient_of_discounted_objective():
     # R(τ) = r0 + γ r1 weights every step: an unbiased estimate of ∇J_γ.
     gamma = 0.5
-    grads = sample_per_trajectory_grads("reinforce", gamma=gamma, key=jax.random.key(1))
+    grads = sample_per_trajectory_grads("reinforce", gamma=gamma, seed=1)
     exact = np.asarray(jax.grad(tiny_mdp.exact_objective)(THETA, gamma)).reshape(-1)
     se = grads.std(0, ddof=1) / np.sqrt(K)
     live = se > 0

@@ -68,7 +68,9 @@ def test_train_is_pure_under_jit_and_vmap():
     np.testing.assert_allclose(
         batched.metrics["policy_loss"][1], single.metrics["policy_loss"], rtol=1e-5, atol=1e-6
     )
-    for a, b in zip(jax.tree.leaves(batched.state.params), jax.tree.leaves(single.state.params)):
+    pairs = zip(jax.tree.leaves(batched.state.params), jax.tree.leaves(single.state.params),
+                strict=True)
+    for a, b in pairs:
         np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
     # vmapped hyperparameters: a batch of learning rates in one program.
     hps = jax.tree.map(lambda x: jnp.stack([x, x * 0 + 0.5 * x]), cfg.hparams())
