@@ -55,7 +55,10 @@ def _fail(field: str, value, allowed: str) -> None:
 class Config:
     """Everything that defines a training run. ``Config()`` trains PPO on CartPole-v1.
 
-    The defaults are the PureJaxRL CartPole PPO settings. Fields marked *traced*
+    The defaults are PPO settings tuned on CartPole-v1 for reliability: every one
+    of 8 seeds reaches an evaluation return of 500 in 1M steps (PureJaxRL's
+    CartPole settings, 4 envs × 128 steps, lr 2.5e-4, entropy 0.01, 500k steps,
+    average ≈ 400 here, with seeds stuck below 200). Fields marked *traced*
     become :class:`HParams`; the rest are static (shapes, names, switches).
 
     Attributes:
@@ -98,16 +101,16 @@ class Config:
 
     env: str = "CartPole-v1"
     estimator: str = "ppo"
-    num_envs: int = 4
-    num_steps: int = 128
-    total_timesteps: int = 500_000
-    lr: float = 2.5e-4
+    num_envs: int = 32
+    num_steps: int = 64
+    total_timesteps: int = 1_000_000
+    lr: float = 1e-3
     gamma: float = 0.99
     lam: float = 0.95
     num_epochs: int = 4
-    num_minibatches: int = 4
+    num_minibatches: int = 8
     clip_eps: float = 0.2
-    ent_coef: float = 0.01
+    ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     hidden_sizes: tuple[int, ...] = (64, 64)

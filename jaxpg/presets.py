@@ -25,9 +25,34 @@ def _p(name, description, result, target, **fields) -> tuple[str, Preset]:
 
 
 # --- CartPole-v1: one preset per estimator -----------------------------------
+_INF = float("inf")  # no gradient clipping for the vanilla estimators
 CARTPOLE = dict([
-    _p("cartpole-ppo", "PPO with GAE on CartPole-v1 (the Config() defaults).",
-       "TBD", 475.0),
+    _p("cartpole-ppo",
+       "PPO with GAE on CartPole-v1: exactly the Config() defaults.",
+       "eval return 500.0 ± 0.0 over 8 seeds, 1M steps", 475.0),
+    _p("cartpole-reinforce",
+       "REINFORCE with the whole (undiscounted) episode return, 64 complete "
+       "episodes per update, one Adam step per batch.",
+       "eval return 497.9 (min 491.7) over 4 seeds, 6M steps", 450.0,
+       estimator="reinforce", num_envs=64, lr=3e-3, gamma=1.0, ent_coef=0.0,
+       max_grad_norm=_INF, total_timesteps=6_000_000),
+    _p("cartpole-reward-to-go",
+       "Reward-to-go (γ = 0.99), 32 complete episodes per update.",
+       "eval return 500.0 over 4 seeds, 5M steps", 450.0,
+       estimator="reward_to_go", num_envs=32, lr=3e-3, gamma=0.99, ent_coef=0.0,
+       max_grad_norm=_INF, total_timesteps=5_000_000),
+    _p("cartpole-baseline",
+       "Reward-to-go minus a learned V(s) (fit by regression to G_t), 32 envs × 64-step "
+       "segments bootstrapped at cuts, one step per segment batch.",
+       "eval return 498.7 (min 494.6) over 4 seeds, 2M steps", 450.0,
+       estimator="baseline", num_envs=32, num_steps=64, lr=3e-3, ent_coef=0.0,
+       max_grad_norm=_INF, total_timesteps=2_000_000),
+    _p("cartpole-vpg",
+       "Vanilla policy gradient with GAE(0.99, 0.95) advantages, 32 envs × 64 steps, "
+       "one step per batch.",
+       "eval return 500.0 over 4 seeds, 2M steps", 450.0,
+       estimator="vpg", num_envs=32, num_steps=64, lr=3e-3, ent_coef=0.0,
+       max_grad_norm=_INF, total_timesteps=2_000_000),
 ])
 
 
