@@ -1,0 +1,315 @@
+"""Throughput benchmark: jaxpg PPO vs rejax PPO on CartPole-v1, side by side.
+
+Both trainers run as persistent worker subprocesses (``scripts/bench_worker.py``),
+each compiles once, and runs alternate A B A B ... so that the noise of a shared
+machine hits both alike; medians and ratios are reported. Settings are matched:
+64×64 tanh MLPs, same num_envs, num_steps, epochs, minibatches, lr, entropy
+coefficient and total steps. After timing, each side's last policy is evaluated
+on 128 episodes, so speed is not bought with learning.
+
+The peer runs from its own virtual environment (rejax 0.1.3 unpacks gymnax's old
+5-value ``step``; use gymnax 0.0.9 there), given by ``--rejax-python`` or
+``$JAXPG_REJAX_PYTHON``; without it the peer is skipped and said so.
+
+Also reported (in-process, jaxpg only): throughput of every estimator, how
+throughput and compiled peak memory grow with num_envs and rollout length,
+compile time of the default run, and where the time of an update goes.
+
+  python scripts/benchmark.py --quick                   # ~1 minute, what CI runs
+  python scripts/benchmark.py --rejax-python ~/rejax-venv/bin/python --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+class Worker:
+    """One benchmark subprocess speaking the JSON-lines protocol of bench_worker.py."""
+
+    def __init__(self, name: str, python: str, src: Path | None = None):
+        env = dict(os.environ)
+        if src is not None:
+            env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
+        self.name = name
+        self.proc = subprocess.Popen(
+            [python, str(HERE / "bench_worker.py")], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=env,
+        )
+
+    def ask(self, **msg) -> dict:
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {self.name!r} died (see its stderr above)")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"{self.name}: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+
+
+def settings_for(num_envs: int, total: int | None, args) -> dict:
+    batch = num_envs * args.num_steps
+    total = total or max(args.total_timesteps, batch * args.min_updates)
+    return dict(num_envs=num_envs, num_steps=args.num_steps, total_timesteps=total,
+                num_epochs=4, num_minibatches=4, lr=2.5e-4, ent_coef=0.01,
+                anneal_lr=False)
+
+
+def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict]:
+    """Alternate the systems at each num_envs; return one row per setting."""
+    rows = []
+    for num_envs in args.num_envs:
+        s = settings_for(num_envs, None, args)
+        workers, info = [], {}
+        for label, python, src, kind in systems:
+            w = Worker(label, python, src)
+            rep = w.ask(cmd="prepare", system=kind, settings=s)
+            workers.append(w)
+            info[label] = {"compile_s": rep["compile_s"], "steps": rep["steps"],
+                           "versions": rep["versions"], "run_s": []}
+        for r in range(args.repeats):
+            order = workers if r % 2 == 0 else workers[::-1]
+            for w in order:
+                info[w.name]["run_s"].append(w.ask(cmd="run", seed=r)["run_s"])
+        for w in workers:
+            info[w.name]["return"] = w.ask(cmd="eval", episodes=128)["return"]
+            w.close()
+        row = {"num_envs": num_envs, "settings": s}
+        for label, d in info.items():
+            med = statistics.median(d["run_s"])
+            row[label] = {**d, "median_s": med, "steps_per_s": d["steps"] / med}
+        base = systems[0][0]
+        for label, *_ in systems[1:]:
+            row[f"ratio_{base}_over_{label}"] = (
+                row[base]["steps_per_s"] / row[label]["steps_per_s"]
+            )
+        rows.append(row)
+        line = f"num_envs={num_envs:6d} steps/run={s['total_timesteps']:>9}"
+        for label in info:
+            line += (f" | {label}: {row[label]['steps_per_s']:>9.0f} steps/s "
+                     f"(compile {row[label]['compile_s']:.1f}s, return {row[label]['return']:.0f})")
+        for k, v in row.items():
+            if k.startswith("ratio_"):
+                line += f" | {k}={v:.2f}"
+        print(line, flush=True)
+    return rows
+
+
+# --- in-process jaxpg measurements --------------------------------------------
+
+def _median_time(fn, *a, repeats=3):
+    import jax
+
+    jax.block_until_ready(fn(*a))
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*a))
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def estimator_throughput(args) -> list[dict]:
+    import jax
+
+    import jaxpg
+    from jaxpg.update import make_agent
+
+    rows = []
+    for est in ("reinforce", "reward_to_go", "baseline", "vpg", "ppo"):
+        cfg = jaxpg.Config(estimator=est, num_envs=64, num_steps=128,
+                           total_timesteps=64 * 500 * args.min_updates)
+        agent = make_agent(cfg)
+        steps = agent.num_updates * cfg.num_envs * agent.horizon
+        fn = jax.jit(jaxpg.make_train(cfg))
+        dt = _median_time(fn, jax.random.key(0), repeats=args.repeats)
+        rows.append({"estimator": est, "rollout": cfg.rollout_mode,
+                     "steps_per_s": steps / dt})
+        print(f"estimator {est:13s} ({cfg.rollout_mode:8s}) {steps / dt:>10.0f} steps/s "
+              "(episodes mode counts every step of the 500-step horizon)", flush=True)
+    return rows
+
+
+def scaling(args) -> list[dict]:
+    import jax
+
+    import jaxpg
+    from jaxpg.update import make_agent
+
+    rows = []
+    points = [("num_envs", n, 16) for n in args.scale_envs]
+    points += [("num_steps", 64, t) for t in args.scale_steps]
+    for axis, n, t in points:
+        cfg = jaxpg.Config(num_envs=n, num_steps=t, total_timesteps=n * t * 2,
+                           num_minibatches=4 if n * t % 4 == 0 else 1)
+        agent = make_agent(cfg)
+        fn = jax.jit(jaxpg.make_train(cfg)).lower(jax.random.key(0)).compile()
+        mem = fn.memory_analysis()
+        peak = None
+        if mem is not None:
+            peak = (mem.temp_size_in_bytes + mem.argument_size_in_bytes
+                    + mem.output_size_in_bytes)
+        dt = _median_time(fn, jax.random.key(0), repeats=max(1, args.repeats - 1))
+        steps = agent.num_updates * n * t
+        rows.append({"axis": axis, "num_envs": n, "num_steps": t, "steps_per_s": steps / dt,
+                     "peak_bytes": peak})
+        print(f"scaling {axis:9s} num_envs={n:6d} num_steps={t:4d} {steps / dt:>10.0f} steps/s "
+              f"peak {peak / 2**20 if peak else float('nan'):8.1f} MiB", flush=True)
+    return rows
+
+
+def compile_time() -> float:
+    import jax
+
+    import jaxpg
+
+    t = time.perf_counter()
+    jax.jit(jaxpg.make_train(jaxpg.Config())).lower(jax.random.key(0)).compile()
+    dt = time.perf_counter() - t
+    print(f"compile time of the default Config() run: {dt:.1f} s", flush=True)
+    return dt
+
+
+def profile(args, num_envs: int) -> dict:
+    """Split one PPO update into env stepping, policy forward, critic/GAE and epochs."""
+    import jax
+    import jax.numpy as jnp
+
+    import jaxpg
+    from jaxpg import estimators, rollout
+    from jaxpg import update as U
+
+    cfg = jaxpg.Config(num_envs=num_envs, num_steps=128, total_timesteps=num_envs * 128 * 10,
+                       num_minibatches=4, lr=2.5e-4, ent_coef=0.01)
+    agent = U.make_agent(cfg)
+    state = U.init_state(agent, jax.random.key(0))
+    n_up = 5
+
+    def repeat(step):
+        def run(s):
+            return jax.lax.scan(lambda c, _: (step(c), None), s, None, length=n_up)[0]
+        return jax.jit(run)
+
+    uniform = lambda p, obs: jnp.zeros(obs.shape[:-1] + (agent.spec.action_dim,))  # noqa: E731
+
+    def env_only(s):
+        carry, tr = rollout.rollout_segment(s.key, uniform, None, agent.env, agent.env_params,
+                                            agent.spec, s.env, cfg.num_steps)
+        return s.replace(env=carry, key=jax.random.fold_in(s.key, 1),
+                         env_steps=s.env_steps + tr.reward.sum())
+
+    def with_policy(s):
+        carry, tr = U.collect(agent, s, s.key)
+        return s.replace(env=carry, key=jax.random.fold_in(s.key, 1),
+                         env_steps=s.env_steps + tr.reward.sum())
+
+    def with_gae(s):
+        carry, tr = U.collect(agent, s, s.key)
+        v, nv = U.critic_values(agent, s.params, tr)
+        w = estimators.weights("ppo", tr.reward, v, nv, tr.terminated, tr.truncated,
+                               gamma=0.99, lam=0.95)
+        return s.replace(env=carry, key=jax.random.fold_in(s.key, 1),
+                         env_steps=s.env_steps + w.psi.sum())
+
+    def full(s):
+        return U.update(agent, s, cfg.hparams())[0]
+
+    t = {name: _median_time(repeat(f), state, repeats=args.repeats) / n_up
+         for name, f in [("env", env_only), ("policy", with_policy), ("gae", with_gae),
+                         ("full", full)]}
+    steps = num_envs * cfg.num_steps
+    # FLOPs per env step of the update: 4 epochs × (actor + critic) × (fwd + 2× bwd).
+    macs = sum(a * b for a, b in zip((4, 64, 64), (64, 64, 2), strict=True))
+    macs += sum(a * b for a, b in zip((4, 64, 64), (64, 64, 1), strict=True))
+    flops_update = 4 * 3 * 2 * macs
+    share = {
+        "env_step": t["env"] / t["full"],
+        "policy_forward_and_sampling": (t["policy"] - t["env"]) / t["full"],
+        "critic_and_gae": (t["gae"] - t["policy"]) / t["full"],
+        "update_epochs": (t["full"] - t["gae"]) / t["full"],
+    }
+    gflops = flops_update * steps / (t["full"] - t["gae"]) / 1e9
+    print(f"profile num_envs={num_envs}: update {t['full'] * 1e3:.1f} ms = "
+          + ", ".join(f"{k} {v:.0%}" for k, v in share.items())
+          + f"; epochs run {gflops:.1f} GFLOP/s ({flops_update} FLOPs per env step)",
+          flush=True)
+    return {"num_envs": num_envs, "seconds": t, "share": share,
+            "update_gflops_per_s": gflops}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small settings (~1 minute): proves the benchmark works, not speed")
+    p.add_argument("--rejax-python", default=os.environ.get("JAXPG_REJAX_PYTHON"),
+                   help="python of a venv with rejax and gymnax 0.0.9 (default "
+                        "$JAXPG_REJAX_PYTHON); without it the peer is skipped")
+    p.add_argument("--baseline-src", type=Path, default=None,
+                   help="another jaxpg source tree to compare against (A/B of a change)")
+    p.add_argument("--num-envs", type=lambda s: [int(x) for x in s.split(",")],
+                   default=[4, 64, 512, 4096])
+    p.add_argument("--num-steps", type=int, default=128)
+    p.add_argument("--total-timesteps", type=int, default=500_000)
+    p.add_argument("--min-updates", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--skip", default="", help="comma list of: compare,estimators,scaling,"
+                   "compile,profile")
+    p.add_argument("--json", type=Path, default=None, help="write all results here")
+    args = p.parse_args(argv)
+    args.scale_envs = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
+    args.scale_steps = [8, 32, 128, 512]
+    if args.quick:
+        args.num_envs, args.total_timesteps, args.min_updates = [4, 64], 32_768, 2
+        args.repeats = 2
+        args.scale_envs, args.scale_steps = [1, 16, 256], [8, 32]
+    skip = set(filter(None, args.skip.split(",")))
+
+    import jax
+
+    result = {"machine": {"platform": jax.default_backend(), "devices": str(jax.devices()),
+                          "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}}
+    systems = [("jaxpg", sys.executable, ROOT, "jaxpg")]
+    if args.baseline_src:
+        systems.append(("baseline", sys.executable, args.baseline_src.resolve(), "jaxpg"))
+    if args.rejax_python:
+        systems.append(("rejax", args.rejax_python, None, "rejax"))
+    else:
+        print("rejax peer skipped: pass --rejax-python (a venv with rejax, gymnax 0.0.9)",
+              flush=True)
+    if "compare" not in skip:
+        result["compare"] = compare(args, systems)
+    if "estimators" not in skip:
+        result["estimators"] = estimator_throughput(args)
+    if "scaling" not in skip:
+        result["scaling"] = scaling(args)
+    if "compile" not in skip:
+        result["compile_s"] = compile_time()
+    if "profile" not in skip:
+        result["profile"] = [profile(args, n) for n in args.num_envs]
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
