@@ -27,6 +27,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -126,10 +127,16 @@ def sample_episodes(
     spec = envs.env_spec(env, env_params)
     if not spec.discrete:
         raise ValueError("per-trajectory gradients need a discrete action space")
-    horizon = _horizon(spec, max_steps)
-    keys = jax.random.split(key, num_trajectories)
+    return _sample(key, env_params, policy_params, policy_apply, env, spec,
+                   _horizon(spec, max_steps), num_trajectories,
+                   min(chunk_size, num_trajectories))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
+def _sample(key, env_params, policy_params, policy_apply, env, spec, horizon, num, chunk):
+    keys = jax.random.split(key, num)
     fn = lambda k: _one_episode(k, policy_apply, policy_params, env, env_params, spec, horizon)
-    pool = jax.lax.map(fn, keys, batch_size=min(chunk_size, num_trajectories))
+    pool = jax.lax.map(fn, keys, batch_size=chunk)
     return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), pool)
 
 
@@ -155,6 +162,7 @@ def episode_flags(pool: rollout.Transition, bootstrap_truncated: bool):
     return jnp.logical_or(pool.terminated, trunc), jnp.zeros_like(trunc)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def episode_weights(
     est: Estimator, pool: rollout.Transition, values: Array, next_values: Array
 ) -> Array:
@@ -222,11 +230,15 @@ def gradients_from_weights(
     Returns:
       ``[K, d]`` float32 (float64 under x64) per-trajectory gradients.
     """
-    xs = jax.tree.map(
-        lambda x: jnp.swapaxes(x, 0, 1), (pool.obs, pool.action, weights, pool.mask)
-    )
+    return _grads(policy_apply, min(chunk_size, weights.shape[1]), policy_params,
+                  pool.obs, pool.action, weights, pool.mask)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _grads(policy_apply, chunk, policy_params, obs, action, weights, mask):
+    xs = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), (obs, action, weights, mask))
     fn = lambda x: _flat_grad(policy_apply, policy_params, *x)
-    return jax.lax.map(fn, xs, batch_size=min(chunk_size, weights.shape[1]))
+    return jax.lax.map(fn, xs, batch_size=chunk)
 
 
 def pool_gradients(
@@ -259,8 +271,8 @@ def pool_gradients(
     return out
 
 
-def _traj_gradient(key, ctx, est: Estimator) -> Array:
-    policy_apply, policy_params, value_apply, value_params, env, env_params, spec, horizon = ctx
+def _traj_gradient(key, policy_params, value_params, env_params, static) -> Array:
+    policy_apply, value_apply, env, spec, horizon, est = static
     ep = jax.tree.map(
         lambda x: x[:, None],
         _one_episode(key, policy_apply, policy_params, env, env_params, spec, horizon),
@@ -332,11 +344,16 @@ def per_trajectory_gradients(
     spec = envs.env_spec(env, env_params)
     if not spec.discrete:
         raise ValueError("per-trajectory gradients need a discrete action space")
-    ctx = (policy_apply, policy_params, value_apply, value_params, env, env_params, spec,
-           _horizon(spec, max_steps))
-    keys = jax.random.split(key, num_trajectories)
-    return jax.lax.map(lambda k: _traj_gradient(k, ctx, est), keys,
-                       batch_size=min(chunk_size, num_trajectories))
+    static = (policy_apply, value_apply, env, spec, _horizon(spec, max_steps), est)
+    return _ptg(static, num_trajectories, min(chunk_size, num_trajectories), key,
+                policy_params, value_params, env_params)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _ptg(static, num, chunk, key, policy_params, value_params, env_params):
+    keys = jax.random.split(key, num)
+    fn = lambda k: _traj_gradient(k, policy_params, value_params, env_params, static)
+    return jax.lax.map(fn, keys, batch_size=chunk)
 
 
 def param_layers(params: Any) -> list[tuple[str, int, int]]:
