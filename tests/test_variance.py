@@ -323,3 +323,33 @@ def test_param_layers_cover_the_flat_vector():
     layers = grads_mod.param_layers(pp)
     assert layers[0][1] == 0 and layers[-1][2] == sum(x.size for x in jax.tree.leaves(pp))
     assert all(a[2] == b[1] for a, b in zip(layers, layers[1:], strict=False))
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def test_cli_variance_help_and_bad_input(capsys):
+    from jaxpg.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["variance", "--help"])
+    assert exc.value.code == 0
+    assert "--pool-size" in capsys.readouterr().out
+    assert main(["variance", "--pool-size", "2", "--out", "/tmp/none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("jaxpg: error:")
+
+
+@pytest.mark.slow
+def test_cli_variance_end_to_end(tmp_path):
+    import json
+
+    from jaxpg.cli import main
+
+    rc = main(["variance", "--out", str(tmp_path), "--pool-size", "64", "--ref-size", "128",
+               "--targets", "60", "--resamples", "20", "--batch-baseline-sizes", "2",
+               "--no-plots"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [c["name"] for c in summary["checkpoints"]][0] == "init"
+    assert (tmp_path / "variance.csv").read_text().startswith("checkpoint,estimator,N")
