@@ -260,8 +260,8 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
     return rows, info
 
 
-def criteria(checkpoints: list[dict]) -> dict:
-    """Check R1, R2, R5, R6 (VARIANCE.md §2.7) on the measured numbers."""
+def criteria(checkpoints: list[dict], rows: list[dict]) -> dict:
+    """Check R1, R2, R4, R5, R6, R7 (VARIANCE.md §2.7) on the measured numbers."""
     out = {}
     for c in checkpoints:
         e = c["estimators"]
@@ -283,6 +283,14 @@ def criteria(checkpoints: list[dict]) -> dict:
             "R5_trace_nondecreasing_in_lambda": bool(np.all(np.diff(traces) >= 0)),
             "R6_z": r6, "R6_pass": all(abs(v) < 3 for v in r6.values()),
         }
+        law = {r["N"]: r["N_tr_sigma_N"] / e[E3]["tr_sigma1"] for r in rows
+               if r["checkpoint"] == c["name"] and r["estimator"] == E3 and r["N"] >= 4
+               and r["M"] >= 8}
+        out[c["name"]]["R4_N_trSigmaN_over_trSigma1_E3"] = law
+        out[c["name"]]["R4_pass"] = all(abs(v - 1) <= 0.1 for v in law.values())
+    b = [c["estimators"][PPO_GAE]["B"] for c in checkpoints]
+    out["R7_B_ppo_gae_by_checkpoint"] = b
+    out["R7_pass"] = bool(b[-1] > b[0])
     return out
 
 
@@ -304,7 +312,7 @@ def run(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> tuple[list
     summary = _clean({
         "config": dataclasses.asdict(cfg) | {"batch_sizes": cfg.resolved_batch_sizes()},
         "target": "T1: gradient of E[sum_{t<500} r_t], gamma = 1, complete episodes",
-        "checkpoints": infos, "criteria": criteria(infos), "seconds": time.time() - t0,
+        "checkpoints": infos, "criteria": criteria(infos, rows), "seconds": time.time() - t0,
         "device": str(jax.devices()[0]),
     })
     return [_clean(r) for r in rows], summary

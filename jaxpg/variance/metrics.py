@@ -161,7 +161,8 @@ def estimator_summary(grads: Array, g_ref: Array, ref_trace: float, ref_count: i
 
     Returns:
       dict with ``tr_sigma1``, ``tr_sigma1_per_d``, ``signal_sq`` (unbiased ‖E ĝ‖²),
-      ``B`` (tr Σ₁/‖E ĝ‖²), ``B_ref`` (tr Σ₁/‖g_ref‖²), ``scale_ratio`` = ĝ̄·g_ref/‖g_ref‖²
+      ``B`` (tr Σ₁/‖E ĝ‖²), ``B_ref`` (tr Σ₁/‖g‖² with ‖g‖² = ‖g_ref‖² − tr Σ_ref/K_ref),
+      ``scale_ratio`` = ĝ̄·g_ref/‖g_ref‖²
       and its ``scale_ratio_se``, ``rel_bias`` (debiased ‖E ĝ − g_ref‖/‖g_ref‖, NaN
       when noise dominates), ``rel_bias_noise`` (the ‖ĝ̄ − g_ref‖/‖g_ref‖ that noise
       alone would give), ``median_var``, ``max_var`` and ``snr_param_median``
@@ -170,6 +171,7 @@ def estimator_summary(grads: Array, g_ref: Array, ref_trace: float, ref_count: i
     s = pool_stats(grads)
     ref = jnp.asarray(g_ref, grads.dtype)
     ref_sq = float(jnp.sum(ref**2))
+    ref_sq_unbiased = ref_sq - ref_trace / ref_count  # pitfall 7, for the reference too
     proj = np.asarray(grads @ ref, np.float64) / ref_sq
     diff_sq = float(jnp.sum((s.mean - ref) ** 2))
     noise_sq = float(s.trace) / s.count + ref_trace / ref_count
@@ -180,7 +182,7 @@ def estimator_summary(grads: Array, g_ref: Array, ref_trace: float, ref_count: i
         "tr_sigma1_per_d": float(s.trace) / grads.shape[1],
         "signal_sq": float(s.signal_sq),
         "B": float(s.trace / s.signal_sq) if s.signal_sq > 0 else float("inf"),
-        "B_ref": float(s.trace) / ref_sq,
+        "B_ref": float(s.trace) / ref_sq_unbiased if ref_sq_unbiased > 0 else float("inf"),
         "scale_ratio": float(proj.mean()),
         "scale_ratio_se": float(proj.std(ddof=1) / np.sqrt(s.count)),
         "rel_bias": float(np.sqrt(bias_sq / ref_sq)) if bias_sq > 0 else float("nan"),
