@@ -60,6 +60,11 @@ def register(subparsers) -> None:
                    help=f"PPO step budget (default: {d.train_timesteps})")
     p.add_argument("--resamples", type=int, default=d.resamples,
                    help=f"bootstrap resamples (default: {d.resamples})")
+    p.add_argument("--vstar-size", type=int, default=d.vstar_size, metavar="K",
+                   help="fresh trajectories that the time-aware critic V*(s, t) is fit on "
+                   f"(default: {d.vstar_size})")
+    p.add_argument("--vstar-steps", type=int, default=d.vstar_steps,
+                   help=f"Adam steps of the V* fit (default: {d.vstar_steps})")
     p.add_argument("--chunk-size", type=int, default=d.chunk_size,
                    help=f"trajectories per vmapped chunk (default: {d.chunk_size})")
     p.set_defaults(func=run)
@@ -75,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             ref_size=args.ref_size, batch_sizes=args.batch_sizes, max_batches=args.max_batches,
             lambdas=args.lambdas, batch_baseline_sizes=args.batch_baseline_sizes,
             train_timesteps=args.train_timesteps, resamples=args.resamples,
-            chunk_size=args.chunk_size)
+            chunk_size=args.chunk_size, vstar_size=args.vstar_size,
+            vstar_steps=args.vstar_steps)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     out = Path(args.out)
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
     else:
-        print(report.markdown_table(summary, names=report.MAIN[:3]), end="")
+        print(report.markdown_table(summary, names=report.MAIN[:4]), end="")
         print(f"wrote {out}/variance.csv, summary.json, table.md"
               + ("" if args.no_plots else " and plots"))
     return 0

@@ -12,7 +12,8 @@ Protocol (``/shared/VARIANCE.md`` §2, primary design, target T1 = ∇E[Σ_{t<50
 3. g_ref = mean over the reference pool of E3-Vagent (G_t − V_φ(s_t) with the
    checkpoint's own critic), unbiased for T1.
 4. Every estimator is computed on the same test pool (common random numbers):
-   E1 ``reinforce``, E2 ``reward_to_go``, E3-Vagent ``baseline``, GAE with γ = 1
+   E1 ``reinforce``, E2 ``reward_to_go``, E3-Vagent ``baseline``, E3-Vstar
+   (G_t − V*(s_t, t), V* fit on a third, fresh pool: ``jaxpg.variance.vstar``), GAE with γ = 1
    at several λ (λ = 1 is E3-Vagent), the PPO-style GAE(0.99, 0.95) (a T2
    estimator, reported against T1), and the same-batch baselines
    ``E3-mean``/``E3-loo``/``E3-refit`` at a few N.
@@ -32,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpg.config import Config
-from jaxpg.variance import batch_baselines, gradients, metrics
+from jaxpg.variance import batch_baselines, gradients, metrics, vstar
 from jaxpg.variance.gradients import Estimator
 
-E1, E2, E3 = "E1_reinforce", "E2_reward_to_go", "E3_Vagent"
+E1, E2, E3, E3S = "E1_reinforce", "E2_reward_to_go", "E3_Vagent", "E3_Vstar"
 PPO_GAE = "E4_gae_g0.99_l0.95"
 
 
@@ -56,6 +57,8 @@ class ExperimentConfig:
       resamples: bootstrap resamples.
       chunk_size: trajectories per vmapped chunk (memory bound).
       num_dirs: random unit directions for the unbiasedness z-tests (R1).
+      vstar_size: trajectories of the fresh pool that V*(s, t) is fit on.
+      vstar_steps: Adam steps of that fit.
     """
 
     seed: int = 0
@@ -70,6 +73,8 @@ class ExperimentConfig:
     resamples: int = 200
     chunk_size: int = 256
     num_dirs: int = 32
+    vstar_size: int = 1024
+    vstar_steps: int = 1500
 
     def __post_init__(self) -> None:
         if self.pool_size < 4 or self.ref_size < 4:
@@ -213,6 +218,22 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
     all_sizes = cfg.resolved_batch_sizes()
     pool_g = gradients.pool_gradients(pol_apply, pp, pool, estimator_set(cfg.lambdas),
                                       **grad_kw)
+    zeros = jnp.zeros_like(pool.reward)
+    rtg = gradients.episode_weights(Estimator("reward_to_go"), pool, zeros, zeros)
+    k_v = jax.random.fold_in(jax.random.fold_in(key, 7919), index)
+    v_pool = sample(jax.random.fold_in(k_v, 0), cfg.vstar_size)
+    v_zeros = jnp.zeros_like(v_pool.reward)
+    v_apply, v_params = vstar.fit(
+        jax.random.fold_in(k_v, 1), v_pool,
+        gradients.episode_weights(Estimator("reward_to_go"), v_pool, v_zeros, v_zeros),
+        limit, steps=cfg.vstar_steps)
+    v_star = v_apply(v_params, pool.obs)
+    valid = pool.mask > 0
+    vstar_mre = float(jnp.sum(jnp.where(valid, jnp.abs(v_star - rtg) / jnp.maximum(rtg, 1.0),
+                                        0.0)) / jnp.sum(pool.mask))
+    w_star = gradients.episode_weights(Estimator("baseline"), pool, v_star, zeros)
+    pool_g[E3S] = gradients.gradients_from_weights(pol_apply, pp, pool, w_star,
+                                                   chunk_size=cfg.chunk_size)
     for name, g in pool_g.items():
         z = metrics.projection_z(g, ref_proj, dirs)
         boot[name] = metrics.bootstrap_traces(g, counts)
@@ -220,8 +241,6 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
                                     "z_max_abs": float(np.max(np.abs(z)))})
     del pool_g
 
-    zeros = jnp.zeros_like(pool.reward)
-    rtg = gradients.episode_weights(Estimator("reward_to_go"), pool, zeros, zeros)
     for n in cfg.batch_baseline_sizes:
         sub = batch_baselines.truncate_pool(pool, n)
         for kind in batch_baselines.BATCH_BASELINES:
@@ -242,7 +261,7 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         hits = [r["N"] for r in rows if r["estimator"] == name and r["cos_ref"] >= 0.9]
         s["N_cos90"] = min(hits) if hits else None
         s["N_cos90_pred"] = 4.26 * s["B_ref"]
-    for a, b in ((E1, E2), (E2, E3)):
+    for a, b in ((E1, E2), (E2, E3), (E3, E3S)):
         r = boot[a] / boot[b]
         summ[b][f"ratio_{a}_over_self_ci"] = [float(q) for q in np.quantile(r, [0.025, 0.975])]
     info = {
@@ -253,6 +272,7 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         "pool_steps": int(lengths.sum()), "num_params": int(g_ref.shape[0]),
         "ref_estimator": E3, "ref_split_half_cos": split_cos,
         "ref_norm_sq": float(jnp.sum(g_ref**2)), "ref_tr_sigma1": ref_trace,
+        "vstar_size": cfg.vstar_size, "vstar_mre": vstar_mre,
         "seconds": time.time() - t0, "estimators": summ,
     }
     log(f"{ckpt['name']}: mean length {mean_len:.1f}, ref split-half cos {split_cos:.3f}, "
@@ -265,10 +285,11 @@ def criteria(checkpoints: list[dict], rows: list[dict]) -> dict:
     out = {}
     for c in checkpoints:
         e = c["estimators"]
-        unbiased = [E1, E2, E3, "E4_gae_l1"] + [k for k in e if k.startswith("E3_loo")]
+        unbiased = [E1, E2, E3, E3S]
         r1 = {k: e[k]["z_max_abs"] for k in unbiased if k in e and "z_max_abs" in e[k]}
         ci12 = e[E2].get(f"ratio_{E1}_over_self_ci", [math.nan, math.nan])
         ci23 = e[E3].get(f"ratio_{E2}_over_self_ci", [math.nan, math.nan])
+        ci3s = e[E3S].get(f"ratio_{E3}_over_self_ci", [math.nan, math.nan])
         lam = sorted((float(k.split("_l")[1]), k) for k in e if k.startswith("E4_gae_l"))
         traces = [e[k]["tr_sigma1"] for _, k in lam] + [e[E3]["tr_sigma1"]]
         r6 = {}
@@ -279,7 +300,8 @@ def criteria(checkpoints: list[dict], rows: list[dict]) -> dict:
             "R1_max_abs_z": r1, "R1_pass": all(v < 4 for v in r1.values())
             and c["ref_split_half_cos"] >= 0.99,
             "R2_trE1_over_trE2_ci": ci12, "R2_trE2_over_trE3_ci": ci23,
-            "R2_pass": ci12[0] > 1 and ci23[0] > 1,
+            "R2_trE3_over_trE3star_ci": ci3s,
+            "R2_pass": ci12[0] > 1 and ci23[0] > 1 and ci3s[0] >= 1,
             "R5_trace_nondecreasing_in_lambda": bool(np.all(np.diff(traces) >= 0)),
             "R6_z": r6, "R6_pass": all(abs(v) < 3 for v in r6.values()),
         }

@@ -13,9 +13,10 @@ import math
 
 import numpy as np
 
-MAIN = ("E1_reinforce", "E2_reward_to_go", "E3_Vagent", "E4_gae_l0.95", "E4_gae_g0.99_l0.95")
-COLORS = dict(zip(MAIN, ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple"),
-                  strict=True))
+MAIN = ("E1_reinforce", "E2_reward_to_go", "E3_Vagent", "E3_Vstar", "E4_gae_l0.95",
+        "E4_gae_g0.99_l0.95")
+COLORS = dict(zip(MAIN, ("tab:red", "tab:orange", "tab:green", "tab:olive", "tab:blue",
+                         "tab:purple"), strict=True))
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -118,7 +119,7 @@ def figures(rows: list[dict], summary: dict) -> dict:
     figs["variance_cosine"] = fig
 
     names = [n for n in summary["checkpoints"][0]["estimators"] if not n.startswith("E3_")
-             or n == "E3_Vagent"]
+             or n in ("E3_Vagent", "E3_Vstar")]
     fig, ax = plt.subplots(figsize=(9, 3.8))
     width = 0.8 / len(ckpts)
     x = np.arange(len(names))
