@@ -9,6 +9,8 @@ Submodules:
   estimator moments by enumeration, plus a gymnax wrapper.
 * :mod:`~jaxpg.variance.metrics`: tr Σ, noise scale, cosines, bias, bootstrap.
 * :mod:`~jaxpg.variance.batch_baselines`: same-batch baselines (biased ones too).
+* :mod:`~jaxpg.variance.vstar`: a time-aware critic V*(s, t) fit on a fresh pool.
+* :mod:`~jaxpg.variance.report`: CSV/markdown tables and matplotlib figures.
 * :mod:`~jaxpg.variance.experiment`: the CartPole experiment behind
   ``jaxpg variance`` (imported lazily; it trains PPO).
 """
