@@ -1,8 +1,7 @@
 """Reproduce the CartPole gradient-variance results of docs/variance.md.
 
 Runs ``jaxpg variance`` (every option is passed through) and, with ``--docs``,
-copies the PNG plots to ``docs/img/`` and the results table to
-``docs/variance_table.md``.
+copies the PNG plots to ``docs/img/`` (the table is in ``OUT/table.md``).
 
 Examples:
   python scripts/reproduce_variance.py --out runs/variance --docs   # CPU default, minutes
@@ -37,8 +36,7 @@ def reproduce(argv: list[str]) -> int:
         img.mkdir(parents=True, exist_ok=True)
         for png in sorted(out.glob("variance_*.png")):
             shutil.copy(png, img / png.name)
-        shutil.copy(out / "table.md", ROOT / "docs" / "variance_table.md")
-        print(f"copied plots to {img} and the table to docs/variance_table.md")
+        print(f"copied plots to {img}; the results table is {out / 'table.md'}")
     return rc
 
 
