@@ -77,9 +77,15 @@ class ExperimentConfig:
     vstar_steps: int = 1500
 
     def __post_init__(self) -> None:
-        if self.pool_size < 4 or self.ref_size < 4:
-            raise ValueError("pool_size and ref_size must be >= 4")
+        if self.pool_size < 4 or self.ref_size < 4 or self.vstar_size < 4:
+            raise ValueError("pool_size, ref_size and vstar_size must be >= 4")
+        if list(self.targets) != sorted(set(self.targets)) or any(t <= 0 for t in self.targets):
+            raise ValueError(f"targets must be increasing and > 0, got {self.targets}")
+        if self.max_batches < 2 or self.resamples < 1 or self.chunk_size < 1:
+            raise ValueError("max_batches must be >= 2, resamples and chunk_size >= 1")
         sizes = self.resolved_batch_sizes()
+        if min(sizes) < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {sizes}")
         if max(sizes) > self.pool_size // 2:
             raise ValueError(
                 f"batch size {max(sizes)} leaves fewer than 2 batches in a pool of "
