@@ -160,6 +160,12 @@ def _trim(pool, limit: int):
     return jax.tree.map(lambda x: x[: min(t, limit)], pool)
 
 
+def _mre(pred, target, mask) -> float:
+    """Mean relative error Σ mask·|V − G|/max(G, 1) / Σ mask of a critic's values."""
+    err = jnp.abs(pred - target) / jnp.maximum(target, 1.0)
+    return float(jnp.sum(err * mask) / jnp.sum(mask))
+
+
 def _clean(x):
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
@@ -234,9 +240,10 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         gradients.episode_weights(Estimator("reward_to_go"), v_pool, v_zeros, v_zeros),
         limit, steps=cfg.vstar_steps)
     v_star = v_apply(v_params, pool.obs)
-    valid = pool.mask > 0
-    vstar_mre = float(jnp.sum(jnp.where(valid, jnp.abs(v_star - rtg) / jnp.maximum(rtg, 1.0),
-                                        0.0)) / jnp.sum(pool.mask))
+    vstar_mre = _mre(v_star, rtg, pool.mask)
+    # The agent's critic was trained on γ = 0.99 returns: score it against those.
+    rtg99 = gradients.episode_weights(Estimator("reward_to_go", gamma=0.99), pool, zeros, zeros)
+    agent_mre = _mre(val_apply(vp, pool.obs), rtg99, pool.mask)
     w_star = gradients.episode_weights(Estimator("baseline"), pool, v_star, zeros)
     pool_g[E3S] = gradients.gradients_from_weights(pol_apply, pp, pool, w_star,
                                                    chunk_size=cfg.chunk_size)
@@ -279,6 +286,7 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         "ref_estimator": E3, "ref_split_half_cos": split_cos,
         "ref_norm_sq": float(jnp.sum(g_ref**2)), "ref_tr_sigma1": ref_trace,
         "vstar_size": cfg.vstar_size, "vstar_mre": vstar_mre,
+        "agent_critic_mre_g0.99": agent_mre,
         "seconds": time.time() - t0, "estimators": summ,
     }
     log(f"{ckpt['name']}: mean length {mean_len:.1f}, ref split-half cos {split_cos:.3f}, "
