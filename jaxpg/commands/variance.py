@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--num-seeds", type=int, default=d.num_seeds,
+                   help="training seeds seed, seed+1, ... each with its own checkpoints "
+                   f"(default: {d.num_seeds})")
     p.add_argument("--targets", type=_floats, default=d.targets, metavar="R,R",
                    help=f"training returns to freeze at, after init (default: {d.targets})")
     p.add_argument("--pool-size", type=int, default=d.pool_size, metavar="K",
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = experiment.ExperimentConfig(
-            seed=args.seed, targets=args.targets, pool_size=args.pool_size,
+            seed=args.seed, num_seeds=args.num_seeds, targets=args.targets,
+            pool_size=args.pool_size,
             ref_size=args.ref_size, batch_sizes=args.batch_sizes, max_batches=args.max_batches,
             lambdas=args.lambdas, batch_baseline_sizes=args.batch_baseline_sizes,
             train_timesteps=args.train_timesteps, resamples=args.resamples,

@@ -46,6 +46,8 @@ class ExperimentConfig:
 
     Attributes:
       seed: master seed (training and pools).
+      num_seeds: training seeds ``seed, seed + 1, …``; each gets its own PPO run,
+        checkpoints and pools (between-seed spread, VARIANCE.md §2.1).
       targets: training-return levels at which to freeze policies (after init).
       pool_size: K, test trajectories per checkpoint.
       ref_size: K_ref, reference trajectories per checkpoint (disjoint pool).
@@ -62,6 +64,7 @@ class ExperimentConfig:
     """
 
     seed: int = 0
+    num_seeds: int = 1
     targets: tuple[float, ...] = (100.0, 250.0, 400.0)
     pool_size: int = 1024
     ref_size: int = 4096
@@ -81,6 +84,8 @@ class ExperimentConfig:
             raise ValueError("pool_size, ref_size and vstar_size must be >= 4")
         if list(self.targets) != sorted(set(self.targets)) or any(t <= 0 for t in self.targets):
             raise ValueError(f"targets must be increasing and > 0, got {self.targets}")
+        if self.num_seeds < 1:
+            raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
         if self.max_batches < 2 or self.resamples < 1 or self.chunk_size < 1:
             raise ValueError("max_batches must be >= 2, resamples and chunk_size >= 1")
         sizes = self.resolved_batch_sizes()
@@ -224,7 +229,8 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
             b["pairs"] = n * mean_len
             b["pred_pairwise"] = n / (n + s["B_ref"])
             b["pred_cos_ref"] = math.sqrt(n / (n + s["B_ref"]))
-            rows.append({"checkpoint": ckpt["name"], "estimator": name, **b})
+            rows.append({"checkpoint": ckpt["name"], "level": ckpt["level"],
+                         "seed": ckpt["seed"], "estimator": name, **b})
         summ[name] = s
 
     all_sizes = cfg.resolved_batch_sizes()
@@ -278,7 +284,8 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         r = boot[a] / boot[b]
         summ[b][f"ratio_{a}_over_self_ci"] = [float(q) for q in np.quantile(r, [0.025, 0.975])]
     info = {
-        "name": ckpt["name"], "target": ckpt["target"], "train_return": ckpt["train_return"],
+        "name": ckpt["name"], "level": ckpt["level"], "seed": ckpt["seed"],
+        "target": ckpt["target"], "train_return": ckpt["train_return"],
         "train_env_steps": ckpt["env_steps"], "mean_length": mean_len,
         "std_length": float(lengths.std()), "frac_at_cap": float(np.mean(lengths >= limit)),
         "pool_size": cfg.pool_size, "ref_size": cfg.ref_size,
@@ -324,9 +331,11 @@ def criteria(checkpoints: list[dict], rows: list[dict]) -> dict:
                and r["M"] >= 8}
         out[c["name"]]["R4_N_trSigmaN_over_trSigma1_E3"] = law
         out[c["name"]]["R4_pass"] = all(abs(v - 1) <= 0.1 for v in law.values())
-    b = [c["estimators"][PPO_GAE]["B"] for c in checkpoints]
-    out["R7_B_ppo_gae_by_checkpoint"] = b
-    out["R7_pass"] = bool(b[-1] > b[0])
+    by_seed: dict = {}
+    for c in checkpoints:
+        by_seed.setdefault(c["seed"], []).append(c["estimators"][PPO_GAE]["B"])
+    out["R7_B_ppo_gae_by_checkpoint"] = by_seed
+    out["R7_pass"] = all(b[-1] > b[0] for b in by_seed.values())
     return out
 
 
@@ -338,13 +347,18 @@ def run(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> tuple[list
       ``variance.csv`` and the JSON-ready summary with the criteria checks.
     """
     t0 = time.time()
-    agent, ckpts = train_checkpoints(cfg, log)
-    key = jax.random.fold_in(jax.random.key(cfg.seed), 12345)
     rows, infos = [], []
-    for i, ck in enumerate(ckpts):
-        r, info = measure_checkpoint(cfg, agent, ck, i, key, log)
-        rows += r
-        infos.append(info)
+    for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
+        cfg_s = dataclasses.replace(cfg, seed=seed)
+        agent, ckpts = train_checkpoints(cfg_s, log)
+        key = jax.random.fold_in(jax.random.key(seed), 12345)
+        for i, ck in enumerate(ckpts):
+            level = ck["name"]
+            name = level if cfg.num_seeds == 1 else f"{level}@s{seed}"
+            ck = ck | {"name": name, "level": level, "seed": seed}
+            r, info = measure_checkpoint(cfg_s, agent, ck, i, key, log)
+            rows += r
+            infos.append(info)
     summary = _clean({
         "config": dataclasses.asdict(cfg) | {"batch_sizes": cfg.resolved_batch_sizes()},
         "target": "T1: gradient of E[sum_{t<500} r_t], gamma = 1, complete episodes",

@@ -77,77 +77,100 @@ def _series(rows, ckpt, name, key):
     return n, y, lo, hi
 
 
+def _levels(summary: dict) -> dict[str, list[dict]]:
+    """Checkpoints grouped by return level (one entry per training seed)."""
+    out: dict[str, list[dict]] = {}
+    for c in summary["checkpoints"]:
+        out.setdefault(c.get("level", c["name"]), []).append(c)
+    return out
+
+
 def figures(rows: list[dict], summary: dict) -> dict:
-    """``{file stem: Figure}``: cosines vs N, tr Σ₁ bars, λ chart, batch baselines."""
+    """``{file stem: Figure}``: cosines vs N, tr Σ₁ bars, λ chart, batch baselines.
+
+    One column (or colour) per return level; with several training seeds each
+    seed is a thin line of the same colour.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ckpts = [c["name"] for c in summary["checkpoints"]]
-    info = {c["name"]: c for c in summary["checkpoints"]}
+    levels = _levels(summary)
+    many = max(len(v) for v in levels.values()) > 1
+    lw, alpha = (0.9, 0.6) if many else (1.5, 1.0)
     figs = {}
 
-    fig, axes = plt.subplots(2, len(ckpts), figsize=(3.2 * len(ckpts), 5.6), sharey="row",
+    fig, axes = plt.subplots(2, len(levels), figsize=(3.2 * len(levels), 5.6), sharey="row",
                              squeeze=False)
-    for j, ck in enumerate(ckpts):
+    for j, (level, group) in enumerate(levels.items()):
         for i, key in enumerate(("pairwise_cos", "cos_ref")):
             ax = axes[i, j]
-            for name in MAIN:
-                n, y, lo, hi = _series(rows, ck, name, key)
-                if n.size == 0:
-                    continue
-                ax.plot(n, y, "o-", ms=3, color=COLORS[name], label=name)
-                ax.fill_between(n, lo, hi, color=COLORS[name], alpha=0.15, lw=0)
-                if key == "cos_ref" and name == "E3_Vagent":
-                    _, pred, _, _ = _series(rows, ck, name, "pred_cos_ref")
-                    ax.plot(n, pred, "--", color=COLORS[name], lw=1)
+            for k, c in enumerate(group):
+                for name in MAIN:
+                    n, y, lo, hi = _series(rows, c["name"], name, key)
+                    if n.size == 0:
+                        continue
+                    ax.plot(n, y, "o-", ms=2.5, lw=lw, alpha=alpha, color=COLORS[name],
+                            label=name if k == 0 else None)
+                    if not many:
+                        ax.fill_between(n, lo, hi, color=COLORS[name], alpha=0.15, lw=0)
+                    if key == "cos_ref" and name == "E3_Vagent" and k == 0:
+                        _, pred, _, _ = _series(rows, c["name"], name, "pred_cos_ref")
+                        ax.plot(n, pred, "--", color=COLORS[name], lw=1)
             ax.set_xscale("log", base=2)
             ax.axhline(0.9, color="grey", lw=0.5, ls=":")
             ax.set_ylim(-0.1, 1.02)
             ax.grid(alpha=0.3)
             if i == 0:
-                ax.set_title(f"{ck} (mean len {info[ck]['mean_length']:.0f})", fontsize=9)
+                lens = ", ".join(f"{c['mean_length']:.0f}" for c in group)
+                ax.set_title(f"{level} (mean len {lens})", fontsize=9)
             else:
                 ax.set_xlabel("batch size N (trajectories)")
-        axes[0, 0].set_ylabel("mean pairwise cosine")
-        axes[1, 0].set_ylabel("cosine to g_ref")
+    axes[0, 0].set_ylabel("mean pairwise cosine")
+    axes[1, 0].set_ylabel("cosine to g_ref")
     axes[0, 0].legend(fontsize=6, loc="upper left")
-    fig.suptitle("CartPole-v1: batch-estimate agreement vs N (95% bootstrap CI; dashed: "
-                 "√(N/(N+B)) for E3)", fontsize=9)
+    band = "a line per seed" if many else "95% CI"
+    fig.suptitle(f"CartPole-v1: agreement of batch estimates vs N ({band}; "
+                 "dashed: √(N/(N+B)), E3-Vagent)", fontsize=8)
     fig.tight_layout()
     figs["variance_cosine"] = fig
 
-    names = [n for n in summary["checkpoints"][0]["estimators"] if not n.startswith("E3_")
-             or n in ("E3_Vagent", "E3_Vstar")]
+    first = summary["checkpoints"][0]["estimators"]
+    names = [n for n in first if not n.startswith("E3_") or n in ("E3_Vagent", "E3_Vstar")]
     fig, ax = plt.subplots(figsize=(9, 3.8))
-    width = 0.8 / len(ckpts)
+    width = 0.8 / len(levels)
     x = np.arange(len(names))
-    for j, ck in enumerate(ckpts):
-        est = info[ck]["estimators"]
-        ax.bar(x + j * width, [est[n]["tr_sigma1"] for n in names], width,
-               label=f"{ck} (len {info[ck]['mean_length']:.0f})")
+    for j, (level, group) in enumerate(levels.items()):
+        tr = np.array([[c["estimators"][n]["tr_sigma1"] for n in names] for c in group])
+        mid = np.exp(np.log(tr).mean(0))
+        err = [mid - tr.min(0), tr.max(0) - mid] if many else None
+        lens = "/".join(f"{c['mean_length']:.0f}" for c in group)
+        ax.bar(x + j * width, mid, width, yerr=err, capsize=2, label=f"{level} (len {lens})")
     ax.set_yscale("log")
     ax.set_xticks(x + 0.4 - width / 2, [n.replace("_", " ") for n in names], rotation=30,
                   ha="right", fontsize=7)
     ax.set_ylabel("tr Σ₁ (per trajectory)")
-    ax.set_title("Trace of the per-trajectory gradient covariance", fontsize=9)
+    ax.set_title("Trace of the per-trajectory gradient covariance"
+                 + (" (geometric mean, min–max over seeds)" if many else ""), fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     figs["variance_trace"] = fig
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ck in ckpts:
-        est = info[ck]["estimators"]
-        lam = sorted((float(k.split("_l")[1]), k) for k in est if k.startswith("E4_gae_l"))
-        lam.append((1.0, "E3_Vagent"))
-        ls = [v for v, _ in lam]
-        bias = [est[k]["rel_bias"] if est[k]["rel_bias"] is not None else 0.0 for _, k in lam]
-        axes[0].plot(ls, bias, "o-", ms=3, label=ck)
-        axes[1].plot(ls, [est[k]["tr_sigma1"] / est["E3_Vagent"]["tr_sigma1"] for _, k in lam],
-                     "o-", ms=3, label=ck)
-    axes[0].set_ylabel("relative bias ‖E ĝ − g_ref‖/‖g_ref‖ (debiased)")
+    for j, (level, group) in enumerate(levels.items()):
+        for k, c in enumerate(group):
+            est = c["estimators"]
+            lam = sorted((float(n.split("_l")[1]), n) for n in est if n.startswith("E4_gae_l"))
+            lam.append((1.0, "E3_Vagent"))
+            ls = [v for v, _ in lam]
+            bias = [est[n]["rel_bias"] or 0.0 for _, n in lam]
+            ratio = [est[n]["tr_sigma1"] / est["E3_Vagent"]["tr_sigma1"] for _, n in lam]
+            label = level if k == 0 else None
+            axes[0].plot(ls, bias, "o-", ms=3, lw=lw, alpha=alpha, color=f"C{j}", label=label)
+            axes[1].plot(ls, ratio, "o-", ms=3, lw=lw, alpha=alpha, color=f"C{j}", label=label)
+    axes[0].set_ylabel("relative bias vs T1 (debiased; 0 = within noise)")
     axes[1].set_ylabel("tr Σ₁ / tr Σ₁(λ = 1)")
     axes[1].set_yscale("log")
     for ax in axes:
@@ -160,16 +183,17 @@ def figures(rows: list[dict], summary: dict) -> dict:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     markers = {"mean": "o", "loo": "s", "refit": "^"}
-    for j, ck in enumerate(ckpts):
-        for kind, mk in markers.items():
-            pts = sorted((s["batch_N"], s["scale_ratio"], s["scale_ratio_se"])
-                         for k, s in info[ck]["estimators"].items()
-                         if k.startswith(f"E3_{kind}_N"))
-            if pts:
+    for j, (level, group) in enumerate(levels.items()):
+        for k, c in enumerate(group):
+            for kind, mk in markers.items():
+                pts = sorted((s["batch_N"], s["scale_ratio"], s["scale_ratio_se"])
+                             for n, s in c["estimators"].items() if n.startswith(f"E3_{kind}_N"))
+                if not pts:
+                    continue
                 n, r, se = (np.array(v, float) for v in zip(*pts, strict=True))
-                ax.errorbar(n * (1 + 0.06 * j), r, 2 * se, fmt=mk, ms=4, capsize=2,
-                            color=f"C{j}", label=f"{kind} · {ck}" if kind == "mean" or j == 0
-                            else None)
+                shift = 1 + 0.05 * (j * len(group) + k)
+                ax.errorbar(n * shift, r, 2 * se, fmt=mk, ms=4, capsize=2, color=f"C{j}",
+                            alpha=alpha, label=level if kind == "mean" and k == 0 else None)
     nn = np.geomspace(2, max(summary["config"]["batch_baseline_sizes"]), 50)
     ax.plot(nn, 1 - 1 / nn, "k--", lw=1, label="1 − 1/N")
     ax.axhline(1.0, color="k", lw=0.5)
