@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "table.md").write_text(report.markdown_table(summary))
     if not args.no_plots:
         for stem, fig in report.figures(rows, summary).items():
-            fig.savefig(out / f"{stem}.png", dpi=90)
+            fig.savefig(out / f"{stem}.png", dpi=72)
     if args.json:
         emit_json(summary)
     else:
