@@ -370,3 +370,22 @@ def test_vstar_fits_time_limited_returns():
                               batch_size=256)
     # A constant (the mean, 10.5) would be off by 5 on average; time makes it ~exact.
     assert float(jnp.mean(jnp.abs(apply(params, obs) - g))) < 1.0
+
+
+def test_frozen_params_are_arguments_no_recompile():
+    """A new checkpoint (new param values, same shapes) reuses the compiled sampler
+    and gradient programs: freezing = passing params as arguments (VARIANCE.md 2.1)."""
+    mdp = tabular.random_layered(2)
+    env = tabular.TabularEnv(mdp)
+    shape = (mdp.num_states, mdp.num_actions)
+    est = [Estimator("reward_to_go")]
+
+    def measure(theta):
+        pool = sample_episodes(jax.random.key(0), env, env.default_params,
+                               tabular.softmax_policy, theta, 16)
+        return pool_gradients(tabular.softmax_policy, theta, pool, est)
+
+    measure(jnp.zeros(shape))
+    sizes = (grads_mod._sample._cache_size(), grads_mod._grads._cache_size())
+    measure(jnp.ones(shape))
+    assert (grads_mod._sample._cache_size(), grads_mod._grads._cache_size()) == sizes
