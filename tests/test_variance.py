@@ -389,3 +389,32 @@ def test_frozen_params_are_arguments_no_recompile():
     sizes = (grads_mod._sample._cache_size(), grads_mod._grads._cache_size())
     measure(jnp.ones(shape))
     assert (grads_mod._sample._cache_size(), grads_mod._grads._cache_size()) == sizes
+
+
+def test_ppo_weights_equal_clipped_surrogate_gradient_at_theta_old():
+    """E5a: the mean of the per-trajectory terms is ∇ of PPO's clipped objective at
+    θ = θ_old with batch-normalised advantages (the clip is inactive at ratio 1)."""
+    from jaxpg import estimators
+
+    mdp, theta, v = layered_setup()
+    theta = jnp.asarray(theta, jnp.float32)
+    env = tabular.TabularEnv(mdp)
+    n = 6
+    pool = sample_episodes(jax.random.key(3), env, env.default_params, tabular.softmax_policy,
+                           theta, n)
+    values, next_values = grads_mod.critic_values(tabular.table_value, jnp.asarray(v), pool)
+    adv = grads_mod.episode_weights(Estimator("vpg", 0.99, 0.95), pool, values, next_values)
+    w = batch_baselines.ppo_weights(adv, pool.mask, n)
+    ours = grads_mod.gradients_from_weights(tabular.softmax_policy, theta, pool, w).mean(0)
+
+    norm = estimators.normalize(adv, pool.mask)
+    old = jax.lax.stop_gradient(theta)
+
+    def objective(th):
+        logp = jax.nn.log_softmax(tabular.softmax_policy(th, pool.obs))
+        logp_old = jax.nn.log_softmax(tabular.softmax_policy(old, pool.obs))
+        pick = lambda lp: jnp.take_along_axis(lp, pool.action[..., None], -1)[..., 0]  # noqa: E731
+        return estimators.ppo_surrogate(pick(logp), pick(logp_old), norm, pool.mask, 0.2)[0]
+
+    np.testing.assert_allclose(ours, jax.grad(objective)(theta).reshape(-1), rtol=1e-4,
+                               atol=1e-6)

@@ -12,6 +12,8 @@ trajectories. G_{i,t} is trajectory i's reward-to-go (0 after its end).
   fit of G on features [1, s, s², t/T, (t/T)²] over the batch's own steps,
   the "refit the critic, then compute advantages" pattern; biased, most at
   small N.
+* :func:`ppo_weights` (E5a): PPO's per-batch advantage normalisation and
+  per-step mean, the gradient of its surrogate at θ = θ_old.
 """
 
 from __future__ import annotations
@@ -68,6 +70,23 @@ def refit_weights(pool: rollout.Transition, rtg: Array, n: int, ridge: float = 1
     g, mask = _batched(rtg, n), _batched(pool.mask, n)
     v = jax.vmap(_fit_batch, in_axes=(1, 1, 1, None), out_axes=1)(phi, g, mask, ridge)
     return _unbatched(g - v)
+
+
+def ppo_weights(adv: Array, mask: Array, n: int, eps: float = 1e-8) -> Array:
+    """E5a: PPO's gradient at θ = θ_old, written as per-trajectory weights ``[T, M·n]``.
+
+    At ratio 1 the clip is inactive, so ∇ of the clipped surrogate on a batch is
+    (1/Σ_j T_j) Σ_{i,t} ∇log π(a_it|s_it) Â_it, with Â = (A − mean)/(std + eps)
+    normalised over the batch's steps (pitfall 3, 11). Weights
+    w_it = n Â_it / Σ_j T_j make the mean of the n per-trajectory terms equal to
+    that gradient. Its scale depends on the episode lengths, so compare it
+    through cosines only.
+    """
+    a, m = _batched(adv, n), _batched(mask, n)
+    count = jnp.sum(m, axis=(0, 2), keepdims=True)
+    mean = jnp.sum(a * m, axis=(0, 2), keepdims=True) / count
+    std = jnp.sqrt(jnp.sum((a - mean) ** 2 * m, axis=(0, 2), keepdims=True) / count)
+    return _unbatched((a - mean) / (std + eps) * (n / count))
 
 
 def batch_weights(kind: str, pool: rollout.Transition, rtg: Array, n: int) -> Array:

@@ -16,7 +16,8 @@ Protocol (``/shared/VARIANCE.md`` §2, primary design, target T1 = ∇E[Σ_{t<50
    (G_t − V*(s_t, t), V* fit on a third, fresh pool: ``jaxpg.variance.vstar``), GAE with γ = 1
    at several λ (λ = 1 is E3-Vagent), the PPO-style GAE(0.99, 0.95) (a T2
    estimator, reported against T1), and the same-batch baselines
-   ``E3-mean``/``E3-loo``/``E3-refit`` at a few N.
+   ``E3-mean``/``E3-loo``/``E3-refit`` and PPO's normalised estimator E5a at a
+   few N.
 5. Metrics (``jaxpg.variance.metrics``) for N = 1, 2, 4, … with M ≤ 32 disjoint
    batches per N; written to ``variance.csv``, ``summary.json`` and PNG plots.
 """
@@ -237,6 +238,7 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
     pool_g = gradients.pool_gradients(pol_apply, pp, pool, estimator_set(cfg.lambdas),
                                       **grad_kw)
     zeros = jnp.zeros_like(pool.reward)
+    grad_values = gradients.critic_values(val_apply, vp, pool)
     rtg = gradients.episode_weights(Estimator("reward_to_go"), pool, zeros, zeros)
     k_v = jax.random.fold_in(jax.random.fold_in(key, 7919), index)
     v_pool = sample(jax.random.fold_in(k_v, 0), cfg.vstar_size)
@@ -260,8 +262,12 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
                                     "z_max_abs": float(np.max(np.abs(z)))})
     del pool_g
 
+    ppo_adv = gradients.episode_weights(Estimator("vpg", 0.99, 0.95), pool, *grad_values)
     for n in cfg.batch_baseline_sizes:
         sub = batch_baselines.truncate_pool(pool, n)
+        w = batch_baselines.ppo_weights(ppo_adv, pool.mask, n)
+        g = gradients.gradients_from_weights(pol_apply, pp, sub, w, chunk_size=cfg.chunk_size)
+        record(f"E5a_ppo_N{n}", g, (n,), {"batch_N": n, "expected_scale": None})
         for kind in batch_baselines.BATCH_BASELINES:
             w = batch_baselines.batch_weights(kind, pool, rtg, n)
             g = gradients.gradients_from_weights(pol_apply, pp, sub, w,
