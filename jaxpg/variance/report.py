@@ -137,7 +137,7 @@ def figures(rows: list[dict], summary: dict) -> dict:
     figs["variance_cosine"] = fig
 
     first = summary["checkpoints"][0]["estimators"]
-    names = [n for n in first if not n.startswith("E3_") or n in ("E3_Vagent", "E3_Vstar")]
+    names = [n for n in first if "_N" not in n]  # batch-dependent ones are per N
     fig, ax = plt.subplots(figsize=(9, 3.8))
     width = 0.8 / len(levels)
     x = np.arange(len(names))
