@@ -1,0 +1,368 @@
+"""Per-trajectory policy-gradient estimates on complete episodes.
+
+Conventions:
+
+* A *pool* is a time-major :class:`jaxpg.rollout.Transition` ``[T, K, ...]``
+  holding K complete episodes, one per column, each started from its own reset
+  and sampled with its own key (``jax.random.split(key, K)``, so a trajectory
+  depends only on its key, never on the chunk size). ``mask[t, i]`` is 1 up to
+  and including the step that ends episode i and 0 afterwards.
+* The per-trajectory gradient of estimator e is
+  ĝ_i = ∇_θ Σ_t stop_grad(w_t) log π_θ(a_t|s_t) mask_t, flattened with
+  ``jax.flatten_util.ravel_pytree``; the batch estimate of N trajectories is
+  the mean of their ĝ_i (sum over time, mean over trajectories: the unbiased
+  form; PPO's per-step mean is a different, ratio estimator).
+* Targets. With γ = 1 and no bootstrapping every estimator here except GAE with
+  λ < 1 is unbiased for T1, ∇J with J = E[Σ_{t<T} r_t] and T the episode's time
+  limit. The time limit ends the objective, so by default a truncation is
+  treated like a termination (``bootstrap_truncated=False``); with ``True`` the
+  critic bootstraps V(final obs) there (the infinite-horizon semantics).
+* Discounting. The *common* reward-to-go weight Σ_{k≥t} γ^{k−t} r_k is
+  unbiased for the semi-gradient g^γ = E Σ_t ∇log π_t Q^γ_t, which is not ∇J_γ.
+  ``exact_discount=True`` multiplies the weights of ``reward_to_go``,
+  ``baseline`` and ``vpg`` by γ^t, which makes them unbiased for ∇J_γ,
+  J_γ = E[Σ_t γ^t r_t]. ``reinforce`` weights every step by R_γ(τ) = Σ_k γ^k r_k
+  and is already exact for ∇J_γ; it is left unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from jaxpg import envs, estimators, networks, rollout
+
+Array = jax.Array
+KINDS = ("reinforce", "reward_to_go", "baseline", "vpg")
+
+
+class Estimator(NamedTuple):
+    """One estimator to measure: a weight rule and its maths parameters.
+
+    Attributes:
+      kind: ``reinforce`` (w_t = R(τ)), ``reward_to_go`` (w_t = G_t),
+        ``baseline`` (w_t = G_t − V(s_t)) or ``vpg`` (w_t = GAE(γ, λ)_t).
+      gamma: discount γ.
+      lam: GAE λ (``vpg`` only).
+      exact_discount: multiply w_t by γ^t (the exact ∇J_γ form).
+      bootstrap_truncated: bootstrap V(final obs) at time-limit truncations.
+      label: name used in tables; defaults to ``kind``.
+    """
+
+    kind: str
+    gamma: float = 1.0
+    lam: float = 1.0
+    exact_discount: bool = False
+    bootstrap_truncated: bool = False
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.kind in ("baseline", "vpg")
+
+
+def check_kind(kind: str) -> None:
+    """Raise ``ValueError`` unless ``kind`` is one of :data:`KINDS`."""
+    if kind not in KINDS:
+        raise ValueError(f"estimator={kind!r} is unknown; allowed: {', '.join(KINDS)}")
+
+
+# --- sampling -----------------------------------------------------------------
+
+
+def _one_episode(key, policy_apply, params, env, env_params, spec, horizon) -> rollout.Transition:
+    """One complete episode from its own key: leaves ``[T, ...]``."""
+    trans = rollout.rollout_episodes(
+        key, policy_apply, params, env, env_params, spec, 1, horizon
+    )
+    return jax.tree.map(lambda x: x[:, 0], trans)
+
+
+def _horizon(spec: envs.EnvSpec, max_steps: int | None) -> int:
+    horizon = spec.max_episode_steps if max_steps is None else int(max_steps)
+    if horizon < 1:
+        raise ValueError(
+            "max_steps is needed: this environment has no max_steps_in_episode to bound "
+            "an episode"
+        )
+    return horizon
+
+
+def sample_episodes(
+    key: Array,
+    env: envs.Environment,
+    env_params: Any,
+    policy_apply: Callable,
+    policy_params: Any,
+    num_trajectories: int,
+    *,
+    max_steps: int | None = None,
+    chunk_size: int = 1024,
+) -> rollout.Transition:
+    """Sample a pool of complete episodes, one key per trajectory.
+
+    Args:
+      key: PRNG key; trajectory i uses ``jax.random.split(key, K)[i]``.
+      env, env_params: a gymnax environment with discrete actions.
+      policy_apply: ``(params, obs[..., obs_size]) -> logits[..., n]``.
+      policy_params: frozen policy parameters.
+      num_trajectories: K.
+      max_steps: T, the episode limit (default: the env's
+        ``max_steps_in_episode``). An episode still running at step T − 1 is
+        cut there; the objective is then the T-step one.
+      chunk_size: trajectories simulated at once (bounds memory, not results).
+
+    Returns:
+      Time-major ``Transition`` ``[T, K, ...]`` with ``mask``.
+    """
+    spec = envs.env_spec(env, env_params)
+    if not spec.discrete:
+        raise ValueError("per-trajectory gradients need a discrete action space")
+    return _sample(key, env_params, policy_params, policy_apply, env, spec,
+                   _horizon(spec, max_steps), num_trajectories,
+                   min(chunk_size, num_trajectories))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
+def _sample(key, env_params, policy_params, policy_apply, env, spec, horizon, num, chunk):
+    keys = jax.random.split(key, num)
+    fn = lambda k: _one_episode(k, policy_apply, policy_params, env, env_params, spec, horizon)
+    pool = jax.lax.map(fn, keys, batch_size=chunk)
+    return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), pool)
+
+
+def critic_values(value_apply: Callable | None, value_params: Any, pool: rollout.Transition):
+    """V(s_t) and V(s'_t) ``[T, K]`` (zeros without a critic)."""
+    if value_apply is None:
+        zeros = jnp.zeros_like(pool.reward)
+        return zeros, zeros
+    return value_apply(value_params, pool.obs), value_apply(value_params, pool.final_obs)
+
+
+def episode_flags(pool: rollout.Transition, bootstrap_truncated: bool):
+    """Effective ``(terminated, truncated)`` for weights on complete episodes.
+
+    The last step of the array ends every episode still running (a cut at the
+    objective's horizon). Without bootstrapping, truncations become terminations.
+    """
+    last = jnp.zeros_like(pool.terminated).at[-1].set(True)
+    trunc = jnp.logical_or(pool.truncated, jnp.logical_and(last, pool.mask > 0))
+    trunc = jnp.logical_and(trunc, ~pool.terminated)
+    if bootstrap_truncated:
+        return pool.terminated, trunc
+    return jnp.logical_or(pool.terminated, trunc), jnp.zeros_like(trunc)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def episode_weights(
+    est: Estimator, pool: rollout.Transition, values: Array, next_values: Array
+) -> Array:
+    """Weights w_t ``[T, K]`` of one estimator on a pool of complete episodes.
+
+    Rewards after an episode's end are zeroed, and the weights are reused from
+    ``jaxpg.estimators.weights`` (``reinforce`` → R(τ), ``reward_to_go`` → G_t,
+    ``baseline`` → G_t − V(s_t), ``vpg`` → GAE). With ``exact_discount`` the
+    critic and reward-to-go weights are multiplied by γ^t.
+
+    Args:
+      est: the estimator.
+      pool: ``[T, K]`` complete episodes.
+      values, next_values: V(s_t), V(s'_t) ``[T, K]`` (ignored without a critic).
+
+    Returns:
+      ``[T, K]`` weights (not yet masked).
+    """
+    check_kind(est.kind)
+    reward = pool.reward * pool.mask
+    term, trunc = episode_flags(pool, est.bootstrap_truncated)
+    w = estimators.weights(
+        est.kind, reward, values, next_values, term, trunc, gamma=est.gamma, lam=est.lam
+    ).psi
+    if est.exact_discount and est.kind != "reinforce":
+        t = jnp.arange(w.shape[0], dtype=w.dtype).reshape((-1,) + (1,) * (w.ndim - 1))
+        w = w * jnp.asarray(est.gamma, w.dtype) ** t
+    return w
+
+
+# --- gradients ----------------------------------------------------------------
+
+
+def _surrogate(policy_params, policy_apply, obs, action, weight, mask) -> Array:
+    """L_i(θ) = Σ_t stop_grad(w_t) log π_θ(a_t|s_t) mask_t for one trajectory ``[T]``."""
+    logp = networks.log_prob(policy_apply(policy_params, obs), action)
+    return estimators.pg_surrogate(logp, weight, mask, 1.0)
+
+
+def _flat_grad(policy_apply, policy_params, obs, action, weight, mask) -> Array:
+    g = jax.grad(_surrogate)(policy_params, policy_apply, obs, action, weight, mask)
+    return ravel_pytree(g)[0]
+
+
+def gradients_from_weights(
+    policy_apply: Callable,
+    policy_params: Any,
+    pool: rollout.Transition,
+    weights: Array,
+    *,
+    chunk_size: int = 512,
+) -> Array:
+    """Per-trajectory gradients ĝ_i = Σ_t w_ti ∇log π(a_ti|s_ti) mask_ti.
+
+    ``vmap(grad)`` over trajectories inside ``lax.map`` chunks, so memory is
+    O(chunk · T · width) whatever K is.
+
+    Args:
+      policy_apply: ``(params, obs) -> logits``.
+      policy_params: policy parameters (d of them once flattened).
+      pool: ``[T, K]`` episodes (``obs``, ``action``, ``mask`` are used).
+      weights: ``[T, K]`` weights w (wrapped in ``stop_gradient``).
+      chunk_size: trajectories per vmapped chunk.
+
+    Returns:
+      ``[K, d]`` float32 (float64 under x64) per-trajectory gradients.
+    """
+    return _grads(policy_apply, min(chunk_size, weights.shape[1]), policy_params,
+                  pool.obs, pool.action, weights, pool.mask)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _grads(policy_apply, chunk, policy_params, obs, action, weights, mask):
+    xs = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), (obs, action, weights, mask))
+    fn = lambda x: _flat_grad(policy_apply, policy_params, *x)
+    return jax.lax.map(fn, xs, batch_size=chunk)
+
+
+def pool_gradients(
+    policy_apply: Callable,
+    policy_params: Any,
+    pool: rollout.Transition,
+    estimators_: Sequence[Estimator],
+    *,
+    value_apply: Callable | None = None,
+    value_params: Any = None,
+    chunk_size: int = 512,
+) -> dict[str, Array]:
+    """Per-trajectory gradients of several estimators on the SAME trajectories.
+
+    Common random numbers: every estimator sees the same pool, so paired
+    comparisons (variance ratios, bias differences) are sharper.
+
+    Returns:
+      ``{estimator.name: [K, d]}``.
+    """
+    values, next_values = critic_values(value_apply, value_params, pool)
+    out = {}
+    for est in estimators_:
+        if est.uses_critic and value_apply is None:
+            raise ValueError(f"estimator {est.name!r} needs value_apply and value_params")
+        w = episode_weights(est, pool, values, next_values)
+        out[est.name] = gradients_from_weights(
+            policy_apply, policy_params, pool, w, chunk_size=chunk_size
+        )
+    return out
+
+
+def _traj_gradient(key, policy_params, value_params, env_params, static) -> Array:
+    policy_apply, value_apply, env, spec, horizon, est = static
+    ep = jax.tree.map(
+        lambda x: x[:, None],
+        _one_episode(key, policy_apply, policy_params, env, env_params, spec, horizon),
+    )
+    values, next_values = critic_values(value_apply, value_params, ep)
+    w = episode_weights(est, ep, values, next_values)
+    return _flat_grad(policy_apply, policy_params, ep.obs[:, 0], ep.action[:, 0], w[:, 0],
+                      ep.mask[:, 0])
+
+
+def per_trajectory_gradients(
+    key: Array,
+    env: envs.Environment,
+    env_params: Any,
+    policy_apply: Callable,
+    policy_params: Any,
+    num_trajectories: int,
+    *,
+    estimator: str,
+    gamma: float = 1.0,
+    lam: float = 1.0,
+    value_apply: Callable | None = None,
+    value_params: Any = None,
+    max_steps: int | None = None,
+    exact_discount: bool = False,
+    bootstrap_truncated: bool = False,
+    chunk_size: int = 256,
+) -> Array:
+    """Flattened gradient estimate of each of K fresh complete trajectories.
+
+    ĝ_i = Σ_t w_t ∇_θ log π_θ(a_t|s_t) over episode i; the mean over i is the
+    batch estimate of ∇J. Sampling, weights and ``vmap(grad)`` run together in
+    ``lax.map`` chunks, so memory is O(chunk · T + K · d).
+
+    Args:
+      key: PRNG key; trajectory i uses ``jax.random.split(key, K)[i]``.
+      env, env_params: any gymnax environment with discrete actions.
+      policy_apply: ``(params, obs) -> logits``.
+      policy_params: frozen policy parameters.
+      num_trajectories: K.
+      estimator: ``reinforce``, ``reward_to_go``, ``baseline`` or ``vpg``.
+      gamma: discount γ.
+      lam: GAE λ (``vpg``).
+      value_apply: ``(params, obs) -> value`` (needed by ``baseline``, ``vpg``).
+      value_params: critic parameters.
+      max_steps: episode limit T (default: the env's ``max_steps_in_episode``).
+      exact_discount: weight step t by γ^t as well (unbiased for ∇J_γ).
+      bootstrap_truncated: bootstrap V(final obs) at time-limit truncations.
+      chunk_size: trajectories per vmapped chunk.
+
+    Returns:
+      ``[num_trajectories, num_params]`` per-trajectory gradients.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxpg.variance import tabular
+      >>> mdp = tabular.two_step_refund()
+      >>> env = tabular.TabularEnv(mdp)
+      >>> theta = jnp.zeros((mdp.num_states, mdp.num_actions))
+      >>> g = per_trajectory_gradients(jax.random.key(0), env, env.default_params,
+      ...     tabular.softmax_policy, theta, 8, estimator="reward_to_go")
+      >>> g.shape
+      (8, 8)
+    """
+    check_kind(estimator)
+    est = Estimator(estimator, gamma, lam, exact_discount, bootstrap_truncated)
+    if est.uses_critic and value_apply is None:
+        raise ValueError(f"estimator={estimator!r} needs value_apply and value_params")
+    spec = envs.env_spec(env, env_params)
+    if not spec.discrete:
+        raise ValueError("per-trajectory gradients need a discrete action space")
+    static = (policy_apply, value_apply, env, spec, _horizon(spec, max_steps), est)
+    return _ptg(static, num_trajectories, min(chunk_size, num_trajectories), key,
+                policy_params, value_params, env_params)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _ptg(static, num, chunk, key, policy_params, value_params, env_params):
+    keys = jax.random.split(key, num)
+    fn = lambda k: _traj_gradient(k, policy_params, value_params, env_params, static)
+    return jax.lax.map(fn, keys, batch_size=chunk)
+
+
+def param_layers(params: Any) -> list[tuple[str, int, int]]:
+    """``(name, start, stop)`` of each leaf in ``ravel_pytree`` order."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    out, start = [], 0
+    for path, leaf in leaves:
+        name = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        size = int(jnp.size(leaf))
+        out.append((name, start, start + size))
+        start += size
+    return out
