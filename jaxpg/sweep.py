@@ -190,6 +190,11 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
             mesh, memory_fraction)
         info.estimated_bytes_per_run = estimate_run_bytes(config, env, env_params)
         size = _plan_chunk(info, len(todo), chunk)
+        log.info("program %d/%d %s: compiling for chunks of %d run(s) (estimate %.1f MiB "
+                 "per run, budget %.0f MiB per device from %s)", index + 1, num_programs,
+                 info.static or "(no static fields)", size,
+                 info.estimated_bytes_per_run / 2**20, info.budget_bytes / 2**20,
+                 info.budget_source)
         compiled = _compile(fn, size, shard, info)
         per_run = info.compiled_bytes_per_device * info.num_devices / size
         if chunk is None and per_run and info.compiled_bytes_per_device > info.budget_bytes \
