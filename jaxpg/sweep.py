@@ -26,7 +26,7 @@ from jaxpg import sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.grid import ALIASES, Grid, check_grid, hparams_batch
 from jaxpg.train import make_train
-from jaxpg.update import make_agent
+from jaxpg.update import init_state, make_agent
 
 log = logging.getLogger("jaxpg.sweep")
 
@@ -111,21 +111,22 @@ def _tree_bytes(tree) -> int:
 
 
 def estimate_run_bytes(config: Config, env=None, env_params=None) -> int:
-    """Analytic upper estimate of one run's device memory, without compiling.
+    """Analytic upper estimate of one run's device memory, without tracing the run.
 
-    ``3 × state + outputs + 6 × rollout + activations``: the train state
+    ``3 × state + metrics + 6 × rollout + activations``: the train state
     (params, Adam moments, envs) double-buffered plus gradients, the per-update
-    metrics, the ``[T, B]`` transition with its shuffled PPO copy and estimator
-    weights, and forward/backward activations of both MLPs over the batch.
+    metrics (at most 16 float32 per update), the ``[T, B]`` transition with its
+    shuffled PPO copy and estimator weights, and forward/backward activations of
+    both MLPs over the batch. It errs high (about 3× the compiled figure for
+    small CartPole runs); the compiled program's own figure is checked after.
     """
     agent = make_agent(config, env, env_params)
-    train = make_train(config, env, env_params)
-    out = jax.eval_shape(train, jax.random.key(0))
+    state = jax.eval_shape(lambda k: init_state(agent, k), jax.random.key(0))
     n = agent.horizon * config.num_envs
-    obs = agent.spec.obs_size
-    transition = n * (2 * obs + agent.spec.action_dim + 10) * 4
+    transition = n * (2 * agent.spec.obs_size + agent.spec.action_dim + 10) * 4
     activations = n * sum(config.hidden_sizes) * 4 * 2 * 3
-    return 3 * _tree_bytes(out.state) + _tree_bytes(out.metrics) + 6 * transition + activations
+    metrics = agent.num_updates * 16 * 4
+    return 3 * _tree_bytes(state) + metrics + 6 * transition + activations
 
 
 def _compiled_bytes(compiled) -> int:
@@ -161,10 +162,17 @@ def _compile(fn, chunk: int, shard, info: ProgramInfo):
     return compiled
 
 
-def _plan_chunk(info: ProgramInfo, remaining: int, chunk: int | None) -> int:
+def _plan_chunk(info: ProgramInfo, remaining: int, chunk: int | None, platform: str) -> int:
     d = info.num_devices
     if chunk is not None:
         return sharding.round_up(min(max(1, chunk), remaining), d)
+    if platform == "cpu" and d > 1:
+        # jaxlib's batched LAPACK calls (QR of the orthogonal init) wait on a thread pool
+        # that the other host "devices" occupy: with several runs per CPU device the
+        # program can deadlock, so CPU meshes get one run per device per chunk.
+        log.warning("%d CPU devices: one run per device per chunk (batched LAPACK calls "
+                    "can deadlock across host devices); pass chunk= to override", d)
+        return d
     per_device = max(1, info.budget_bytes // max(1, info.estimated_bytes_per_run))
     fit = max(d, per_device * d)
     return sharding.round_up(min(fit, remaining), d) if fit >= remaining else fit
@@ -189,7 +197,7 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
         info.budget_bytes, info.budget_source = sharding.device_memory_budget(
             mesh, memory_fraction)
         info.estimated_bytes_per_run = estimate_run_bytes(config, env, env_params)
-        size = _plan_chunk(info, len(todo), chunk)
+        size = _plan_chunk(info, len(todo), chunk, mesh.devices.flat[0].platform)
         log.info("program %d/%d %s: compiling for chunks of %d run(s) (estimate %.1f MiB "
                  "per run, budget %.0f MiB per device from %s)", index + 1, num_programs,
                  info.static or "(no static fields)", size,
