@@ -1,8 +1,8 @@
 """Sweeps: seeds × traced hyperparameters in one compiled program per static combination.
 
 For each combination of the grid's static fields (num_envs, hidden_sizes,
-estimator, ...) one program is compiled: ``jax.vmap`` of the pure
-``make_train(config)`` run over a flat run axis ``[R]``, run ``r = j·S + s``
+estimator, ...) one program is compiled (:func:`make_batched_train`): the pure
+``make_train(config)`` run vmapped over a flat run axis ``[R]``, run ``r = j·S + s``
 training grid point ``j`` with ``seeds[s]`` (key ``jax.random.key(seed)``, the
 same key a single ``train`` call with that seed gets). The run axis is sharded
 over every device (:mod:`jaxpg.sharding`) and cut into equal chunks when the
@@ -25,12 +25,12 @@ import numpy as np
 from jaxpg import sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.grid import ALIASES, Grid, check_grid, hparams_batch
-from jaxpg.train import make_train
-from jaxpg.update import init_state, make_agent
+from jaxpg.update import init_state, make_agent, update
 
 log = logging.getLogger("jaxpg.sweep")
 
-__all__ = ["ALIASES", "ChunkReport", "ProgramInfo", "RunResult", "SweepResult", "sweep"]
+__all__ = ["ALIASES", "ChunkReport", "ProgramInfo", "RunResult", "SweepResult",
+           "estimate_run_bytes", "make_batched_train", "sweep"]
 
 
 class RunResult(NamedTuple):
@@ -138,16 +138,37 @@ def _compiled_bytes(compiled) -> int:
 
 
 # -- one program ---------------------------------------------------------------
-def _batched(train: Callable, keep_state: bool, counter: list) -> Callable:
-    def one(seed, hp):
-        out = train(jax.random.key(seed), hp)
-        curves = (out.metrics["episode_return"], out.metrics["env_steps"])
-        return (curves, out.state) if keep_state else (curves, None)
+def make_batched_train(config: Config, env=None, env_params=None, *,
+                       keep_state: bool = False) -> Callable:
+    """The sweep program: ``runs(seeds[R] int32, hparams: HParams of [R]) -> outputs``.
+
+    Equal to ``jax.vmap`` of ``make_train(config)`` over ``(jax.random.key(seed),
+    hparams)`` (the tests check it run by run), with one difference in *how*: the
+    initial states are built with ``lax.map`` (one run at a time) and only the
+    scan of updates is vmapped. A vmapped init batches the QR of the orthogonal
+    initializer, and jaxlib's batched LAPACK kernels (``ParallelBatchMap``) block
+    a CPU thread-pool thread while waiting for others; two of them at once
+    deadlocked a 2-core machine. Initialisation is a negligible part of a run.
+
+    Returns:
+      ``runs`` with outputs ``((episode_return [R, U], env_steps [R, U]), state)``,
+      ``state`` the stacked final ``TrainState`` if ``keep_state`` else ``None``.
+      ``runs.num_traces`` counts how often it has been traced.
+    """
+    agent = make_agent(config, env, env_params)
+
+    def one(state, hp):
+        body = lambda s, _: update(agent, s, hp)  # noqa: E731 - as in make_train
+        state, metrics = jax.lax.scan(body, state, None, length=agent.num_updates)
+        return (metrics["episode_return"], metrics["env_steps"]), state
 
     def runs(seeds: jax.Array, hp: HParams):
-        counter[0] += 1  # runs at trace time only
-        return jax.vmap(one)(seeds, hp)
+        runs.num_traces += 1  # Python side effect: runs at trace time only
+        states = jax.lax.map(lambda s: init_state(agent, jax.random.key(s)), seeds)
+        curves, state = jax.vmap(one)(states, hp)
+        return curves, (state if keep_state else None)
 
+    runs.num_traces = 0
     return runs
 
 
@@ -162,17 +183,10 @@ def _compile(fn, chunk: int, shard, info: ProgramInfo):
     return compiled
 
 
-def _plan_chunk(info: ProgramInfo, remaining: int, chunk: int | None, platform: str) -> int:
+def _plan_chunk(info: ProgramInfo, remaining: int, chunk: int | None) -> int:
     d = info.num_devices
     if chunk is not None:
         return sharding.round_up(min(max(1, chunk), remaining), d)
-    if platform == "cpu" and d > 1:
-        # jaxlib's batched LAPACK calls (QR of the orthogonal init) wait on a thread pool
-        # that the other host "devices" occupy: with several runs per CPU device the
-        # program can deadlock, so CPU meshes get one run per device per chunk.
-        log.warning("%d CPU devices: one run per device per chunk (batched LAPACK calls "
-                    "can deadlock across host devices); pass chunk= to override", d)
-        return d
     per_device = max(1, info.budget_bytes // max(1, info.estimated_bytes_per_run))
     fit = max(d, per_device * d)
     return sharding.round_up(min(fit, remaining), d) if fit >= remaining else fit
@@ -183,9 +197,7 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
                  done: Mapping[int, tuple], save: Callable | None, progress: Callable | None,
                  env, env_params, index: int, num_programs: int):
     config = info.config
-    train = make_train(config, env, env_params)
-    counter = [0]
-    fn = _batched(train, keep_state, counter)
+    fn = make_batched_train(config, env, env_params, keep_state=keep_state)
     shard = sharding.run_sharding(mesh)
     hp_all = hparams_batch(config, points, len(seeds))
     seed_all = np.tile(np.asarray(seeds, np.int32), len(points))
@@ -197,7 +209,7 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
         info.budget_bytes, info.budget_source = sharding.device_memory_budget(
             mesh, memory_fraction)
         info.estimated_bytes_per_run = estimate_run_bytes(config, env, env_params)
-        size = _plan_chunk(info, len(todo), chunk, mesh.devices.flat[0].platform)
+        size = _plan_chunk(info, len(todo), chunk)
         log.info("program %d/%d %s: compiling for chunks of %d run(s) (estimate %.1f MiB "
                  "per run, budget %.0f MiB per device from %s)", index + 1, num_programs,
                  info.static or "(no static fields)", size,
@@ -240,8 +252,8 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
                 total_steps = float(np.sum(steps[:, -1]))
                 progress(ChunkReport(index, num_programs, c, info.num_chunks,
                                      len(results), info.num_runs, dt, total_steps / dt))
-    if counter[0] != info.compiles:  # pragma: no cover - a guard on the design
-        raise RuntimeError(f"program traced {counter[0]} times for {info.compiles} compiles")
+    if fn.num_traces != info.compiles:  # pragma: no cover - a guard on the design
+        raise RuntimeError(f"program traced {fn.num_traces} times for {info.compiles} compiles")
     state = None
     if keep_state and states:
         state = jax.tree.map(lambda *xs: jnp.concatenate(xs), *states)

@@ -20,6 +20,7 @@ import jaxpg.sweep as sweep_mod
 from jaxpg import sharding
 from jaxpg.commands import sweep as sweep_cmd
 from jaxpg.grid import check_grid, hparams_batch
+from jaxpg.update import update
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = jaxpg.Config(num_envs=2, num_steps=16, total_timesteps=128, num_minibatches=2)
@@ -37,25 +38,20 @@ def swept():
     """One sweep of 2 static programs × 2 λ × 3 seeds, chunked by a small memory budget.
 
     The memory budget is patched to 0 bytes, so each program's 6 runs must run as 6
-    chunks of one run (the least a chunk can hold on one device); ``make_train``'s
-    ``train`` is wrapped to count how often it is traced.
+    chunks of one run (the least a chunk can hold on one device); the update
+    function is wrapped to count how often the scan body is traced.
     """
     traces = []
 
-    def counting_make_train(config, env=None, env_params=None):
-        inner = jaxpg.make_train(config, env, env_params)
-
-        def train(key, hparams=None):
-            traces.append(config.num_envs)
-            return inner(key, hparams)
-
-        return train
+    def counting_update(agent, state, hp):
+        traces.append(agent.config.num_envs)
+        return update(agent, state, hp)
 
     def small_budget(mesh, fraction=0.5):
         return 0, "test"
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sweep_mod, "make_train", counting_make_train)
+        mp.setattr(sweep_mod, "update", counting_update)
         mp.setattr(sharding, "device_memory_budget", small_budget)
         result = sweep_mod.sweep(TINY, seeds=SEEDS, grid=GRID, return_states=True)
     return result, traces
@@ -144,7 +140,7 @@ def test_layout_and_stats(swept):
 
 def test_compiles_once_per_static_combination(swept):
     result, traces = swept
-    assert traces == [2, 4]  # train traced once per program, not per chunk or run
+    assert traces == [2, 4]  # traced once per program, not per chunk or run
     for info in result.programs:
         assert info.compiles == 1
         assert info.num_chunks == 6 and info.chunk == 1  # the budget forced chunking
@@ -202,9 +198,8 @@ def test_four_devices_equal_one_device(swept, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(out)
     assert int(got["devices"]) == 4 and int(got["num_devices"]) == 4
-    # On CPU meshes the sweep runs one run per device per chunk (see _plan_chunk):
-    # 6 runs = 2 chunks of 4, the second padded with 2 dummy runs.
-    assert int(got["chunk"]) == 4 and int(got["num_chunks"]) == 2
+    # 6 runs padded to 8, a multiple of the 4 devices, in one chunk.
+    assert int(got["chunk"]) == 8 and int(got["num_chunks"]) == 1
     assert int(got["leaf_devices"]) == 4  # the outputs really live on all 4
     single = result.runs[:6]  # program num_envs=2: the same config and run order
     np.testing.assert_allclose(got["curves"], np.stack([r.episode_return for r in single]),
