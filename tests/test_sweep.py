@@ -254,3 +254,18 @@ def test_cli_rejects_bad_grid_before_compiling(tmp_path, capsys):
     assert main(["sweep", "--grid", "gamma=0.9,1.5", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxpg: error:") and "gamma=1.5" in err and "[0, 1]" in err
+
+
+def test_chunk_plan_from_budget():
+    info = sweep_mod.ProgramInfo(static={}, config=TINY, num_runs=100, num_devices=4,
+                                 budget_bytes=10_000, estimated_bytes_per_run=1_000)
+    # 10 runs fit per device → chunks of 40 runs over 4 devices.
+    assert sweep_mod._plan_chunk(info, 100, None) == 40
+    # Everything fits: one chunk, padded to a multiple of the devices (30 → 32).
+    assert sweep_mod._plan_chunk(info, 30, None) == 32
+    # An explicit chunk wins, rounded up to the device count, capped by the work left.
+    assert sweep_mod._plan_chunk(info, 100, 5) == 8
+    assert sweep_mod._plan_chunk(info, 3, 64) == 4
+    # Nothing fits: still one run per device (the smallest chunk there is).
+    info.budget_bytes = 10
+    assert sweep_mod._plan_chunk(info, 100, None) == 4
