@@ -60,8 +60,10 @@ class Grid(NamedTuple):
 
 def _product(fields: Mapping[str, Sequence]) -> list[dict]:
     names = list(fields)
-    return [dict(zip(names, combo, strict=True))
-            for combo in itertools.product(*(fields[n] for n in names))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(fields[n] for n in names))
+    ]
 
 
 def sweepable_fields() -> tuple[str, ...]:

@@ -64,7 +64,7 @@ def interquartile_mean(x) -> float:
     if x.size == 0:
         return math.nan
     k = int(math.floor(0.25 * x.size))
-    return float(np.mean(x[k: x.size - k]))
+    return float(np.mean(x[k : x.size - k]))
 
 
 def bootstrap_ci(
@@ -104,8 +104,9 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
-def bootstrap_means(x: np.ndarray, *, num_resamples: int = NUM_RESAMPLES,
-                    seed: int = 0) -> np.ndarray:
+def bootstrap_means(
+    x: np.ndarray, *, num_resamples: int = NUM_RESAMPLES, seed: int = 0
+) -> np.ndarray:
     """Means of bootstrap resamples of the rows of ``x`` (NaN-aware).
 
     Args:
@@ -123,8 +124,9 @@ def bootstrap_means(x: np.ndarray, *, num_resamples: int = NUM_RESAMPLES,
         return np.nanmean(x[idx], axis=1)
 
 
-def summarize(x, *, confidence: float = CONFIDENCE, num_resamples: int = NUM_RESAMPLES,
-              seed: int = 0) -> dict:
+def summarize(
+    x, *, confidence: float = CONFIDENCE, num_resamples: int = NUM_RESAMPLES, seed: int = 0
+) -> dict:
     """All the statistics of one grid point's per-seed values.
 
     Args:
@@ -175,9 +177,11 @@ def rank(means: Sequence[float], tiebreak: Sequence[float] | None = None) -> lis
       [3, 1, 4, 2]
     """
     means = [(-m if math.isfinite(m) else math.inf) for m in map(float, means)]
-    tb = [0.0] * len(means) if tiebreak is None else [
-        (-t if math.isfinite(t) else math.inf) for t in map(float, tiebreak)
-    ]
+    tb = (
+        [0.0] * len(means)
+        if tiebreak is None
+        else [(-t if math.isfinite(t) else math.inf) for t in map(float, tiebreak)]
+    )
     order = sorted(range(len(means)), key=lambda i: (means[i], tb[i], i))
     ranks = [0] * len(means)
     for r, i in enumerate(order, start=1):

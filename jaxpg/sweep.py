@@ -29,8 +29,16 @@ from jaxpg.update import init_state, make_agent, update
 
 log = logging.getLogger("jaxpg.sweep")
 
-__all__ = ["ALIASES", "ChunkReport", "ProgramInfo", "RunResult", "SweepResult",
-           "estimate_run_bytes", "make_batched_train", "sweep"]
+__all__ = [
+    "ALIASES",
+    "ChunkReport",
+    "ProgramInfo",
+    "RunResult",
+    "SweepResult",
+    "estimate_run_bytes",
+    "make_batched_train",
+    "sweep",
+]
 
 
 class RunResult(NamedTuple):
@@ -106,8 +114,13 @@ def _itemsize(dtype) -> int:
 
 
 def _tree_bytes(tree) -> int:
-    return int(sum(int(np.prod(x.shape)) * _itemsize(x.dtype)
-                   for x in jax.tree.leaves(tree) if hasattr(x, "dtype")))
+    return int(
+        sum(
+            int(np.prod(x.shape)) * _itemsize(x.dtype)
+            for x in jax.tree.leaves(tree)
+            if hasattr(x, "dtype")
+        )
+    )
 
 
 def estimate_run_bytes(config: Config, env=None, env_params=None) -> int:
@@ -138,8 +151,9 @@ def _compiled_bytes(compiled) -> int:
 
 
 # -- one program ---------------------------------------------------------------
-def make_batched_train(config: Config, env=None, env_params=None, *,
-                       keep_state: bool = False) -> Callable:
+def make_batched_train(
+    config: Config, env=None, env_params=None, *, keep_state: bool = False
+) -> Callable:
     """The sweep program: ``runs(seeds[R] int32, hparams: HParams of [R]) -> outputs``.
 
     Equal to ``jax.vmap`` of ``make_train(config)`` over ``(jax.random.key(seed),
@@ -192,10 +206,23 @@ def _plan_chunk(info: ProgramInfo, remaining: int, chunk: int | None) -> int:
     return sharding.round_up(min(fit, remaining), d) if fit >= remaining else fit
 
 
-def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
-                 chunk: int | None, mesh, memory_fraction: float, keep_state: bool,
-                 done: Mapping[int, tuple], save: Callable | None, progress: Callable | None,
-                 env, env_params, index: int, num_programs: int):
+def _run_program(
+    info: ProgramInfo,
+    points: list[dict],
+    seeds: Sequence[int],
+    *,
+    chunk: int | None,
+    mesh,
+    memory_fraction: float,
+    keep_state: bool,
+    done: Mapping[int, tuple],
+    save: Callable | None,
+    progress: Callable | None,
+    env,
+    env_params,
+    index: int,
+    num_programs: int,
+):
     config = info.config
     fn = make_batched_train(config, env, env_params, keep_state=keep_state)
     shard = sharding.run_sharding(mesh)
@@ -206,32 +233,53 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
     results: dict[int, tuple] = dict(done)
     states = []
     if len(todo):
-        info.budget_bytes, info.budget_source = sharding.device_memory_budget(
-            mesh, memory_fraction)
+        info.budget_bytes, info.budget_source = sharding.device_memory_budget(mesh, memory_fraction)
         info.estimated_bytes_per_run = estimate_run_bytes(config, env, env_params)
         size = _plan_chunk(info, len(todo), chunk)
-        log.info("program %d/%d %s: compiling for chunks of %d run(s) (estimate %.1f MiB "
-                 "per run, budget %.0f MiB per device from %s)", index + 1, num_programs,
-                 info.static or "(no static fields)", size,
-                 info.estimated_bytes_per_run / 2**20, info.budget_bytes / 2**20,
-                 info.budget_source)
+        log.info(
+            "program %d/%d %s: compiling for chunks of %d run(s) (estimate %.1f MiB "
+            "per run, budget %.0f MiB per device from %s)",
+            index + 1,
+            num_programs,
+            info.static or "(no static fields)",
+            size,
+            info.estimated_bytes_per_run / 2**20,
+            info.budget_bytes / 2**20,
+            info.budget_source,
+        )
         compiled = _compile(fn, size, shard, info)
         per_run = info.compiled_bytes_per_device * info.num_devices / size
-        if chunk is None and per_run and info.compiled_bytes_per_device > info.budget_bytes \
-                and size > info.num_devices:
+        if (
+            chunk is None
+            and per_run
+            and info.compiled_bytes_per_device > info.budget_bytes
+            and size > info.num_devices
+        ):
             # The analytic estimate was optimistic: shrink to what the compiled program needs.
             fit = max(1, int(info.budget_bytes * info.num_devices // per_run))
             size = max(info.num_devices, fit // info.num_devices * info.num_devices)
-            log.warning("program %d: compiled chunk needs more memory than budgeted; "
-                        "recompiling with chunk=%d", index, size)
+            log.warning(
+                "program %d: compiled chunk needs more memory than budgeted; "
+                "recompiling with chunk=%d",
+                index,
+                size,
+            )
             compiled = _compile(fn, size, shard, info)
         info.chunk = size
         info.num_chunks = -(-len(todo) // size)
-        log.info("program %d/%d %s: %d runs (%d to do) in %d chunk(s) of %d on %d device(s)",
-                 index + 1, num_programs, info.static or "(no static fields)",
-                 info.num_runs, len(todo), info.num_chunks, size, info.num_devices)
+        log.info(
+            "program %d/%d %s: %d runs (%d to do) in %d chunk(s) of %d on %d device(s)",
+            index + 1,
+            num_programs,
+            info.static or "(no static fields)",
+            info.num_runs,
+            len(todo),
+            info.num_chunks,
+            size,
+            info.num_devices,
+        )
         for c in range(info.num_chunks):
-            ids = todo[c * size:(c + 1) * size]
+            ids = todo[c * size : (c + 1) * size]
             padded = np.concatenate([ids, np.full(size - len(ids), ids[0])])
             seeds_in = sharding.put_runs(seed_all[padded], shard)
             hp_in = HParams(*(sharding.put_runs(x[padded], shard) for x in hp_all))
@@ -250,8 +298,18 @@ def _run_program(info: ProgramInfo, points: list[dict], seeds: Sequence[int], *,
                 save(index, ids, ret, steps)
             if progress is not None:
                 total_steps = float(np.sum(steps[:, -1]))
-                progress(ChunkReport(index, num_programs, c, info.num_chunks,
-                                     len(results), info.num_runs, dt, total_steps / dt))
+                progress(
+                    ChunkReport(
+                        index,
+                        num_programs,
+                        c,
+                        info.num_chunks,
+                        len(results),
+                        info.num_runs,
+                        dt,
+                        total_steps / dt,
+                    )
+                )
     if fn.num_traces != info.compiles:  # pragma: no cover - a guard on the design
         raise RuntimeError(f"program traced {fn.num_traces} times for {info.compiles} compiles")
     state = None
@@ -344,30 +402,52 @@ def sweep(
     traced_points = checked.traced_points
     static_points = checked.static_points
     if len(static_points) > 1:
-        log.info("static grid fields %s: %d programs, one compile each",
-                 list(checked.static), len(static_points))
+        log.info(
+            "static grid fields %s: %d programs, one compile each",
+            list(checked.static),
+            len(static_points),
+        )
     points, runs, programs, states = [], [], [], []
     for p, static in enumerate(static_points):
-        info = ProgramInfo(static=static, config=config.replace(**static),
-                           num_runs=len(traced_points) * len(seed_list),
-                           num_devices=mesh.devices.size)
+        info = ProgramInfo(
+            static=static,
+            config=config.replace(**static),
+            num_runs=len(traced_points) * len(seed_list),
+            num_devices=mesh.devices.size,
+        )
         results, state = _run_program(
-            info, traced_points, seed_list, chunk=chunk, mesh=mesh,
-            memory_fraction=memory_fraction, keep_state=return_states,
-            done=(completed or {}).get(p, {}), save=on_chunk, progress=progress,
-            env=env, env_params=env_params, index=p, num_programs=len(static_points),
+            info,
+            traced_points,
+            seed_list,
+            chunk=chunk,
+            mesh=mesh,
+            memory_fraction=memory_fraction,
+            keep_state=return_states,
+            done=(completed or {}).get(p, {}),
+            save=on_chunk,
+            progress=progress,
+            env=env,
+            env_params=env_params,
+            index=p,
+            num_programs=len(static_points),
         )
         for j, traced in enumerate(traced_points):
             points.append({**static, **traced})
             for s, seed in enumerate(seed_list):
                 ret, steps = results[j * len(seed_list) + s]
-                runs.append(RunResult(len(points) - 1, seed, np.asarray(ret),
-                                      np.asarray(steps)))
+                runs.append(RunResult(len(points) - 1, seed, np.asarray(ret), np.asarray(steps)))
         programs.append(info)
         states.append(state)
-    return SweepResult(config, checked, seed_list, points, runs,
-                       _summarize(points, runs, bootstrap_seed), programs,
-                       states if return_states else None)
+    return SweepResult(
+        config,
+        checked,
+        seed_list,
+        points,
+        runs,
+        _summarize(points, runs, bootstrap_seed),
+        programs,
+        states if return_states else None,
+    )
 
 
 def _seed_list(config: Config, seeds: int | Sequence[int]) -> list[int]:

@@ -76,13 +76,21 @@ def bench(config: jaxpg.Config, seed_counts: list[int], repeats: int) -> list[di
     for n in seed_counts:
         v = statistics.median(times[n]["vmap"])
         s = statistics.median(times[n]["seq"])
-        rows.append({
-            "seeds": n, "env_steps": n * steps_per_run,
-            "vmap_s": v, "seq_s": s,
-            "vmap_steps_per_s": n * steps_per_run / v, "seq_steps_per_s": n * steps_per_run / s,
-            "speedup": s / v, "vmap_compile_s": programs[n][2], "seq_compile_s": single_compile,
-            "vmap_all_s": times[n]["vmap"], "seq_all_s": times[n]["seq"],
-        })
+        rows.append(
+            {
+                "seeds": n,
+                "env_steps": n * steps_per_run,
+                "vmap_s": v,
+                "seq_s": s,
+                "vmap_steps_per_s": n * steps_per_run / v,
+                "seq_steps_per_s": n * steps_per_run / s,
+                "speedup": s / v,
+                "vmap_compile_s": programs[n][2],
+                "seq_compile_s": single_compile,
+                "vmap_all_s": times[n]["vmap"],
+                "seq_all_s": times[n]["seq"],
+            }
+        )
     return rows
 
 
@@ -98,22 +106,33 @@ def main() -> None:
     args = p.parse_args()
     quick = dict(max_seeds=4, repeats=3, num_envs=4, num_steps=32, total_timesteps=1024)
     full = dict(max_seeds=64, repeats=3, num_envs=4, num_steps=128, total_timesteps=16384)
-    opts = {k: (getattr(args, k) if getattr(args, k) is not None else v)
-            for k, v in (quick if args.quick else full).items()}
-    config = jaxpg.Config(num_envs=opts["num_envs"], num_steps=opts["num_steps"],
-                          total_timesteps=opts["total_timesteps"])
+    opts = {
+        k: (getattr(args, k) if getattr(args, k) is not None else v)
+        for k, v in (quick if args.quick else full).items()
+    }
+    config = jaxpg.Config(
+        num_envs=opts["num_envs"],
+        num_steps=opts["num_steps"],
+        total_timesteps=opts["total_timesteps"],
+    )
     counts = [2**i for i in range(opts["max_seeds"].bit_length()) if 2**i <= opts["max_seeds"]]
     rows = bench(config, counts, opts["repeats"])
-    print(f"# {config.env} {config.estimator}, num_envs={config.num_envs}, "
-          f"num_steps={config.num_steps}, total_timesteps={config.total_timesteps} per run; "
-          f"devices: {jax.devices()}; medians of {opts['repeats']} repeats")
-    print("| seeds | one program (s) | one after another (s) | program steps/s "
-          "| sequential steps/s | speed-up | compile (s) |")
+    print(
+        f"# {config.env} {config.estimator}, num_envs={config.num_envs}, "
+        f"num_steps={config.num_steps}, total_timesteps={config.total_timesteps} per run; "
+        f"devices: {jax.devices()}; medians of {opts['repeats']} repeats"
+    )
+    print(
+        "| seeds | one program (s) | one after another (s) | program steps/s "
+        "| sequential steps/s | speed-up | compile (s) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['seeds']} | {r['vmap_s']:.3f} | {r['seq_s']:.3f} | "
-              f"{r['vmap_steps_per_s']:,.0f} | {r['seq_steps_per_s']:,.0f} | "
-              f"{r['speedup']:.1f}× | {r['vmap_compile_s']:.1f} |")
+        print(
+            f"| {r['seeds']} | {r['vmap_s']:.3f} | {r['seq_s']:.3f} | "
+            f"{r['vmap_steps_per_s']:,.0f} | {r['seq_steps_per_s']:,.0f} | "
+            f"{r['speedup']:.1f}× | {r['vmap_compile_s']:.1f} |"
+        )
     print(f"single-run program compile: {rows[0]['seq_compile_s']:.1f} s")
     if args.json:
         with open(args.json, "w") as fh:

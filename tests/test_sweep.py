@@ -5,6 +5,7 @@ Compiles are the cost here (seconds each on a 2-core CPU), so one module-scoped
 sweep serves most tests.
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -16,12 +17,13 @@ import numpy as np
 import pytest
 
 import jaxpg
-import jaxpg.sweep as sweep_mod
 from jaxpg import sharding
 from jaxpg.commands import sweep as sweep_cmd
 from jaxpg.grid import check_grid, hparams_batch
 from jaxpg.update import update
 
+# The module, even if ``jaxpg/__init__`` re-exports the function as ``jaxpg.sweep``.
+sweep_mod = importlib.import_module("jaxpg.sweep")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = jaxpg.Config(num_envs=2, num_steps=16, total_timesteps=128, num_minibatches=2)
 SEEDS = [0, 3, 5]
@@ -63,17 +65,20 @@ def test_unknown_field_lists_allowed_fields():
         check_grid(TINY, {"foo": [1]})
 
 
-@pytest.mark.parametrize("grid,match", [
-    ({"gamma": [0.9, 1.5]}, r"gamma=1\.5.*\[0, 1\]"),
-    ({"gae_lambda": [-0.1]}, r"gae_lambda=-0\.1.*lam.*\[0, 1\]"),
-    ({"lr": [0.0]}, r"lr=0\.0.*> 0"),
-    ({"num_envs": [0]}, r"num_envs=0.*>= 1"),
-    ({"num_minibatches": [3]}, r"num_minibatches.*must divide"),
-    ({"seed": [1, 2]}, r"seeds="),
-    ({"lr": []}, r"no values"),
-    ({"lr": [1e-3, 1e-3]}, r"repeats"),
-    ({"lr": [1e-3], "learning_rate": [1e-4]}, r"given twice"),
-])
+@pytest.mark.parametrize(
+    "grid,match",
+    [
+        ({"gamma": [0.9, 1.5]}, r"gamma=1\.5.*\[0, 1\]"),
+        ({"gae_lambda": [-0.1]}, r"gae_lambda=-0\.1.*lam.*\[0, 1\]"),
+        ({"lr": [0.0]}, r"lr=0\.0.*> 0"),
+        ({"num_envs": [0]}, r"num_envs=0.*>= 1"),
+        ({"num_minibatches": [3]}, r"num_minibatches.*must divide"),
+        ({"seed": [1, 2]}, r"seeds="),
+        ({"lr": []}, r"no values"),
+        ({"lr": [1e-3, 1e-3]}, r"repeats"),
+        ({"lr": [1e-3], "learning_rate": [1e-4]}, r"given twice"),
+    ],
+)
 def test_bad_grid_values_name_field_and_range(grid, match):
     with pytest.raises(ValueError, match=match):
         check_grid(TINY, grid)
@@ -87,8 +92,9 @@ def test_static_combination_checked_as_a_whole():
 
 
 def test_aliases_and_split_into_static_and_traced():
-    g = check_grid(TINY, {"learning_rate": [1e-3], "gae_lambda": [0.9, 0.95],
-                          "hidden_sizes": [(8,), (16, 16)]})
+    g = check_grid(
+        TINY, {"learning_rate": [1e-3], "gae_lambda": [0.9, 0.95], "hidden_sizes": [(8,), (16, 16)]}
+    )
     assert g.traced == {"lr": (1e-3,), "lam": (0.9, 0.95)}
     assert g.static == {"hidden_sizes": ((8,), (16, 16))}
     assert len(g.static_points) == 2 and len(g.traced_points) == 2
@@ -108,10 +114,22 @@ def test_bad_seeds_rejected_before_compiling():
 
 
 def test_cli_grid_parsing():
-    grid = sweep_cmd.parse_grid(["lr=1e-4,3e-4", "gae-lambda=0.9", "hidden_sizes=64x64,32",
-                                 "anneal_lr=false,true", "estimator=vpg,ppo"])
-    assert grid == {"lr": [1e-4, 3e-4], "gae_lambda": [0.9], "hidden_sizes": [(64, 64), (32,)],
-                    "anneal_lr": [False, True], "estimator": ["vpg", "ppo"]}
+    grid = sweep_cmd.parse_grid(
+        [
+            "lr=1e-4,3e-4",
+            "gae-lambda=0.9",
+            "hidden_sizes=64x64,32",
+            "anneal_lr=false,true",
+            "estimator=vpg,ppo",
+        ]
+    )
+    assert grid == {
+        "lr": [1e-4, 3e-4],
+        "gae_lambda": [0.9],
+        "hidden_sizes": [(64, 64), (32,)],
+        "anneal_lr": [False, True],
+        "estimator": ["vpg", "ppo"],
+    }
     with pytest.raises(sweep_cmd.CommandError, match="unknown grid field"):
         sweep_cmd.parse_grid(["bogus=1"])
     with pytest.raises(sweep_cmd.CommandError, match="num_envs"):
@@ -154,13 +172,15 @@ def test_run_equals_training_alone(swept, point, seed_index):
     alone = jax.jit(jaxpg.make_train(config))(jax.random.key(SEEDS[seed_index]))
     run_index = point * len(SEEDS) + seed_index
     run = result.runs[run_index]
-    np.testing.assert_allclose(run.episode_return, alone.metrics["episode_return"],
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        run.episode_return, alone.metrics["episode_return"], rtol=RTOL, atol=ATOL
+    )
     np.testing.assert_allclose(run.env_steps, alone.metrics["env_steps"])
     program, local = divmod(run_index, 2 * len(SEEDS))
     swept_params = jax.tree.map(lambda x: x[local], result.states[program].params)
-    np.testing.assert_allclose(_flat_params(swept_params), _flat_params(alone.state.params),
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        _flat_params(swept_params), _flat_params(alone.state.params), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_hyperparameters_reach_the_runs(swept):
@@ -190,11 +210,21 @@ np.savez(sys.argv[2], curves=np.stack([r.episode_return for r in res.runs]),
 def test_four_devices_equal_one_device(swept, tmp_path):
     result, _ = swept
     out = tmp_path / "multi.npz"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(ROOT),
+    }
     code = _MULTI_DEVICE.format(seeds=SEEDS)
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(TINY.to_dict()), str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(TINY.to_dict()), str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(out)
     assert int(got["devices"]) == 4 and int(got["num_devices"]) == 4
@@ -202,18 +232,38 @@ def test_four_devices_equal_one_device(swept, tmp_path):
     assert int(got["chunk"]) == 8 and int(got["num_chunks"]) == 1
     assert int(got["leaf_devices"]) == 4  # the outputs really live on all 4
     single = result.runs[:6]  # program num_envs=2: the same config and run order
-    np.testing.assert_allclose(got["curves"], np.stack([r.episode_return for r in single]),
-                               rtol=RTOL, atol=ATOL)
-    params = [_flat_params(jax.tree.map(lambda x, i=i: x[i], result.states[0].params))
-              for i in range(6)]
+    np.testing.assert_allclose(
+        got["curves"], np.stack([r.episode_return for r in single]), rtol=RTOL, atol=ATOL
+    )
+    params = [
+        _flat_params(jax.tree.map(lambda x, i=i: x[i], result.states[0].params)) for i in range(6)
+    ]
     np.testing.assert_allclose(got["params"], np.stack(params), rtol=1e-4, atol=1e-5)
 
 
 # -- command line ------------------------------------------------------------------
 def _cli(out, *extra):
-    args = ["sweep", "--seeds", "2", "--grid", "learning_rate=1e-3,3e-4", "--num-envs", "2",
-            "--num-steps", "16", "--total-timesteps", "64", "--num-minibatches", "2",
-            "--chunk", "2", "--out", str(out), "--no-plot", *extra]
+    args = [
+        "sweep",
+        "--seeds",
+        "2",
+        "--grid",
+        "learning_rate=1e-3,3e-4",
+        "--num-envs",
+        "2",
+        "--num-steps",
+        "16",
+        "--total-timesteps",
+        "64",
+        "--num-minibatches",
+        "2",
+        "--chunk",
+        "2",
+        "--out",
+        str(out),
+        "--no-plot",
+        *extra,
+    ]
     from jaxpg.cli import main
 
     return main(args)
@@ -243,8 +293,23 @@ def test_cli_writes_files_and_resumes(tmp_path, capsys):
     # A different sweep in the same directory is refused, with a one-line error.
     from jaxpg.cli import main
 
-    code = main(["sweep", "--seeds", "3", "--num-envs", "2", "--num-steps", "16",
-                 "--total-timesteps", "64", "--num-minibatches", "2", "--out", str(out)])
+    code = main(
+        [
+            "sweep",
+            "--seeds",
+            "3",
+            "--num-envs",
+            "2",
+            "--num-steps",
+            "16",
+            "--total-timesteps",
+            "64",
+            "--num-minibatches",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2 and "different sweep" in capsys.readouterr().err
 
 
@@ -257,8 +322,14 @@ def test_cli_rejects_bad_grid_before_compiling(tmp_path, capsys):
 
 
 def test_chunk_plan_from_budget():
-    info = sweep_mod.ProgramInfo(static={}, config=TINY, num_runs=100, num_devices=4,
-                                 budget_bytes=10_000, estimated_bytes_per_run=1_000)
+    info = sweep_mod.ProgramInfo(
+        static={},
+        config=TINY,
+        num_runs=100,
+        num_devices=4,
+        budget_bytes=10_000,
+        estimated_bytes_per_run=1_000,
+    )
     # 10 runs fit per device → chunks of 40 runs over 4 devices.
     assert sweep_mod._plan_chunk(info, 100, None) == 40
     # Everything fits: one chunk, padded to a multiple of the devices (30 → 32).

@@ -71,8 +71,13 @@ class ChunkStore:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".chunk.", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, program=program, run_ids=np.asarray(run_ids),
-                         episode_return=episode_return, env_steps=env_steps)
+                np.savez(
+                    fh,
+                    program=program,
+                    run_ids=np.asarray(run_ids),
+                    episode_return=episode_return,
+                    env_steps=env_steps,
+                )
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.dir / name)
@@ -108,11 +113,23 @@ def run_rows(result) -> list[dict]:
     rows = []
     for i, r in enumerate(result.runs):
         with np.errstate(all="ignore"):
-            auc = float(np.nanmean(r.episode_return)) if np.isfinite(
-                r.episode_return).any() else float("nan")
-        rows.append({"run": i, "point": r.point, **result.points[r.point], "seed": r.seed,
-                     "final_return": r.final_return, "mean_return": auc,
-                     "env_steps": float(r.env_steps[-1]), "updates": len(r.env_steps)})
+            auc = (
+                float(np.nanmean(r.episode_return))
+                if np.isfinite(r.episode_return).any()
+                else float("nan")
+            )
+        rows.append(
+            {
+                "run": i,
+                "point": r.point,
+                **result.points[r.point],
+                "seed": r.seed,
+                "final_return": r.final_return,
+                "mean_return": auc,
+                "env_steps": float(r.env_steps[-1]),
+                "updates": len(r.env_steps),
+            }
+        )
     return rows
 
 
@@ -145,12 +162,14 @@ def write_curves(path: Path, result, *, num_resamples: int = 1000, seed: int = 0
             mean = np.nanmean(curves, axis=0)
             boot = stats.bootstrap_means(curves, num_resamples=num_resamples, seed=seed)
             low, high = np.nanquantile(boot, [0.025, 0.975], axis=0)
-        line, = ax.plot(steps, mean, lw=1.6, label=f"#{ranks[j]} {_label(point)}")
+        (line,) = ax.plot(steps, mean, lw=1.6, label=f"#{ranks[j]} {_label(point)}")
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("env steps")
     ax.set_ylabel("mean episode return")
-    ax.set_title(f"{result.config.env} {result.config.estimator}: {len(result.seeds)} seeds "
-                 "per point, mean ± 95% bootstrap CI")
+    ax.set_title(
+        f"{result.config.env} {result.config.estimator}: {len(result.seeds)} seeds "
+        "per point, mean ± 95% bootstrap CI"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", title="rank, grid point", title_fontsize=7)
     fig.tight_layout()

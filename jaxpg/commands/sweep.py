@@ -46,34 +46,65 @@ def register(subparsers) -> None:
             "when the memory estimate says they would not fit."
         ),
     )
-    p.add_argument("--seeds", default="8", metavar="N|S,S,...",
-                   help="number of seeds (seed, seed+1, ...; see --seed) or a comma list "
-                        "(default: 8)")
-    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
-                   help="a grid axis; repeat for a cartesian product. FIELD is a Config "
-                        "field or an alias (learning_rate→lr, gae_lambda→lam, discount→gamma,"
-                        " clip→clip_eps, entropy_coef→ent_coef, value_coef→vf_coef). "
-                        "hidden_sizes values use x: --grid hidden_sizes=64x64,32x32")
-    p.add_argument("--out", default="sweep", metavar="DIR",
-                   help="output directory (default: ./sweep)")
-    p.add_argument("--chunk", type=int, default=None, metavar="RUNS",
-                   help="runs per compiled call (default: from the memory estimate)")
-    p.add_argument("--memory-fraction", type=float, default=0.5, metavar="F",
-                   help="share of free device memory (host RAM on CPU) a chunk may use")
-    p.add_argument("--resume", action="store_true",
-                   help="require an unfinished sweep in --out and continue it (the same "
-                        "command resumes anyway when --out holds this sweep's chunks)")
-    p.add_argument("--restart", action="store_true",
-                   help="discard chunks saved in --out by an earlier run")
+    p.add_argument(
+        "--seeds",
+        default="8",
+        metavar="N|S,S,...",
+        help="number of seeds (seed, seed+1, ...; see --seed) or a comma list (default: 8)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="a grid axis; repeat for a cartesian product. FIELD is a Config "
+        "field or an alias (learning_rate→lr, gae_lambda→lam, discount→gamma,"
+        " clip→clip_eps, entropy_coef→ent_coef, value_coef→vf_coef). "
+        "hidden_sizes values use x: --grid hidden_sizes=64x64,32x32",
+    )
+    p.add_argument(
+        "--out", default="sweep", metavar="DIR", help="output directory (default: ./sweep)"
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        metavar="RUNS",
+        help="runs per compiled call (default: from the memory estimate)",
+    )
+    p.add_argument(
+        "--memory-fraction",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="share of free device memory (host RAM on CPU) a chunk may use",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="require an unfinished sweep in --out and continue it (the same "
+        "command resumes anyway when --out holds this sweep's chunks)",
+    )
+    p.add_argument(
+        "--restart", action="store_true", help="discard chunks saved in --out by an earlier run"
+    )
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--bootstrap-seed", type=int, default=0, metavar="INT",
-                   help="seed of the bootstrap confidence intervals (default: 0)")
+    p.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        metavar="INT",
+        help="seed of the bootstrap confidence intervals (default: 0)",
+    )
     d = p.add_argument_group("multi-host (jax.distributed)")
-    d.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize first; run the same command on "
-                        "every host (auto-detected on SLURM/TPU, else give the options below)")
+    d.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize first; run the same command on "
+        "every host (auto-detected on SLURM/TPU, else give the options below)",
+    )
     d.add_argument("--coordinator-address", default=None, metavar="HOST:PORT")
     d.add_argument("--num-processes", type=int, default=None, metavar="INT")
     d.add_argument("--process-id", type=int, default=None, metavar="INT")
@@ -90,8 +121,18 @@ def _parse_value(field: str, text: str):
     try:
         if hint is bool or hint == bool | None:
             low = text.lower()
-            table = {"true": True, "1": True, "yes": True, "on": True, "false": False,
-                     "0": False, "no": False, "off": False, "none": None, "auto": None}
+            table = {
+                "true": True,
+                "1": True,
+                "yes": True,
+                "on": True,
+                "false": False,
+                "0": False,
+                "no": False,
+                "off": False,
+                "none": None,
+                "auto": None,
+            }
             if low not in table or (hint is bool and table[low] is None):
                 raise ValueError(text)
             return table[low]
@@ -148,11 +189,14 @@ class _Progress:
         width = 24
         filled = int(width * r.runs_done / max(1, r.runs_total))
         bar = "#" * filled + "-" * (width - filled)
-        print(f"jaxpg sweep: program {r.program + 1}/{r.num_programs} [{bar}] "
-              f"chunk {r.chunk + 1}/{r.num_chunks} runs {r.runs_done}/{r.runs_total} "
-              f"{r.seconds:.1f}s {r.env_steps_per_s:,.0f} steps/s "
-              f"(elapsed {time.perf_counter() - self.start:.0f}s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"jaxpg sweep: program {r.program + 1}/{r.num_programs} [{bar}] "
+            f"chunk {r.chunk + 1}/{r.num_chunks} runs {r.runs_done}/{r.runs_total} "
+            f"{r.seconds:.1f}s {r.env_steps_per_s:,.0f} steps/s "
+            f"(elapsed {time.perf_counter() - self.start:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -188,8 +232,11 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:
         from jaxpg.sharding import initialize_distributed
 
-        kw = {k: getattr(args, k) for k in ("coordinator_address", "num_processes",
-                                             "process_id") if getattr(args, k) is not None}
+        kw = {
+            k: getattr(args, k)
+            for k in ("coordinator_address", "num_processes", "process_id")
+            if getattr(args, k) is not None
+        }
         initialize_distributed(**kw)
     import jax
 
@@ -209,33 +256,60 @@ def run(args: argparse.Namespace) -> int:
     writer = jax.process_index() == 0
     if writer:
         out.mkdir(parents=True, exist_ok=True)
-    payload = {"config": config.to_dict(), "grid": {k: list(v) for k, v in grid.items()},
-               "seeds": seeds, "version": jaxpg.__version__}
+    payload = {
+        "config": config.to_dict(),
+        "grid": {k: list(v) for k, v in grid.items()},
+        "seeds": seeds,
+        "version": jaxpg.__version__,
+    }
     store = files.ChunkStore(out, payload, restart=args.restart, require=args.resume)
     completed = store.load()
     resumed = sum(len(v) for v in completed.values())
     _setup_logging(args.quiet)
     if resumed and not args.quiet:
-        print(f"jaxpg sweep: resuming: {resumed} finished run(s) found in {store.dir}",
-              file=sys.stderr)
+        print(
+            f"jaxpg sweep: resuming: {resumed} finished run(s) found in {store.dir}",
+            file=sys.stderr,
+        )
     result = sweep(
-        config, seeds, grid, chunk=args.chunk, memory_fraction=args.memory_fraction,
-        completed=completed, on_chunk=store.save if writer else None,
-        progress=_Progress(args.quiet), bootstrap_seed=args.bootstrap_seed,
+        config,
+        seeds,
+        grid,
+        chunk=args.chunk,
+        memory_fraction=args.memory_fraction,
+        completed=completed,
+        on_chunk=store.save if writer else None,
+        progress=_Progress(args.quiet),
+        bootstrap_seed=args.bootstrap_seed,
     )
     programs = [_program_dict(p) for p in result.programs]
     if writer:
         files.write_tables(out, result)
         if not args.no_plot:
             files.write_curves(out / "curves.png", result, seed=args.bootstrap_seed)
-        write_json_atomic(out / "config.json", {
-            **payload, "seeds": result.seeds, "devices": [str(d) for d in jax.devices()],
-            "programs": programs,
-        })
+        write_json_atomic(
+            out / "config.json",
+            {
+                **payload,
+                "seeds": result.seeds,
+                "devices": [str(d) for d in jax.devices()],
+                "programs": programs,
+            },
+        )
     if args.json:
         best = min(result.summary, key=lambda r: r["rank"])
-        emit_json(_finite_or_none({"out": str(out), "num_runs": len(result.runs),
-                   "num_points": len(result.points), "seeds": result.seeds,
-                   "resumed_runs": resumed, "programs": programs,
-                   "best": best, "summary": result.summary}))
+        emit_json(
+            _finite_or_none(
+                {
+                    "out": str(out),
+                    "num_runs": len(result.runs),
+                    "num_points": len(result.points),
+                    "seeds": result.seeds,
+                    "resumed_runs": resumed,
+                    "programs": programs,
+                    "best": best,
+                    "summary": result.summary,
+                }
+            )
+        )
     return 0
