@@ -206,6 +206,21 @@ def _plan_chunk(info: ProgramInfo, remaining: int, chunk: int | None) -> int:
     return sharding.round_up(min(fit, remaining), d) if fit >= remaining else fit
 
 
+def _shrink_to_compiled(info: ProgramInfo, size: int) -> int | None:
+    """A smaller chunk when the compiled program of ``size`` runs is over budget, else None.
+
+    The compiled figure is per device for ``size / num_devices`` runs; the new
+    chunk fits the budget at that rate (at least one run per device).
+    """
+    d = info.num_devices
+    used = info.compiled_bytes_per_device
+    if not used or used <= info.budget_bytes or size <= d:
+        return None
+    per_run_per_device = used / (size / d)
+    fit = max(1, int(info.budget_bytes // per_run_per_device))
+    return min(size - d, fit * d) if fit * d < size else None
+
+
 def _run_program(
     info: ProgramInfo,
     points: list[dict],
@@ -248,22 +263,16 @@ def _run_program(
             info.budget_source,
         )
         compiled = _compile(fn, size, shard, info)
-        per_run = info.compiled_bytes_per_device * info.num_devices / size
-        if (
-            chunk is None
-            and per_run
-            and info.compiled_bytes_per_device > info.budget_bytes
-            and size > info.num_devices
-        ):
-            # The analytic estimate was optimistic: shrink to what the compiled program needs.
-            fit = max(1, int(info.budget_bytes * info.num_devices // per_run))
-            size = max(info.num_devices, fit // info.num_devices * info.num_devices)
+        smaller = None if chunk is not None else _shrink_to_compiled(info, size)
+        if smaller is not None:
             log.warning(
-                "program %d: compiled chunk needs more memory than budgeted; "
+                "program %d: the compiled chunk needs %.0f MiB per device, over the budget; "
                 "recompiling with chunk=%d",
-                index,
-                size,
+                index + 1,
+                info.compiled_bytes_per_device / 2**20,
+                smaller,
             )
+            size = smaller
             compiled = _compile(fn, size, shard, info)
         info.chunk = size
         info.num_chunks = -(-len(todo) // size)

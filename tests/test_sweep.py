@@ -340,3 +340,19 @@ def test_chunk_plan_from_budget():
     # Nothing fits: still one run per device (the smallest chunk there is).
     info.budget_bytes = 10
     assert sweep_mod._plan_chunk(info, 100, None) == 4
+
+
+def test_chunk_shrinks_when_compiled_program_is_over_budget():
+    info = sweep_mod.ProgramInfo(
+        static={}, config=TINY, num_runs=64, num_devices=2, budget_bytes=1000
+    )
+    # 32 runs (16 per device) compiled to 4000 B per device = 250 B per run → 4 per device.
+    info.compiled_bytes_per_device = 4000
+    assert sweep_mod._shrink_to_compiled(info, 32) == 8
+    info.compiled_bytes_per_device = 900  # within budget: keep the chunk
+    assert sweep_mod._shrink_to_compiled(info, 32) is None
+    info.compiled_bytes_per_device = 0  # memory_analysis unavailable
+    assert sweep_mod._shrink_to_compiled(info, 32) is None
+    info.compiled_bytes_per_device = 10**6  # nothing fits: one run per device
+    assert sweep_mod._shrink_to_compiled(info, 32) == 2
+    assert sweep_mod._shrink_to_compiled(info, 2) is None  # already the smallest
