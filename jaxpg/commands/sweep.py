@@ -262,13 +262,19 @@ def run(args: argparse.Namespace) -> int:
         "seeds": seeds,
         "version": jaxpg.__version__,
     }
-    store = files.ChunkStore(out, payload, restart=args.restart, require=args.resume)
-    completed = store.load()
+    # Multi-host: process 0 saves chunks; every process must skip the same runs, and
+    # other hosts may not see process 0's disk, so resume is single-host only.
+    single_host = jax.process_count() == 1
+    store = None
+    completed: dict = {}
+    if writer:
+        store = files.ChunkStore(out, payload, restart=args.restart, require=args.resume)
+        completed = store.load() if single_host else {}
     resumed = sum(len(v) for v in completed.values())
     _setup_logging(args.quiet)
     if resumed and not args.quiet:
         print(
-            f"jaxpg sweep: resuming: {resumed} finished run(s) found in {store.dir}",
+            f"jaxpg sweep: resuming: {resumed} finished run(s) found in {out / 'chunks'}",
             file=sys.stderr,
         )
     result = sweep(
@@ -278,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         memory_fraction=args.memory_fraction,
         completed=completed,
-        on_chunk=store.save if writer else None,
+        on_chunk=store.save if store is not None else None,
         progress=_Progress(args.quiet),
         bootstrap_seed=args.bootstrap_seed,
     )
