@@ -356,3 +356,16 @@ def test_chunk_shrinks_when_compiled_program_is_over_budget():
     info.compiled_bytes_per_device = 10**6  # nothing fits: one run per device
     assert sweep_mod._shrink_to_compiled(info, 32) == 2
     assert sweep_mod._shrink_to_compiled(info, 2) is None  # already the smallest
+
+
+def test_memory_estimate_is_conservative(swept):
+    result, _ = swept
+    for info in result.programs:
+        compiled_per_run = info.compiled_bytes_per_device * info.num_devices / info.chunk
+        assert compiled_per_run > 0
+        assert info.estimated_bytes_per_run >= compiled_per_run
+
+
+def test_cpu_budget_comes_from_host_ram():
+    budget, source = sharding.device_memory_budget(sharding.run_mesh(), 0.5)
+    assert source in ("host-ram", "device") and budget > 0
