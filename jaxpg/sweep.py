@@ -83,7 +83,7 @@ class ProgramInfo:
     budget_source: str = ""
     estimated_bytes_per_run: int = 0
     compiled_bytes_per_device: int = 0  # from memory_analysis(), 0 if unavailable
-    compiles: int = 0
+    compiles: int = 0  # 0 when the program came from this process's cache
     compile_s: float = 0.0
     run_s: float = 0.0
 
@@ -186,7 +186,19 @@ def make_batched_train(
     return runs
 
 
-def _compile(fn, chunk: int, shard, info: ProgramInfo):
+# Compiled sweep programs of this process, so that a second sweep of the same static
+# config (new seeds or hyperparameter values) compiles nothing. Keyed by the
+# static config, chunk size, devices and outputs; not used with an ``env`` instance.
+_CACHE: dict = {}
+_CACHE_SIZE = 16
+
+
+def _compile(fn, chunk: int, shard, info: ProgramInfo, cache_key):
+    key = None if cache_key is None else (*cache_key, chunk)
+    if key is not None and key in _CACHE:
+        compiled = _CACHE[key]
+        info.compiled_bytes_per_device = _compiled_bytes(compiled)
+        return compiled
     spec_seeds = jax.ShapeDtypeStruct((chunk,), jnp.int32, sharding=shard)
     spec_hp = HParams(*[jax.ShapeDtypeStruct((chunk,), jnp.float32, sharding=shard)] * 7)
     t0 = time.perf_counter()
@@ -194,6 +206,10 @@ def _compile(fn, chunk: int, shard, info: ProgramInfo):
     info.compile_s += time.perf_counter() - t0
     info.compiles += 1
     info.compiled_bytes_per_device = _compiled_bytes(compiled)
+    if key is not None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))  # oldest first
+        _CACHE[key] = compiled
     return compiled
 
 
@@ -240,6 +256,9 @@ def _run_program(
 ):
     config = info.config
     fn = make_batched_train(config, env, env_params, keep_state=keep_state)
+    devices = tuple(d.id for d in mesh.devices.flat)
+    cached = env is None and env_params is None
+    cache_key = (config, keep_state, devices) if cached else None
     shard = sharding.run_sharding(mesh)
     hp_all = hparams_batch(config, points, len(seeds))
     seed_all = np.tile(np.asarray(seeds, np.int32), len(points))
@@ -262,7 +281,7 @@ def _run_program(
             info.budget_bytes / 2**20,
             info.budget_source,
         )
-        compiled = _compile(fn, size, shard, info)
+        compiled = _compile(fn, size, shard, info, cache_key)
         smaller = None if chunk is not None else _shrink_to_compiled(info, size)
         if smaller is not None:
             log.warning(
@@ -273,7 +292,7 @@ def _run_program(
                 smaller,
             )
             size = smaller
-            compiled = _compile(fn, size, shard, info)
+            compiled = _compile(fn, size, shard, info, cache_key)
         info.chunk = size
         info.num_chunks = -(-len(todo) // size)
         log.info(

@@ -369,3 +369,15 @@ def test_memory_estimate_is_conservative(swept):
 def test_cpu_budget_comes_from_host_ram():
     budget, source = sharding.device_memory_budget(sharding.run_mesh(), 0.5)
     assert source in ("host-ram", "device") and budget > 0
+
+
+def test_second_sweep_with_new_values_compiles_nothing(swept):
+    # Same static config, chunk and outputs as the fixture's first program; new seeds and λ.
+    again = sweep_mod.sweep(
+        TINY, seeds=[7], grid={"gae_lambda": [0.5, 0.7]}, chunk=1, return_states=True
+    )
+    assert [p.compiles for p in again.programs] == [0]
+    alone = jax.jit(jaxpg.make_train(TINY.replace(lam=0.7)))(jax.random.key(7))
+    np.testing.assert_allclose(
+        again.runs[1].episode_return, alone.metrics["episode_return"], rtol=RTOL, atol=ATOL
+    )
