@@ -1,0 +1,180 @@
+"""Files of ``jaxpg sweep``: chunk checkpoints (resume), CSV tables and the curves plot.
+
+Layout of an output directory::
+
+  config.json          base config, grid, seeds, programs (chunking, memory, timings)
+  sweep.csv            one row per run
+  summary.csv          one row per grid point: statistics of the final return, rank
+  curves.png           mean episode return ± 95% bootstrap CI per grid point
+  chunks/              one .npz per finished chunk, written atomically (resume)
+  chunks/fingerprint.json  what the chunks belong to; a different sweep is refused
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from jaxpg.commands.common import CommandError, write_json_atomic
+
+
+def fingerprint(payload: dict) -> str:
+    """A stable hash of what determines a sweep's runs (config, grid, seeds, version)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ChunkStore:
+    """Finished chunks of a sweep under ``DIR/chunks``, saved atomically."""
+
+    def __init__(self, out: Path, payload: dict, *, restart: bool, require: bool):
+        self.dir = Path(out) / "chunks"
+        self.key = fingerprint(payload)
+        stamp = self.dir / "fingerprint.json"
+        if restart and self.dir.exists():
+            for f in self.dir.glob("*.npz"):
+                f.unlink()
+            if stamp.exists():
+                stamp.unlink()
+        if stamp.exists():
+            found = json.loads(stamp.read_text()).get("fingerprint")
+            if found != self.key:
+                raise CommandError(
+                    f"{self.dir} holds chunks of a different sweep (fingerprint {found}, "
+                    f"this one {self.key}); use another --out or --restart"
+                )
+        elif require:
+            raise CommandError(f"--resume: no unfinished sweep found in {out}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(stamp, {"fingerprint": self.key, "payload": payload})
+
+    def load(self) -> dict[int, dict[int, tuple]]:
+        """``{program: {run: (episode_return[U], env_steps[U])}}`` of saved chunks."""
+        done: dict[int, dict[int, tuple]] = {}
+        for f in sorted(self.dir.glob("prog*.npz")):
+            with np.load(f) as z:
+                runs = done.setdefault(int(z["program"]), {})
+                for i, r in enumerate(z["run_ids"]):
+                    runs[int(r)] = (z["episode_return"][i], z["env_steps"][i])
+        return done
+
+    def save(self, program: int, run_ids, episode_return, env_steps) -> None:
+        """Write one chunk (temp file + fsync + rename, so a crash leaves no half file)."""
+        name = f"prog{program:03d}_runs{int(run_ids[0]):06d}-{int(run_ids[-1]):06d}.npz"
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".chunk.", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    program=program,
+                    run_ids=np.asarray(run_ids),
+                    episode_return=episode_return,
+                    env_steps=env_steps,
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.dir / name)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+    os.replace(tmp, path)
+
+
+def _cell(v):
+    if isinstance(v, tuple):
+        return "x".join(str(x) for x in v)
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def run_rows(result) -> list[dict]:
+    """One dict per run: point, grid values, seed, final return, area under curve, steps."""
+    rows = []
+    for i, r in enumerate(result.runs):
+        with np.errstate(all="ignore"):
+            auc = (
+                float(np.nanmean(r.episode_return))
+                if np.isfinite(r.episode_return).any()
+                else float("nan")
+            )
+        rows.append(
+            {
+                "run": i,
+                "point": r.point,
+                **result.points[r.point],
+                "seed": r.seed,
+                "final_return": r.final_return,
+                "mean_return": auc,
+                "env_steps": float(r.env_steps[-1]),
+                "updates": len(r.env_steps),
+            }
+        )
+    return rows
+
+
+def write_tables(out: Path, result) -> None:
+    """``sweep.csv`` (one row per run) and ``summary.csv`` (one row per grid point)."""
+    _write_csv(out / "sweep.csv", run_rows(result))
+    _write_csv(out / "summary.csv", result.summary)
+
+
+def _label(point: dict) -> str:
+    return ", ".join(f"{k}={_cell(v)}" for k, v in point.items()) or "config"
+
+
+def write_curves(path: Path, result, *, num_resamples: int = 1000, seed: int = 0) -> None:
+    """Plot each grid point's mean learning curve with its 95% bootstrap band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jaxpg import stats
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    ranks = {row["point"]: row["rank"] for row in result.summary}
+    for j, point in enumerate(result.points):
+        curves = result.curves(j)
+        steps = np.mean(np.stack([r.env_steps for r in result.runs if r.point == j]), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN updates at the start
+            mean = np.nanmean(curves, axis=0)
+            boot = stats.bootstrap_means(curves, num_resamples=num_resamples, seed=seed)
+            low, high = np.nanquantile(boot, [0.025, 0.975], axis=0)
+        (line,) = ax.plot(steps, mean, lw=1.6, label=f"#{ranks[j]} {_label(point)}")
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("mean episode return")
+    ax.set_title(
+        f"{result.config.env} {result.config.estimator}: {len(result.seeds)} seeds "
+        "per point, mean ± 95% bootstrap CI"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", title="rank, grid point", title_fontsize=7)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)

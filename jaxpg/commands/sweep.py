@@ -1,0 +1,321 @@
+"""``jaxpg sweep``: seeds × a hyperparameter grid, one compiled program per static combination.
+
+Example::
+
+  jaxpg sweep --seeds 16 --grid lr=1e-4,3e-4,1e-3 --grid gae_lambda=0.9,0.95,0.99 \\
+      --total-timesteps 100000 --out runs/lr-lam
+
+Writes ``sweep.csv``, ``summary.csv``, ``curves.png`` and ``config.json`` in
+``--out`` (see ``jaxpg.commands._sweep_files``); finished chunks are saved as
+they complete, so rerunning the same command after an interruption runs only
+the unfinished ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import sys
+import time
+import typing
+from pathlib import Path
+
+from jaxpg.commands.common import (
+    CommandError,
+    add_config_options,
+    config_overrides,
+    emit_json,
+    write_json_atomic,
+)
+
+ORDER = 20
+
+
+def register(subparsers) -> None:
+    """Add the ``sweep`` subcommand."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="train many seeds × a hyperparameter grid in one compiled program",
+        description=(
+            "Train every (grid point, seed) pair. Traced fields (lr, gamma, lam, clip_eps, "
+            "ent_coef, vf_coef, max_grad_norm) are vmapped inside one compiled program; "
+            "each combination of static fields (num_envs, hidden_sizes, estimator, ...) "
+            "is its own program. Runs are sharded over all devices and split into chunks "
+            "when the memory estimate says they would not fit."
+        ),
+    )
+    p.add_argument(
+        "--seeds",
+        default="8",
+        metavar="N|S,S,...",
+        help="number of seeds (seed, seed+1, ...; see --seed) or a comma list (default: 8)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="a grid axis; repeat for a cartesian product. FIELD is a Config "
+        "field or an alias (learning_rate→lr, gae_lambda→lam, discount→gamma,"
+        " clip→clip_eps, entropy_coef→ent_coef, value_coef→vf_coef). "
+        "hidden_sizes values use x: --grid hidden_sizes=64x64,32x32",
+    )
+    p.add_argument(
+        "--out", default="sweep", metavar="DIR", help="output directory (default: ./sweep)"
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        metavar="RUNS",
+        help="runs per compiled call (default: from the memory estimate)",
+    )
+    p.add_argument(
+        "--memory-fraction",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="share of free device memory (host RAM on CPU) a chunk may use",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="require an unfinished sweep in --out and continue it (the same "
+        "command resumes anyway when --out holds this sweep's chunks)",
+    )
+    p.add_argument(
+        "--restart", action="store_true", help="discard chunks saved in --out by an earlier run"
+    )
+    p.add_argument("--no-plot", action="store_true", help="skip curves.png")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        metavar="INT",
+        help="seed of the bootstrap confidence intervals (default: 0)",
+    )
+    d = p.add_argument_group("multi-host (jax.distributed)")
+    d.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize first; run the same command on "
+        "every host (auto-detected on SLURM/TPU, else give the options below)",
+    )
+    d.add_argument("--coordinator-address", default=None, metavar="HOST:PORT")
+    d.add_argument("--num-processes", type=int, default=None, metavar="INT")
+    d.add_argument("--process-id", type=int, default=None, metavar="INT")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+# -- parsing --------------------------------------------------------------------
+def _parse_value(field: str, text: str):
+    from jaxpg.config import Config
+
+    hint = typing.get_type_hints(Config)[field]
+    text = text.strip()
+    try:
+        if hint is bool or hint == bool | None:
+            low = text.lower()
+            table = {
+                "true": True,
+                "1": True,
+                "yes": True,
+                "on": True,
+                "false": False,
+                "0": False,
+                "no": False,
+                "off": False,
+                "none": None,
+                "auto": None,
+            }
+            if low not in table or (hint is bool and table[low] is None):
+                raise ValueError(text)
+            return table[low]
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+        if field == "hidden_sizes":
+            return tuple(int(x) for x in text.replace(":", "x").split("x") if x)
+        return text
+    except ValueError:
+        raise CommandError(f"--grid {field}: cannot read {text!r} as {hint}") from None
+
+
+def parse_grid(items: list[str]) -> dict:
+    """``["lr=1e-4,3e-4", ...]`` → ``{"lr": [1e-4, 3e-4], ...}`` (aliases resolved later)."""
+    from jaxpg.grid import canonical_name
+
+    grid: dict = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not values.strip():
+            raise CommandError(f"--grid {item!r}: expected FIELD=V1,V2,...")
+        name = name.strip().replace("-", "_")
+        try:
+            field = canonical_name(name)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        grid[name] = [_parse_value(field, v) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def _parse_seeds(text: str):
+    try:
+        parts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CommandError(f"--seeds {text!r}: expected a count or a comma list") from None
+    if "," in text:
+        return parts
+    if len(parts) != 1 or parts[0] < 1:
+        raise CommandError(f"--seeds {text!r}: the count must be >= 1")
+    return parts[0]
+
+
+# -- progress -------------------------------------------------------------------
+class _Progress:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def __call__(self, r) -> None:
+        if self.quiet:
+            return
+        width = 24
+        filled = int(width * r.runs_done / max(1, r.runs_total))
+        bar = "#" * filled + "-" * (width - filled)
+        print(
+            f"jaxpg sweep: program {r.program + 1}/{r.num_programs} [{bar}] "
+            f"chunk {r.chunk + 1}/{r.num_chunks} runs {r.runs_done}/{r.runs_total} "
+            f"{r.seconds:.1f}s {r.env_steps_per_s:,.0f} steps/s "
+            f"(elapsed {time.perf_counter() - self.start:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _setup_logging(quiet: bool) -> None:
+    logger = logging.getLogger("jaxpg.sweep")
+    if quiet or logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("jaxpg sweep: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _finite_or_none(obj):
+    """Strict JSON: NaN/inf (e.g. the SEM of one seed) become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+# -- run ------------------------------------------------------------------------
+def _program_dict(info) -> dict:
+    d = dataclasses.asdict(info)
+    d.pop("config")
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, write its files, print the JSON summary if asked."""
+    if args.distributed:
+        from jaxpg.sharding import initialize_distributed
+
+        kw = {
+            k: getattr(args, k)
+            for k in ("coordinator_address", "num_processes", "process_id")
+            if getattr(args, k) is not None
+        }
+        initialize_distributed(**kw)
+    import jax
+
+    import jaxpg
+    from jaxpg.commands import _sweep_files as files
+    from jaxpg.config import Config
+    from jaxpg.grid import check_grid
+    from jaxpg.sweep import sweep
+
+    if args.resume and args.restart:
+        raise CommandError("--resume and --restart exclude each other")
+    config = Config(**config_overrides(args))
+    grid = parse_grid(args.grid)
+    check_grid(config, grid)  # every name and value, before any compile
+    seeds = _parse_seeds(args.seeds)
+    out = Path(args.out)
+    writer = jax.process_index() == 0
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": config.to_dict(),
+        "grid": {k: list(v) for k, v in grid.items()},
+        "seeds": seeds,
+        "version": jaxpg.__version__,
+    }
+    # Multi-host: process 0 saves chunks; every process must skip the same runs, and
+    # other hosts may not see process 0's disk, so resume is single-host only.
+    single_host = jax.process_count() == 1
+    store = None
+    completed: dict = {}
+    if writer:
+        store = files.ChunkStore(out, payload, restart=args.restart, require=args.resume)
+        completed = store.load() if single_host else {}
+    resumed = sum(len(v) for v in completed.values())
+    _setup_logging(args.quiet)
+    if resumed and not args.quiet:
+        print(
+            f"jaxpg sweep: resuming: {resumed} finished run(s) found in {out / 'chunks'}",
+            file=sys.stderr,
+        )
+    result = sweep(
+        config,
+        seeds,
+        grid,
+        chunk=args.chunk,
+        memory_fraction=args.memory_fraction,
+        completed=completed,
+        on_chunk=store.save if store is not None else None,
+        progress=_Progress(args.quiet),
+        bootstrap_seed=args.bootstrap_seed,
+    )
+    programs = [_program_dict(p) for p in result.programs]
+    if writer:
+        files.write_tables(out, result)
+        if not args.no_plot:
+            files.write_curves(out / "curves.png", result, seed=args.bootstrap_seed)
+        write_json_atomic(
+            out / "config.json",
+            {
+                **payload,
+                "seeds": result.seeds,
+                "devices": [str(d) for d in jax.devices()],
+                "programs": programs,
+            },
+        )
+    if args.json:
+        best = min(result.summary, key=lambda r: r["rank"])
+        emit_json(
+            _finite_or_none(
+                {
+                    "out": str(out),
+                    "num_runs": len(result.runs),
+                    "num_points": len(result.points),
+                    "seeds": result.seeds,
+                    "resumed_runs": resumed,
+                    "programs": programs,
+                    "best": best,
+                    "summary": result.summary,
+                }
+            )
+        )
+    return 0

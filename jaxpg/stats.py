@@ -1,0 +1,189 @@
+"""Statistics over seeds: mean, standard error, bootstrap CI, IQM and a ranking.
+
+Host-side NumPy on small arrays (one value per seed). Conventions:
+
+* ``x`` is a 1-D array of per-seed values; NaNs (a run whose episodes never
+  ended) are dropped first and ``n`` counts the finite values left.
+* The standard error uses the sample standard deviation (``ddof=1``).
+* The bootstrap CI is the percentile interval of the mean over resamples drawn
+  with a fixed seed, so the same values always give the same interval.
+* The interquartile mean (IQM) is the mean of the middle 50% after removing
+  ``floor(0.25 n)`` values from each end (``scipy.stats.trim_mean(x, 0.25)``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+NUM_RESAMPLES = 10_000
+
+
+def _finite(x) -> np.ndarray:
+    x = np.asarray(x, np.float64).reshape(-1)
+    return x[np.isfinite(x)]
+
+
+def standard_error(x) -> float:
+    """Standard error of the mean: ``std(x, ddof=1) / sqrt(n)``.
+
+    Args:
+      x: ``[n]`` values; NaNs are ignored.
+
+    Returns:
+      The standard error, or NaN when fewer than two finite values remain.
+
+    Example:
+      >>> standard_error([1.0, 2.0, 3.0, 4.0])  # std = sqrt(5/3); / 2
+      0.6454972243679028
+    """
+    x = _finite(x)
+    if x.size < 2:
+        return math.nan
+    return float(np.std(x, ddof=1) / math.sqrt(x.size))
+
+
+def interquartile_mean(x) -> float:
+    """Mean of the middle 50%: drop ``floor(n/4)`` values at each end, average the rest.
+
+    Args:
+      x: ``[n]`` values; NaNs are ignored.
+
+    Returns:
+      The IQM (NaN for no finite values).
+
+    Example:
+      >>> interquartile_mean([1.0, 2.0, 3.0, 4.0, 100.0, -50.0, 5.0, 6.0])  # mean(2..5)
+      3.5
+    """
+    x = np.sort(_finite(x))
+    if x.size == 0:
+        return math.nan
+    k = int(math.floor(0.25 * x.size))
+    return float(np.mean(x[k : x.size - k]))
+
+
+def bootstrap_ci(
+    x,
+    *,
+    confidence: float = CONFIDENCE,
+    num_resamples: int = NUM_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean.
+
+    Draws ``num_resamples`` resamples of size n with replacement (NumPy
+    generator seeded with ``seed``) and returns the ``(1 ± confidence)/2``
+    quantiles of their means.
+
+    Args:
+      x: ``[n]`` values; NaNs are ignored.
+      confidence: coverage of the interval, in (0, 1).
+      num_resamples: bootstrap resamples.
+      seed: seed of the resampling generator.
+
+    Returns:
+      ``(low, high)``; ``(v, v)`` for a single value, NaNs for none.
+
+    Example:
+      >>> bootstrap_ci([2.0, 2.0, 2.0])
+      (2.0, 2.0)
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence!r} must lie in (0, 1)")
+    x = _finite(x)
+    if x.size == 0:
+        return (math.nan, math.nan)
+    means = bootstrap_means(x[:, None], num_resamples=num_resamples, seed=seed)[:, 0]
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(low), float(high))
+
+
+def bootstrap_means(
+    x: np.ndarray, *, num_resamples: int = NUM_RESAMPLES, seed: int = 0
+) -> np.ndarray:
+    """Means of bootstrap resamples of the rows of ``x`` (NaN-aware).
+
+    Args:
+      x: ``[n, ...]``, e.g. per-seed learning curves ``[n, U]``.
+      num_resamples: resamples B.
+      seed: generator seed.
+
+    Returns:
+      ``[B, ...]`` means over each resample's rows (NaNs ignored).
+    """
+    x = np.asarray(x, np.float64)
+    idx = np.random.default_rng(seed).integers(0, x.shape[0], (num_resamples, x.shape[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x[idx], axis=1)
+
+
+def summarize(
+    x, *, confidence: float = CONFIDENCE, num_resamples: int = NUM_RESAMPLES, seed: int = 0
+) -> dict:
+    """All the statistics of one grid point's per-seed values.
+
+    Args:
+      x: ``[n]`` per-seed values (NaNs ignored).
+      confidence: bootstrap CI coverage.
+      num_resamples: bootstrap resamples.
+      seed: bootstrap seed.
+
+    Returns:
+      ``{"n", "mean", "sem", "ci_low", "ci_high", "iqm", "median", "min", "max"}``.
+
+    Example:
+      >>> s = summarize([1.0, 2.0, 3.0, 4.0])
+      >>> s["n"], s["mean"], s["iqm"]
+      (4, 2.5, 2.5)
+    """
+    f = _finite(x)
+    low, high = bootstrap_ci(f, confidence=confidence, num_resamples=num_resamples, seed=seed)
+    empty = f.size == 0
+    return {
+        "n": int(f.size),
+        "mean": math.nan if empty else float(np.mean(f)),
+        "sem": standard_error(f),
+        "ci_low": low,
+        "ci_high": high,
+        "iqm": interquartile_mean(f),
+        "median": math.nan if empty else float(np.median(f)),
+        "min": math.nan if empty else float(np.min(f)),
+        "max": math.nan if empty else float(np.max(f)),
+    }
+
+
+def rank(means: Sequence[float], tiebreak: Sequence[float] | None = None) -> list[int]:
+    """Rank grid points by mean, best (highest) first; rank 1 is the best.
+
+    NaN means rank last. Ties are broken by ``tiebreak`` (higher is better,
+    e.g. the IQM), then by position.
+
+    Args:
+      means: ``[P]`` mean final returns.
+      tiebreak: optional ``[P]`` secondary key.
+
+    Returns:
+      ``[P]`` ranks, a permutation of ``1..P``.
+
+    Example:
+      >>> rank([1.0, 3.0, float("nan"), 2.0])
+      [3, 1, 4, 2]
+    """
+    means = [(-m if math.isfinite(m) else math.inf) for m in map(float, means)]
+    tb = (
+        [0.0] * len(means)
+        if tiebreak is None
+        else [(-t if math.isfinite(t) else math.inf) for t in map(float, tiebreak)]
+    )
+    order = sorted(range(len(means)), key=lambda i: (means[i], tb[i], i))
+    ranks = [0] * len(means)
+    for r, i in enumerate(order, start=1):
+        ranks[i] = r
+    return ranks
