@@ -217,7 +217,9 @@ def prepare_run_dir(run_dir: Path, config: Config, settings: RunSettings,
     """Create a fresh run directory and write ``config.json`` (errors before any write)."""
     from jaxpg.commands.common import write_json_atomic
 
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--out {run_dir} exists and is not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
         raise RunError(
             f"--out {run_dir} already exists and is not empty; pass a new --out, "
             f"or --resume {run_dir} to continue it"
@@ -352,7 +354,7 @@ class _Loop:
             self.chunk_len = max(1, min(settings.checkpoint_every, n))
             self.chunk = make_chunk(agent, self.chunk_len, sink, settings.log_every)
         else:
-            self.chunk_len = max(1, min(settings.log_every, n))
+            self.chunk_len = max(1, min(settings.log_every, settings.checkpoint_every, n))
             self.chunk = make_chunk(agent, self.chunk_len, None)
 
     def _drain(self, pending: list) -> None:

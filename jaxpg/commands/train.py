@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
                    help="updates per compiled chunk; a checkpoint is written after each "
                    "(default: 100; with --resume, the run's own)")
+    p.add_argument("--log-every", type=int, default=None, metavar="UPDATES",
+                   help="updates per compiled chunk whose metric rows are then streamed "
+                   "to metrics.csv and the progress bar (default: 20; with --resume, the run's)")
+    p.add_argument("--log-mode", choices=("chunks", "callback"), default=None,
+                   help="chunks: rows are read between short compiled chunks (default, "
+                   "cheapest); callback: rows leave the program by jax.debug.callback")
     p.add_argument("--keep-checkpoints", type=int, default=3, metavar="N",
                    help="how many of the newest checkpoints to keep")
     p.add_argument("--tensorboard", action="store_true",
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise CommandError(f"--checkpoint-every={args.checkpoint_every} must be >= 1")
+    if args.log_every is not None and args.log_every < 1:
+        raise CommandError(f"--log-every={args.log_every} must be >= 1")
     if args.keep_checkpoints < 1:
         raise CommandError(f"--keep-checkpoints={args.keep_checkpoints} must be >= 1")
     if args.resume:
@@ -72,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         settings = runlib.RunSettings(
             checkpoint_every=args.checkpoint_every or 100,
             keep_checkpoints=args.keep_checkpoints,
+            log_every=args.log_every or 20,
+            log_mode=args.log_mode or "chunks",
             tensorboard=args.tensorboard,
         )
         from jaxpg.update import make_agent
@@ -125,10 +135,12 @@ def _resume_config(args: argparse.Namespace, run_dir: Path):
             f"--resume continues {run_dir} with its saved config; these options differ: "
             f"{'; '.join(changed)}"
         )
-    if args.checkpoint_every not in (None, settings.checkpoint_every):
-        raise CommandError(
-            f"--resume keeps the run's --checkpoint-every {settings.checkpoint_every} "
-            f"(given {args.checkpoint_every}) so that it replays the same compiled program"
-        )
+    for opt in ("checkpoint_every", "log_every", "log_mode"):
+        given, saved = getattr(args, opt), getattr(settings, opt)
+        if given not in (None, saved):
+            raise CommandError(
+                f"--resume keeps the run's --{opt.replace('_', '-')} {saved} (given {given}) "
+                "so that it replays the same compiled program"
+            )
     settings = dataclasses.replace(settings, tensorboard=settings.tensorboard or args.tensorboard)
     return config, settings
