@@ -32,7 +32,27 @@ CARTPOLE = dict([
 
 
 # --- other environments ------------------------------------------------------
-OTHER: dict[str, Preset] = {}
+OTHER = dict([
+    _p("acrobot-ppo", "PPO with GAE on Acrobot-v1 (swing up; return -500 is random-ish).",
+       "TBD", -100.0,
+       env="Acrobot-v1", estimator="ppo", num_envs=8, num_steps=128,
+       total_timesteps=500_000, lr=1e-3),
+    _p("acrobot-vpg", "Vanilla policy gradient with GAE(0.97) on Acrobot-v1.",
+       "TBD", -120.0,
+       env="Acrobot-v1", estimator="vpg", num_envs=16, num_steps=128,
+       total_timesteps=500_000, lr=3e-3, lam=0.97, anneal_lr=False,
+       normalize_advantages=True),
+    _p("pendulum-ppo", "PPO with a Gaussian policy on Pendulum-v1 (continuous torque).",
+       "TBD", -400.0,
+       env="Pendulum-v1", estimator="ppo", num_envs=16, num_steps=128,
+       total_timesteps=1_000_000, lr=1e-3, gamma=0.95, lam=0.95, num_epochs=10,
+       num_minibatches=32, ent_coef=0.0, max_grad_norm=0.5, log_std_init=-0.5),
+    _p("breakout-minatar-ppo", "PPO with an MLP on Breakout-MinAtar (10x10x4 grid flattened).",
+       "TBD", 5.0,
+       env="Breakout-MinAtar", estimator="ppo", num_envs=64, num_steps=128,
+       total_timesteps=1_000_000, lr=5e-3, num_minibatches=8, hidden_sizes=(256, 256),
+       activation="relu"),
+])
 
 
 PRESETS: dict[str, Preset] = {**CARTPOLE, **OTHER}

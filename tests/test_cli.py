@@ -81,7 +81,8 @@ def test_train_writes_a_complete_run_dir(tiny_run):
     for name in ("config.json", "metrics.csv", "learning_curve.png", "summary.json"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["config"]["num_steps"] == 32 and cfg["versions"]["jax"] and cfg["versions"]["devices"]
+    assert cfg["config"]["num_steps"] == 32
+    assert cfg["versions"]["jax"] and cfg["versions"]["devices"]
     assert_whole_rows(out, 16)
     m = read_metrics(out / "metrics.csv")
     assert np.all(np.diff(m["env_steps"]) == 128)
