@@ -21,6 +21,12 @@ from jaxpg import checkpoint
 from jaxpg.cli import main
 from jaxpg.progress import COLUMNS, read_metrics
 
+try:
+    import tensorboardX  # noqa: F401
+
+    HAS_TB = True
+except ImportError:
+    HAS_TB = False
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--total-timesteps", "2048", "--num-envs", "4", "--num-steps", "32", "--quiet"]
 # Long enough to be killed mid-run: 160 updates in chunks of 4, checkpoints every 8.
@@ -71,7 +77,8 @@ def assert_whole_rows(run_dir: Path, n: int):
 @pytest.fixture(scope="session")
 def tiny_run(env, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    proc = jaxpg(env, "train", *TINY, "--out", out, "--json", "--checkpoint-every", "8")
+    proc = jaxpg(env, "train", *TINY, "--out", out, "--json", "--checkpoint-every", "8",
+                 *(["--tensorboard"] if HAS_TB else []))
     return out, json.loads(proc.stdout)
 
 
@@ -87,6 +94,23 @@ def test_train_writes_a_complete_run_dir(tiny_run):
     m = read_metrics(out / "metrics.csv")
     assert np.all(np.diff(m["env_steps"]) == 128)
     assert [s for s, _ in checkpoint.list_checkpoints(out / "checkpoints")] == [8, 16]
+    if HAS_TB:
+        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_callback_log_mode_streams_the_same_run(env, tiny_run, tmp_path):
+    out, _ = tiny_run
+    cb = tmp_path / "cb"
+    jaxpg(env, "train", *TINY, "--out", cb, "--checkpoint-every", "8", "--log-every", "4",
+          "--log-mode", "callback")
+    assert_whole_rows(cb, 16)
+    a, b = read_metrics(out / "metrics.csv"), read_metrics(cb / "metrics.csv")
+    np.testing.assert_allclose(a["episode_return"], b["episode_return"], rtol=1e-5)
+    import jax
+
+    for x, y in zip(jax.tree.leaves(final_params(out)), jax.tree.leaves(final_params(cb)),
+                    strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
 
 
 def test_eval_json_and_gif_error(env, tiny_run):
