@@ -37,6 +37,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not match the run's config."""
 
 
+class IncompatibleCheckpointError(CheckpointError):
+    """A readable checkpoint written for a config with other shapes."""
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename, dir fsync)."""
     path = Path(path)
@@ -146,7 +150,7 @@ def check_compatible(saved: Config, config: Config, path: Any) -> None:
         if getattr(saved, f) != getattr(config, f)
     ]
     if diffs:
-        raise CheckpointError(
+        raise IncompatibleCheckpointError(
             f"checkpoint {path} is from an incompatible config: {', '.join(diffs)}"
         )
 
@@ -175,7 +179,9 @@ def restore(path: str | os.PathLike, template, config: Config):
     except CheckpointError:
         raise
     except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} does not match this run: {exc}") from None
+        raise IncompatibleCheckpointError(
+            f"checkpoint {path} does not match this run: {exc}"
+        ) from None
     if typed:
         impl = jax.random.key_impl(key)
         state = state.replace(key=jax.random.wrap_key_data(np.asarray(state.key), impl=impl))
@@ -186,7 +192,7 @@ def _check_shapes(template, state, path) -> None:
     for (kp, a), b in zip(jax.tree_util.tree_leaves_with_path(template),
                           jax.tree.leaves(state), strict=True):
         if np.shape(a) != np.shape(b):
-            raise CheckpointError(
+            raise IncompatibleCheckpointError(
                 f"checkpoint {path} does not match this run: "
                 f"{jax.tree_util.keystr(kp)} has shape {np.shape(b)}, expected {np.shape(a)}"
             )

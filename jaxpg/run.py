@@ -265,9 +265,9 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     for step, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
         try:
             state, meta = checkpoint.restore(path, template, config)
+        except checkpoint.IncompatibleCheckpointError:
+            raise
         except checkpoint.CheckpointError as exc:
-            if "incompatible" in str(exc) or "does not match" in str(exc):
-                raise
             print(f"jaxpg: warning: skipping unreadable {path}: {exc}", file=sys.stderr)
             continue
         return state, meta, step

@@ -72,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--log-every={args.log_every} must be >= 1")
     if args.keep_checkpoints < 1:
         raise CommandError(f"--keep-checkpoints={args.keep_checkpoints} must be >= 1")
+    if args.tensorboard:
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            raise CommandError(
+                "--tensorboard needs the tensorboardX package: pip install 'tensorboardX>=2.6,<3'"
+            ) from None
     if args.resume:
         run_dir = Path(args.resume)
         config, settings = _resume_config(args, run_dir)
