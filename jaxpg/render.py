@@ -56,22 +56,27 @@ def episode_states(config: Config, policy_params, key: jax.Array, greedy: bool =
     return agent.env, agent.env_params, states, rewards
 
 
-def render_gif(config: Config, policy_params, path: Path, seed: int = 0,
-               greedy: bool = False) -> Path:
-    """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
-    if config.env not in SUPPORTED:
+def check_supported(env_id: str) -> None:
+    """Raise ``ValueError`` naming what is missing if ``env_id`` cannot be rendered."""
+    if env_id not in SUPPORTED:
         raise ValueError(
-            f"--gif: gymnax's visualizer cannot draw {config.env}; supported: "
+            f"--gif: gymnax's visualizer cannot draw {env_id}; supported: "
             f"{', '.join(SUPPORTED)}"
         )
-    if config.env in CLASSIC:
+    if env_id in CLASSIC:
         try:
             import pygame  # noqa: F401
         except ImportError:
             raise ValueError(
-                f"--gif: drawing {config.env} goes through gymnasium, which needs pygame "
+                f"--gif: drawing {env_id} goes through gymnasium, which needs pygame "
                 "(pip install pygame)"
             ) from None
+
+
+def render_gif(config: Config, policy_params, path: Path, seed: int = 0,
+               greedy: bool = False) -> Path:
+    """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
+    check_supported(config.env)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -47,21 +47,27 @@ def _parse_set(items: list[str], config: Config) -> Config:
     return config.replace(**changes)
 
 
-def reproduce(config: Config, seeds: int, episodes: int) -> dict:
-    """Train ``seeds`` runs of ``config`` in one program and evaluate each final policy.
+def reproduce(config: Config, seeds: int, episodes: int, group: int | None = None) -> dict:
+    """Train ``seeds`` runs of ``config`` (vmapped) and evaluate each final policy.
 
     Args:
       config: the run configuration.
-      seeds: number of seeds (vmapped).
+      seeds: number of seeds.
       episodes: evaluation episodes per seed.
+      group: seeds per compiled program (``jax.vmap`` over this many keys);
+        ``None`` trains all seeds in one program.
 
     Returns:
       A dict with per-seed eval and final training returns, env steps and wall time.
     """
     start = time.perf_counter()
     keys = jax.random.split(jax.random.key(config.seed), seeds)
+    group = seeds if group is None else group
     train = jax.jit(jax.vmap(make_train(config)))
-    out = jax.block_until_ready(train(keys))
+    outs = [jax.block_until_ready(train(keys[i:i + group])) for i in range(0, seeds, group)]
+    out = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) if x.dtype != keys.dtype
+                                                   else np.asarray(jax.random.key_data(x))
+                                                   for x in xs]), *outs)
     train_s = time.perf_counter() - start
     evaluate = jax.jit(jax.vmap(make_evaluate(config, episodes)))
     ev = evaluate(jax.random.split(jax.random.key(10_000 + config.seed), seeds),
@@ -75,6 +81,7 @@ def reproduce(config: Config, seeds: int, episodes: int) -> dict:
         "estimator": config.estimator,
         "env_steps": int(np.asarray(out.state.env_steps)[0]),
         "seeds": seeds,
+        "seeds_per_program": group,
         "eval_episodes": episodes,
         "eval_return_per_seed": eval_ret.round(2).tolist(),
         "eval_return_mean": float(eval_ret.mean()),
@@ -109,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="seeds per preset (default 5)")
     parser.add_argument("--episodes", type=int, default=32,
                         help="evaluation episodes per seed (default 32)")
+    parser.add_argument("--group", type=int, default=None,
+                        help="seeds per vmapped program (default: all in one)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a Config field (for tuning)")
     parser.add_argument("--out", help="also write the results as JSON here")
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name in args.presets or list(PRESETS):
         config = _parse_set(args.set, get_preset(name).config)
-        rows[name] = reproduce(config, args.seeds, args.episodes)
+        rows[name] = reproduce(config, args.seeds, args.episodes, args.group)
         rows[name]["config"] = dataclasses.asdict(config)
         r = rows[name]
         print(f"{name}: eval {r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f} "

@@ -113,13 +113,27 @@ def test_callback_log_mode_streams_the_same_run(env, tiny_run, tmp_path):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
 
 
-def test_eval_json_and_gif_error(env, tiny_run):
+def test_eval_json_and_gif_error(env, tiny_run, tmp_path, capsys):
     out, _ = tiny_run
-    res = json.loads(jaxpg(env, "eval", out, "--episodes", "8", "--json").stdout)
-    assert res["episodes"] == 8 and res["update"] == 16 and res["return_mean"] >= 8
+    code = main(["eval", str(out), "--episodes", "2", "--gif", str(tmp_path / "ep.gif")])
+    err = capsys.readouterr().err
+    try:
+        import pygame  # noqa: F401
+
+        assert code == 0 and (tmp_path / "ep.gif").stat().st_size > 0
+    except ImportError:  # CartPole renders through gymnasium, which needs pygame
+        assert code == 2 and "needs pygame (pip install pygame)" in err
+        assert not (tmp_path / "ep.gif").exists()
+    assert main(["eval", str(out), "--gif", str(tmp_path / "ep.png")]) == 2
+    assert "must end in .gif" in capsys.readouterr().err
+    res = json.loads(jaxpg(env, "eval", out, "--episodes", "8", "--greedy", "--json").stdout)
+    assert res["episodes"] == 8 and res["update"] == 16 and res["greedy"]
+    assert res["return_mean"] >= 8  # CartPole pays 1 per step; no episode is shorter
+    from jaxpg.run import load_policy
+
     ckpt = checkpoint.list_checkpoints(out / "checkpoints")[0][1]
-    res = json.loads(jaxpg(env, "eval", ckpt, "--episodes", "4", "--greedy", "--json").stdout)
-    assert res["update"] == 8 and res["greedy"]
+    config, params, step = load_policy(ckpt)
+    assert step == 8 and config.num_steps == 32 and "params" in params
 
 
 def test_resume_after_sigkill_and_sigint_matches_uninterrupted(env, tmp_path):

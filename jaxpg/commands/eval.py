@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         config, params, step = runlib.load_policy(Path(args.path))
     except (checkpoint.CheckpointError, runlib.RunError) as exc:
         raise CommandError(str(exc)) from None
+    if args.gif:
+        from jaxpg.render import check_supported
+
+        check_supported(config.env)  # fail before any work
     evaluate = jax.jit(make_evaluate(config, args.episodes, args.greedy))
     res = evaluate(jax.random.key(args.seed), params)
     ret = np.asarray(res.returns, np.float64)
