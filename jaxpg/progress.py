@@ -217,6 +217,10 @@ class MetricsSink:
         if self.bar is not None:
             self.bar.draw(self.steps, self.rate, self.ret, self._last_flush - self.t0, final)
 
+    def sync(self) -> None:
+        """fsync the rows written so far (safe to call from another thread)."""
+        os.fsync(self._fd)
+
     def elapsed(self) -> float:
         """Wall seconds of the run so far, including time before a resume."""
         return time.perf_counter() - self.t0

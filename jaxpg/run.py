@@ -72,7 +72,7 @@ class RunSettings:
     """How a run is executed and logged (not part of the maths)."""
 
     checkpoint_every: int = 100  # updates per compiled chunk / between checkpoints
-    log_every: int = 20  # updates per dispatched chunk (or per in-program callback)
+    log_every: int = 50  # updates per dispatched chunk (or per in-program callback)
     log_mode: str = "chunks"  # "chunks" (rows read between chunks) or "callback"
     keep_checkpoints: int = 3
     tensorboard: bool = False
@@ -349,6 +349,7 @@ class _Loop:
         self.agent, self.config, self.settings = agent, config, settings
         self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
         self.stopped_early = False
+        self._future = None
         n = agent.num_updates
         if settings.log_mode == "callback":
             self.chunk_len = max(1, min(settings.checkpoint_every, n))
@@ -369,34 +370,56 @@ class _Loop:
                 self.sink.write_rows(rows[rows[:, 0] > 0])
             if bad:
                 self.sink.flush(sync=True)
+                self._wait_for_checkpoint()
                 raise NonFiniteError(bad, self.ckpt_step, self.run_dir)
 
+    def _save(self, state: TrainState, step: int, wall: float) -> None:
+        """Runs on the writer thread: make the rows durable, then the checkpoint."""
+        self.sink.sync()  # every row up to ``step`` was written before this job started
+        checkpoint.save(self.run_dir / CKPT_DIR, state, self.config,
+                        {"wall_time_s": wall, "env_steps": float(state.env_steps)},
+                        keep=self.settings.keep_checkpoints)
+        self.ckpt_step = step
+
+    def _wait_for_checkpoint(self) -> None:
+        if self._future is not None:
+            future, self._future = self._future, None
+            future.result()  # re-raises a failed write
+
     def run(self, state: TrainState, hp: HParams, stop) -> TrainState:
+        """Run updates until the end (or a requested stop); checkpoints behind the compute.
+
+        A checkpoint is written on a writer thread while the next chunk runs, at
+        most one at a time and always after the metric rows it covers.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         n = self.agent.num_updates
         every = self.settings.checkpoint_every
         step = int(state.update_step)
         last_ckpt = step
         pending: list = []
-        while step < n:
-            state, bad, rows = self.chunk(state, hp)  # asynchronous dispatch
-            pending.append((bad, rows))
-            step = min(n, step + self.chunk_len)
-            if len(pending) > 1:  # read the previous chunk while this one runs
-                self._drain(pending[:-1])
-                del pending[:-1]
-            due = step // every > last_ckpt // every or step == n or stop.requested
-            if due:
-                self._drain(pending)
-                self.sink.flush(sync=True)  # rows on disk before the checkpoint names them
-                checkpoint.save(
-                    self.run_dir / CKPT_DIR, state, self.config,
-                    {"wall_time_s": self.sink.elapsed(), "env_steps": float(state.env_steps)},
-                    keep=self.settings.keep_checkpoints,
-                )
-                last_ckpt = self.ckpt_step = step
-                if stop.requested and step < n:
-                    self.stopped_early = True
-                    break
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxpg-ckpt") as writer:
+            try:
+                while step < n:
+                    state, bad, rows = self.chunk(state, hp)  # asynchronous dispatch
+                    pending.append((bad, rows))
+                    step = min(n, step + self.chunk_len)
+                    if len(pending) > 1:  # read the previous chunk while this one runs
+                        self._drain(pending[:-1])
+                        del pending[:-1]
+                    if step // every > last_ckpt // every or step == n or stop.requested:
+                        self._drain(pending)  # all rows up to ``step`` are in the sink
+                        self.sink.flush(sync=False)
+                        self._wait_for_checkpoint()
+                        self._future = writer.submit(self._save, state, step,
+                                                     self.sink.elapsed())
+                        last_ckpt = step
+                        if stop.requested and step < n:
+                            self.stopped_early = True
+                            break
+            finally:
+                self._wait_for_checkpoint()
         return state
 
 

@@ -5,10 +5,12 @@ times on a warm process):
 
 * ``one scan``: ``jax.jit(make_train(config))``, the whole run as one program,
   no host interaction at all (the baseline);
-* ``chunks``: the trainer's default (``jaxpg.run._Loop``, ``log_mode="chunks"``):
-  compiled scans of ``--log-every`` updates dispatched asynchronously, rows
-  written to a real ``metrics.csv`` between them, checkpoints every
-  ``--checkpoint-every`` updates;
+* ``chunks``: the trainer's default logging (``jaxpg.run._Loop``,
+  ``log_mode="chunks"``): compiled scans of ``--log-every`` updates dispatched
+  asynchronously, rows written to a real ``metrics.csv`` between them, one
+  checkpoint at the end;
+* ``chunks+ckpt``: the same plus a checkpoint every ``--checkpoint-every``
+  updates (what ``jaxpg train`` does by default);
 * ``callback``: the same loop with ``log_mode="callback"``: scans of
   ``--checkpoint-every`` updates that send rows to the host with
   ``jax.debug.callback`` once per ``--log-every`` updates.
@@ -46,7 +48,7 @@ class _NoStop:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--total-timesteps", type=int, default=500_000)
     args = parser.parse_args()
@@ -57,14 +59,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         loops = {}
-        for mode in ("chunks", "callback"):
-            run_dir = Path(tmp) / mode
+        no_ckpt = 10**9  # only the final checkpoint
+        variants = {"chunks": ("chunks", no_ckpt), "chunks+ckpt": ("chunks", args.checkpoint_every),
+                    "callback": ("callback", args.checkpoint_every)}
+        for name, (mode, every) in variants.items():
+            run_dir = Path(tmp) / name.replace("+", "_")
             run_dir.mkdir()
             sink = MetricsSink(run_dir / "metrics.csv", 1.0, progress=False)
             stack.callback(sink.close)
-            settings = RunSettings(args.checkpoint_every, keep_checkpoints=1,
-                                   log_every=args.log_every, log_mode=mode, progress=False)
-            loops[mode] = _Loop(agent, config, settings, run_dir, sink, None)
+            settings = RunSettings(every, keep_checkpoints=1, log_every=args.log_every,
+                                   log_mode=mode, progress=False)
+            loops[name] = _Loop(agent, config, settings, run_dir, sink, None)
 
         def run(mode: str, key: jax.Array) -> None:
             if mode == "one scan":
@@ -72,7 +77,7 @@ def main() -> None:
             else:
                 jax.block_until_ready(loops[mode].run(init_state(agent, key), hp, _NoStop()))
 
-        modes = ("one scan", "chunks", "callback")
+        modes = ("one scan", *loops)
         for mode in modes:  # compile and warm up
             run(mode, jax.random.key(0))
         times: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
@@ -91,7 +96,7 @@ def main() -> None:
     for mode, t in times.items():
         wall = min(w for w, _ in t)
         cpu = statistics.median(c for _, c in t)
-        print(f"  {mode:9s} wall min {wall:.3f} s ({steps / wall:,.0f} steps/s), "
+        print(f"  {mode:11s} wall min {wall:.3f} s ({steps / wall:,.0f} steps/s), "
               f"median {statistics.median(w for w, _ in t):.3f} s; CPU median {cpu:.3f} s | "
               f"overhead vs one scan: wall {100 * (wall - base) / base:+.1f}%, "
               f"CPU {100 * (cpu - base_cpu) / base_cpu:+.1f}%")

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                    "(default: 100; with --resume, the run's own)")
     p.add_argument("--log-every", type=int, default=None, metavar="UPDATES",
                    help="updates per compiled chunk whose metric rows are then streamed "
-                   "to metrics.csv and the progress bar (default: 20; with --resume, the run's)")
+                   "to metrics.csv and the progress bar (default: 50; with --resume, the run's)")
     p.add_argument("--log-mode", choices=("chunks", "callback"), default=None,
                    help="chunks: rows are read between short compiled chunks (default, "
                    "cheapest); callback: rows leave the program by jax.debug.callback")
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         settings = runlib.RunSettings(
             checkpoint_every=args.checkpoint_every or 100,
             keep_checkpoints=args.keep_checkpoints,
-            log_every=args.log_every or 20,
+            log_every=args.log_every or 50,
             log_mode=args.log_mode or "chunks",
             tensorboard=args.tensorboard,
         )
