@@ -23,15 +23,16 @@ def register(subparsers) -> None:
         help="evaluate a run directory or checkpoint",
         description="Mean and std of the undiscounted return over N complete episodes, "
         "run in parallel (jax.vmap) in one compiled program.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT",
                    help="a run directory (its newest checkpoint) or a ckpt_*.msgpack file")
-    p.add_argument("--episodes", type=int, default=64, help="episodes to run (vmapped)")
+    p.add_argument("--episodes", type=int, default=64,
+                   help="episodes to run (vmapped) (default: 64)")
     p.add_argument("--greedy", action="store_true",
                    help="take the most likely action (the mean for Gaussian policies) "
                    "instead of sampling")
-    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the evaluation episodes (default: 0)")
     p.add_argument("--gif", metavar="FILE",
                    help="also render one episode to FILE with gymnax's visualizer")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

@@ -16,7 +16,6 @@ def register(subparsers) -> None:
         help="list presets with their documented results",
         description="Named configurations for `jaxpg train --preset NAME`, each with the "
         "result scripts/reproduce_presets.py measured.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--json", action="store_true",
                    help="print every preset with its full config as JSON")

@@ -32,7 +32,6 @@ def register(subparsers) -> None:
         description="Train one run. Config layers: defaults < --preset < --config FILE < "
         "options. The run is compiled (a scan of updates per chunk); progress and "
         "metrics are streamed from inside it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--preset", metavar="NAME",
                    help="start from a documented preset (see `jaxpg presets`)")
@@ -43,16 +42,18 @@ def register(subparsers) -> None:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its newest checkpoint with its saved config")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
-                   help="updates per compiled chunk; a checkpoint is written after each "
-                   "(default: 100; with --resume, the run's own)")
+                   help="updates between checkpoints, each taken at the first chunk "
+                   "boundary at or after a multiple of UPDATES (default: 100; with --resume, "
+                   "the run's own)")
     p.add_argument("--log-every", type=int, default=None, metavar="UPDATES",
                    help="updates per compiled chunk whose metric rows are then streamed "
                    "to metrics.csv and the progress bar (default: 50; with --resume, the run's)")
     p.add_argument("--log-mode", choices=("chunks", "callback"), default=None,
-                   help="chunks: rows are read between short compiled chunks (default, "
-                   "cheapest); callback: rows leave the program by jax.debug.callback")
+                   help="chunks: rows are read between short compiled chunks "
+                   "(cheapest); callback: rows leave the program by jax.debug.callback "
+                   "(default: chunks)")
     p.add_argument("--keep-checkpoints", type=int, default=3, metavar="N",
-                   help="how many of the newest checkpoints to keep")
+                   help="how many of the newest checkpoints to keep (default: 3)")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN_DIR/tensorboard "
                    "(needs tensorboardX)")
