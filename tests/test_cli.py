@@ -258,3 +258,33 @@ def test_help_and_presets(env, capsys):
     presets = json.loads(capsys.readouterr().out)
     assert {"cartpole-ppo", "acrobot-ppo", "acrobot-vpg", "pendulum-ppo"} <= set(presets)
     assert all(p["result"] for p in presets.values())
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_corrupts_and_resume_is_exact(env, tmp_path):
+    """Kill at random times (also before the first checkpoint and mid-write), resume each."""
+    ref = tmp_path / "ref"
+    jaxpg(env, "train", *KILLABLE, "--out", ref)
+    rng = np.random.default_rng(0)
+    out = tmp_path / "killed"
+    first = True
+    for delay in rng.uniform(0.0, 6.0, size=6):
+        args = ["train", *KILLABLE, "--out", str(out)] if first else ["train", "--resume",
+                                                                       str(out), "--quiet"]
+        proc = subprocess.Popen([sys.executable, "-m", "jaxpg", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait(timeout=60)
+        first = first and not (out / "config.json").exists()
+        for _, path in checkpoint.list_checkpoints(out / "checkpoints"):
+            checkpoint.read(path)
+        if (out / "metrics.csv").exists():
+            text = (out / "metrics.csv").read_text()
+            assert not text or text.endswith("\n")
+    if first:  # never got as far as writing config.json
+        jaxpg(env, "train", *KILLABLE, "--out", out)
+    else:
+        jaxpg(env, "train", "--resume", out, "--quiet")
+    assert_whole_rows(out, 160)
+    assert_trees_equal(final_params(ref), final_params(out))
