@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a Config field (for tuning)")
     parser.add_argument("--out", help="also write the results as JSON here")
+    parser.add_argument("--markdown", help="also write the Markdown table here")
     args = parser.parse_args(argv)
     rows = {}
     for name in args.presets or list(PRESETS):
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: eval {r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f} "
               f"per seed {r['eval_return_per_seed']} in {r['wall_s']:.0f} s", flush=True)
     print(table(rows))
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(table(rows) + "\n")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(rows, fh, indent=2)
