@@ -9,13 +9,16 @@ Layout of a run directory::
     summary.json         final status, return, steps, wall time
     tensorboard/         event files (with ``--tensorboard``)
 
-The run is a compiled ``lax.scan`` over ``chunk`` updates; the host only steps
-in between chunks to take a checkpoint. Inside the scan each update sends its
-metrics to a :class:`~jaxpg.progress.MetricsSink` with ``jax.debug.callback``
-(ordered), which writes ``metrics.csv`` and redraws the progress bar. Every
-chunk runs the same compiled program (updates past the end of the run are
-skipped with ``lax.cond``), so a resumed run executes exactly the same
-computation as an uninterrupted one and reaches bitwise-identical parameters.
+The run is a sequence of dispatches of one compiled program, a ``lax.scan``
+over ``log_every`` updates (:func:`jaxpg.chunk.make_chunk`). JAX dispatches the next chunk
+before the host reads the previous chunk's metric rows, so the host work
+(``metrics.csv``, the progress bar, TensorBoard; see
+:class:`~jaxpg.progress.MetricsSink`) overlaps the compute, and checkpoints
+are written on a writer thread while the next chunk runs. Updates past the end
+of the run are skipped with ``lax.cond``, so every chunk is the same program
+and a resumed run executes exactly the computation of an uninterrupted one,
+reaching bitwise-identical parameters. ``log_mode="callback"`` instead sends
+the rows out from inside longer chunks with ``jax.debug.callback``.
 
 Non-finite values: each update checks its loss and the new parameters; the
 first non-finite update is not applied, the scan skips everything after it,
@@ -31,16 +34,16 @@ import platform
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxpg import checkpoint
+from jaxpg.chunk import make_chunk
 from jaxpg.config import Config, HParams
-from jaxpg.progress import STREAMED, MetricsSink, truncate_metrics
-from jaxpg.update import Agent, TrainState, init_state, make_agent, update
+from jaxpg.progress import MetricsSink, truncate_metrics
+from jaxpg.update import TrainState, init_state, make_agent
 
 CONFIG_JSON = "config.json"
 METRICS_CSV = "metrics.csv"
@@ -71,7 +74,7 @@ class NonFiniteError(RuntimeError):
 class RunSettings:
     """How a run is executed and logged (not part of the maths)."""
 
-    checkpoint_every: int = 100  # updates per compiled chunk / between checkpoints
+    checkpoint_every: int = 100  # updates between checkpoints (at chunk boundaries)
     log_every: int = 50  # updates per dispatched chunk (or per in-program callback)
     log_mode: str = "chunks"  # "chunks" (rows read between chunks) or "callback"
     keep_checkpoints: int = 3
@@ -106,81 +109,6 @@ def environment_info() -> dict:
     }
 
 
-def _all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves))
-
-
-class _Carry(NamedTuple):
-    state: TrainState
-    bad: jax.Array  # int32: 0, or the 1-based update that went non-finite
-    rows: jax.Array  # [log_every, 2 + len(STREAMED)] float32 buffer (callback mode)
-    count: jax.Array  # int32 rows in the buffer
-
-
-def _metric_row(state: TrainState, metrics: dict) -> jax.Array:
-    cols = [state.update_step, metrics["env_steps"], *(metrics[k] for k in STREAMED)]
-    return jnp.stack([jnp.asarray(c, jnp.float32) for c in cols])
-
-
-def _chunk_body(agent: Agent, hp: HParams, sink, length: int, carry: _Carry, i):
-    """One scan step: an update (unless the run is over or went non-finite) and
-    its metric row (update column 0 where no update was applied)."""
-    state, bad = carry.state, carry.bad
-    active = jnp.logical_and(state.update_step < agent.num_updates, bad == 0)
-    width = carry.rows.shape[1]
-
-    def run(s: TrainState):
-        new, metrics = update(agent, s, hp)
-        ok = jnp.logical_and(_all_finite(metrics["loss"]), _all_finite(new.params))
-        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s)
-        row = jnp.where(ok, _metric_row(new, metrics), 0.0)
-        return new, jnp.where(ok, 0, s.update_step + 1), row
-
-    def skip(s: TrainState):
-        return s, bad, jnp.zeros((width,), jnp.float32)
-
-    state, bad, row = jax.lax.cond(active, run, skip, state)
-    if sink is None:
-        return carry._replace(state=state, bad=bad), row
-    applied = row[0] > 0
-    rows = jnp.where(applied, carry.rows.at[carry.count].set(row), carry.rows)
-    count = carry.count + applied.astype(jnp.int32)
-    flush = jnp.logical_and(count > 0, jnp.logical_or(count == rows.shape[0], i == length - 1))
-    jax.lax.cond(flush, lambda: jax.debug.callback(sink, rows, count, ordered=True),
-                 lambda: None)
-    return _Carry(state, bad, rows, jnp.where(flush, 0, count)), row
-
-
-def make_chunk(agent: Agent, length: int, sink=None, log_every: int = 20):
-    """Jitted ``chunk(state, hp) -> (state, bad, rows)`` running up to ``length`` updates.
-
-    Updates past ``agent.num_updates`` are skipped, so every chunk of a run is
-    the same compiled program. ``bad`` is 0, or the 1-based number of the first
-    update that produced a non-finite loss or parameter (that update and the
-    rest of the chunk are not applied). ``rows`` is ``[length, 2 + len(STREAMED)]``
-    float32: ``update, env_steps, *STREAMED`` per scan step, all zero where no
-    update was applied.
-
-    With a ``sink``, the rows are also handed to ``sink(rows[log_every, M],
-    count)`` from inside the program by ``jax.debug.callback``, once per
-    ``log_every`` updates. On XLA:CPU any host callback inside the loop slows
-    the whole loop down (see ``scripts/bench_callbacks.py``), so the trainer's
-    default streams rows between short chunks instead.
-    """
-    log_every = max(1, min(log_every, length))
-
-    def chunk(state: TrainState, hp: HParams):
-        body = lambda c, i: _chunk_body(agent, hp, sink, length, c, i)  # noqa: E731
-        init = _Carry(state, jnp.zeros((), jnp.int32),
-                      jnp.zeros((log_every, 2 + len(STREAMED)), jnp.float32),
-                      jnp.zeros((), jnp.int32))
-        carry, rows = jax.lax.scan(body, init, jnp.arange(length))
-        return carry.state, carry.bad, rows
-
-    return jax.jit(chunk)
-
-
 class _StopFlag:
     """First SIGINT: finish the chunk, checkpoint, stop. A second one: abort now."""
 
@@ -189,7 +117,7 @@ class _StopFlag:
         self._old = None
 
     def __enter__(self):
-        if threading_main():
+        if _in_main_thread():
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -206,7 +134,7 @@ class _StopFlag:
         return False
 
 
-def threading_main() -> bool:
+def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()

@@ -81,14 +81,16 @@ def test_truncate_metrics_drops_rows_past_the_checkpoint_and_partial_lines(tmp_p
 
 
 def test_nonfinite_update_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real_update = runlib.update
+    from jaxpg import chunk
+
+    real_update = chunk.update
 
     def poisoned(agent, state, hp):  # update 7 produces a NaN loss
         new, metrics = real_update(agent, state, hp)
         loss = jnp.where(state.update_step == 6, jnp.nan, metrics["loss"])
         return new, {**metrics, "loss": loss}
 
-    monkeypatch.setattr(runlib, "update", poisoned)
+    monkeypatch.setattr(chunk, "update", poisoned)
     settings = runlib.RunSettings(checkpoint_every=4, log_every=2, progress=False)
     agent = make_agent(TINY)
     runlib.prepare_run_dir(tmp_path / "run", TINY, settings, agent.num_updates, argv=[])
