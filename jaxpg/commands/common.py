@@ -133,6 +133,9 @@ def write_json_atomic(path, obj) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, default=_json_default)
             fh.write("\n")
@@ -143,3 +146,151 @@ def write_json_atomic(path, obj) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# --- layered configuration: defaults < preset < config file < options ----------
+
+def _coerce_field(name: str, value, source: str):
+    """Check/convert one config-file value to the ``Config`` field's type."""
+    from jaxpg.config import Config
+
+    hint = typing.get_type_hints(Config)[name]
+    bad = CommandError(
+        f"{source}: {name}={value!r} has the wrong type; expected {_type_name(hint)}"
+    )
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint == bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return _parse_optional_bool(value)
+            except argparse.ArgumentTypeError:
+                raise bad from None
+        raise bad
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if name == "hidden_sizes":
+        if isinstance(value, str):
+            try:
+                return _parse_sizes(value)
+            except argparse.ArgumentTypeError:
+                raise bad from None
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise bad
+        return tuple(value)
+    if not isinstance(value, str):
+        raise bad
+    return value
+
+
+def _type_name(hint) -> str:
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint == bool | None:
+        return "true, false or none"
+    if hint is str:
+        return "a string"
+    return "a list of integers such as [64, 64]"
+
+
+def load_config_file(path) -> dict:
+    """Read Config fields from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
+
+    The file is a flat table of ``Config`` fields (a top-level ``[config]``
+    table is accepted too). Unknown fields, wrong types and parse errors raise
+    :class:`CommandError` naming the file and the problem.
+    """
+    import dataclasses as dc
+    from pathlib import Path
+
+    from jaxpg.config import Config
+
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"--config {path}: cannot read: {exc.strerror or exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise CommandError(f"--config {path}: not valid TOML: {exc}") from None
+    elif suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise CommandError(
+                f"--config {path}: YAML needs the pyyaml package (pip install pyyaml), "
+                "or use a .toml file"
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            msg = " ".join(str(exc).split())
+            raise CommandError(f"--config {path}: not valid YAML: {msg}") from None
+        data = {} if data is None else data
+    else:
+        raise CommandError(
+            f"--config {path}: unknown file type {suffix or '(none)'!r}; "
+            "allowed: .toml, .yaml, .yml"
+        )
+    if not isinstance(data, dict):
+        raise CommandError(f"--config {path}: expected a table of Config fields")
+    if set(data) == {"config"} and isinstance(data["config"], dict):
+        data = data["config"]
+    names = [f.name for f in dc.fields(Config)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise CommandError(
+            f"--config {path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(names)}"
+        )
+    return {k: _coerce_field(k, v, f"--config {path}") for k, v in data.items()}
+
+
+def resolve_config(args: argparse.Namespace):
+    """Build the ``Config``: defaults < ``--preset`` < ``--config FILE`` < options.
+
+    Returns:
+      ``(config, sources)`` where ``sources`` maps each non-default field to
+      where its value came from (``preset``, ``file`` or ``option``).
+    """
+    from jaxpg.config import Config
+
+    fields: dict = {}
+    sources: dict[str, str] = {}
+    if getattr(args, "preset", None):
+        from jaxpg.presets import get_preset
+
+        fields.update(get_preset(args.preset).config.to_dict())
+        sources.update({k: "preset" for k, v in fields.items()
+                        if getattr(Config(), k) != (tuple(v) if isinstance(v, list) else v)})
+    if getattr(args, "config", None):
+        from_file = load_config_file(args.config)
+        fields.update(from_file)
+        sources.update(dict.fromkeys(from_file, "file"))
+    opts = config_overrides(args)
+    fields.update(opts)
+    sources.update(dict.fromkeys(opts, "option"))
+    try:
+        return Config.from_dict(fields), sources
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None

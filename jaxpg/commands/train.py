@@ -1,0 +1,154 @@
+"""``jaxpg train``: train one run into a run directory (or continue one).
+
+Examples::
+
+    jaxpg train                                  # PPO on CartPole-v1, runs/<env>-<est>-<time>
+    jaxpg train --preset acrobot-ppo --out runs/acro
+    jaxpg train --config my.toml --lr 1e-3 --json
+    jaxpg train --resume runs/acro               # continue from the newest checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jaxpg.commands.common import (
+    CommandError,
+    add_config_options,
+    config_overrides,
+    emit_json,
+    resolve_config,
+)
+
+ORDER = 10
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a policy into a run directory",
+        description="Train one run. Config layers: defaults < --preset < --config FILE < "
+        "options. The run is compiled (a scan of updates per chunk); progress and "
+        "metrics are streamed from inside it.",
+    )
+    p.add_argument("--preset", metavar="NAME",
+                   help="start from a documented preset (see `jaxpg presets`)")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML or YAML file of Config fields, applied over the preset")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory (default: runs/<env>-<estimator>-<UTC time>)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue RUN_DIR from its newest checkpoint with its saved config")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
+                   help="updates between checkpoints, each taken at the first chunk "
+                   "boundary at or after a multiple of UPDATES (default: 100; with --resume, "
+                   "the run's own)")
+    p.add_argument("--log-every", type=int, default=None, metavar="UPDATES",
+                   help="updates per compiled chunk whose metric rows are then streamed "
+                   "to metrics.csv and the progress bar (default: 50; with --resume, the run's)")
+    p.add_argument("--log-mode", choices=("chunks", "callback"), default=None,
+                   help="chunks: rows are read between short compiled chunks "
+                   "(cheapest); callback: rows leave the program by jax.debug.callback "
+                   "(default: chunks)")
+    p.add_argument("--keep-checkpoints", type=int, default=3, metavar="N",
+                   help="how many of the newest checkpoints to keep (default: 3)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files to RUN_DIR/tensorboard "
+                   "(needs tensorboardX)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true",
+                   help="print the run summary as JSON on stdout")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jaxpg import run as runlib
+
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise CommandError(f"--checkpoint-every={args.checkpoint_every} must be >= 1")
+    if args.log_every is not None and args.log_every < 1:
+        raise CommandError(f"--log-every={args.log_every} must be >= 1")
+    if args.keep_checkpoints < 1:
+        raise CommandError(f"--keep-checkpoints={args.keep_checkpoints} must be >= 1")
+    if args.tensorboard:
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            raise CommandError(
+                "--tensorboard needs the tensorboardX package: pip install 'tensorboardX>=2.6,<3'"
+            ) from None
+    if args.resume:
+        run_dir = Path(args.resume)
+        config, settings = _resume_config(args, run_dir)
+    else:
+        config, _ = resolve_config(args)
+        settings = runlib.RunSettings(
+            checkpoint_every=args.checkpoint_every or 100,
+            keep_checkpoints=args.keep_checkpoints,
+            log_every=args.log_every or 50,
+            log_mode=args.log_mode or "chunks",
+            tensorboard=args.tensorboard,
+        )
+        from jaxpg.update import make_agent
+
+        try:
+            agent = make_agent(config)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        run_dir = Path(args.out) if args.out else runlib.default_run_dir(config)
+        runlib.prepare_run_dir(run_dir, config, settings, agent.num_updates)
+    settings = runlib.dataclasses.replace(settings, progress=not args.quiet)
+    try:
+        summary = runlib.train_run(run_dir, config, settings, resume=bool(args.resume))
+    except runlib.NonFiniteError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        emit_json(summary)
+    else:
+        ret = summary["final_return"]
+        ret_s = f"{ret:.2f}" if ret is not None else "n/a"
+        print(f"{summary['status']}: {summary['updates_done']}/{summary['num_updates']} "
+              f"updates, {summary['env_steps']:,.0f} env steps in {summary['wall_time_s']:.1f} s, "
+              f"final return {ret_s}; run dir {run_dir}")
+    if summary["status"] == "interrupted":
+        print(f"jaxpg: interrupted at update {summary['updates_done']}; continue with: "
+              f"jaxpg train --resume {run_dir}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _resume_config(args: argparse.Namespace, run_dir: Path):
+    """The saved config of ``run_dir``; any option that would change it is an error."""
+    import dataclasses
+
+    from jaxpg import run as runlib
+
+    if args.preset or args.config or args.out:
+        given = [o for o, v in (("--preset", args.preset), ("--config", args.config),
+                                ("--out", args.out)) if v]
+        raise CommandError(
+            f"--resume continues {run_dir} with its saved config; drop {', '.join(given)}"
+        )
+    config, settings = runlib.load_run_config(run_dir)
+    changed = [
+        f"--{k.replace('_', '-')} (saved {getattr(config, k)!r}, given {v!r})"
+        for k, v in config_overrides(args).items()
+        if getattr(config, k) != v
+    ]
+    if changed:
+        raise CommandError(
+            f"--resume continues {run_dir} with its saved config; these options differ: "
+            f"{'; '.join(changed)}"
+        )
+    for opt in ("checkpoint_every", "log_every", "log_mode"):
+        given, saved = getattr(args, opt), getattr(settings, opt)
+        if given not in (None, saved):
+            raise CommandError(
+                f"--resume keeps the run's --{opt.replace('_', '-')} {saved} (given {given}) "
+                "so that it replays the same compiled program"
+            )
+    settings = dataclasses.replace(settings, tensorboard=settings.tensorboard or args.tensorboard)
+    return config, settings

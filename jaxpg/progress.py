@@ -1,0 +1,242 @@
+"""Host side of in-program logging: metrics rows, a progress bar, TensorBoard.
+
+The compiled run buffers one metric row per update on device and calls
+:meth:`MetricsSink.__call__` with a block of rows once per ``log_every``
+updates through ``jax.debug.callback``. The sink formats the CSV lines and
+appends them to a buffer; the buffer is written to ``metrics.csv`` (one
+``write`` of whole lines, so a killed process never leaves half a row) and the
+progress bar is redrawn at most every ``refresh_s`` seconds.
+
+``metrics.csv`` holds one row per update. After a resume,
+:func:`truncate_metrics` cuts it back to the rows of the restored checkpoint,
+so no row is duplicated or missing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+# Columns of metrics.csv, in order. ``update`` is 1-based: the row of update n
+# describes the state after n updates.
+COLUMNS = (
+    "update", "env_steps", "wall_time_s", "steps_per_s", "episode_return",
+    "episode_length", "episodes", "loss", "policy_loss", "value_loss", "entropy",
+    "approx_kl", "clip_frac", "grad_norm", "lr",
+)
+# The metrics the compiled program sends to the host each update.
+STREAMED = COLUMNS[4:]
+
+
+def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
+    """Keep the header and the rows with ``update <= last_update``; drop the rest.
+
+    A trailing line without a newline (impossible with whole-line writes, but
+    cheap to guard against) is dropped too. The file is rewritten atomically.
+
+    Returns:
+      The number of data rows kept.
+    """
+    from jaxpg.checkpoint import write_bytes_atomic
+
+    path = Path(path)
+    header = ",".join(COLUMNS) + "\n"
+    if not path.exists():
+        write_bytes_atomic(path, header.encode())
+        return 0
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [header]
+    for line in lines[1:]:
+        if not line.endswith("\n"):
+            break
+        try:
+            update = int(line.split(",", 1)[0])
+        except ValueError:
+            break
+        if update > last_update:
+            break
+        kept.append(line)
+    write_bytes_atomic(path, "".join(kept).encode())
+    return len(kept) - 1
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``metrics.csv`` into float arrays keyed by column."""
+    lines = Path(path).read_text().splitlines()
+    if len(lines) < 2:
+        return {c: np.zeros((0,)) for c in COLUMNS}
+    cols = lines[0].split(",")
+    rows = np.array([[float(x) for x in ln.split(",")] for ln in lines[1:]], ndmin=2)
+    return {c: rows[:, i] for i, c in enumerate(cols)}
+
+
+def _fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    m, s = divmod(int(seconds + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream: env steps, steps/s, recent return, ETA.
+
+    On a terminal the line is redrawn in place; otherwise a plain line is
+    printed every ``plain_every_s`` seconds so logs stay readable.
+    """
+
+    def __init__(self, total_steps: float, stream: IO[str] | None = None,
+                 plain_every_s: float = 10.0) -> None:
+        self.total = float(total_steps)
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.plain_every_s = plain_every_s
+        self._last_plain = -math.inf
+
+    def line(self, steps: float, rate: float, ret: float, elapsed: float) -> str:
+        frac = min(1.0, steps / self.total) if self.total else 1.0
+        width = 20
+        filled = int(frac * width)
+        bar = "#" * filled + "." * (width - filled)
+        eta = (self.total - steps) / rate if rate > 0 else math.inf
+        rate_s = f"{rate:,.0f}" if math.isfinite(rate) else "?"
+        ret_s = f"{ret:.1f}" if math.isfinite(ret) else "n/a"
+        return (f"[{bar}] {frac:4.0%} {steps:,.0f}/{self.total:,.0f} steps | "
+                f"{rate_s} steps/s | return {ret_s} | "
+                f"elapsed {_fmt_time(elapsed)} ETA {_fmt_time(eta)}")
+
+    def draw(self, steps: float, rate: float, ret: float, elapsed: float,
+             final: bool = False) -> None:
+        text = self.line(steps, rate, ret, elapsed)
+        if self.tty:
+            self.stream.write("\r" + text + ("\n" if final else ""))
+        elif final or elapsed - self._last_plain >= self.plain_every_s:
+            self._last_plain = elapsed
+            self.stream.write(text + "\n")
+        else:
+            return
+        self.stream.flush()
+
+
+class MetricsSink:
+    """Receives one update's metrics from inside the compiled run.
+
+    Args:
+      csv_path: ``metrics.csv`` (created with a header if missing).
+      total_steps: env steps of the whole run (for the bar's ETA).
+      start_wall: wall time already spent before this process (after a resume).
+      start_steps: env steps already done before this process.
+      progress: draw the progress bar on stderr.
+      tensorboard_dir: write TensorBoard event files here (tensorboardX).
+      refresh_s: minimum seconds between file writes / bar redraws.
+    """
+
+    def __init__(self, csv_path: str | os.PathLike, total_steps: float,
+                 start_wall: float = 0.0, start_steps: float = 0.0, progress: bool = True,
+                 tensorboard_dir: str | os.PathLike | None = None,
+                 refresh_s: float = 0.25) -> None:
+        self.csv_path = Path(csv_path)
+        if not self.csv_path.exists():
+            truncate_metrics(self.csv_path, 0)
+        self._fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND)
+        self._buf: list[str] = []
+        self.refresh_s = refresh_s
+        self.bar = ProgressBar(total_steps) if progress else None
+        self.t0 = time.perf_counter() - start_wall
+        self._last_flush = time.perf_counter()
+        self._rate_ref: tuple[float, float] | None = None
+        self.rate = math.nan
+        self._window_done = False
+        self._last_arrival = 0.0
+        self.steps = float(start_steps)
+        self.ret = math.nan
+        self.last_update = 0
+        self.tb = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None
+
+    def __call__(self, rows, count) -> None:
+        """Host callback: the first ``count`` of ``rows`` from inside the compiled run."""
+        self.write_rows(np.asarray(rows)[: int(count)])
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Take a block of rows ``[update, env_steps, *STREAMED]``.
+
+        Rows arrive in blocks; their wall times are spread evenly between the
+        previous block's arrival and this one's.
+        """
+        now = time.perf_counter()
+        if not len(rows):
+            return
+        prev = self._last_arrival
+        self._last_arrival = now
+        if self._rate_ref is None:  # first block of this process: compile is behind us
+            self._rate_ref = (now, float(rows[-1, 1]))
+            prev = now
+        dt = now - self._rate_ref[0]
+        steps = float(rows[-1, 1])
+        if dt > 0 and (dt >= 0.5 or not self._window_done):
+            # Cumulative until the first 0.5 s window closes, then per window.
+            self.rate = (steps - self._rate_ref[1]) / dt
+            if dt >= 0.5:
+                self._rate_ref, self._window_done = (now, steps), True
+        n = len(rows)
+        for j, r in enumerate(rows):
+            wall = prev + (now - prev) * (j + 1) / n - self.t0
+            line = [f"{int(r[0])}", f"{r[1]:.0f}", f"{wall:.4f}", f"{self.rate:.1f}"]
+            line += [f"{v:.6g}" for v in r[2:]]
+            self._buf.append(",".join(line) + "\n")
+            if self.tb is not None:
+                for name, v in zip(STREAMED, r[2:], strict=True):
+                    self.tb.add_scalar(f"train/{name}", float(v), int(r[1]))
+                self.tb.add_scalar("train/steps_per_s", self.rate, int(r[1]))
+        self.steps, self.last_update = steps, int(rows[-1, 0])
+        finite = rows[np.isfinite(rows[:, 2]), 2]
+        if len(finite):
+            self.ret = float(finite[-1])
+        if now - self._last_flush >= self.refresh_s:
+            self.flush(sync=False)
+
+    def flush(self, sync: bool = True, final: bool = False) -> None:
+        """Write buffered rows (whole lines, one ``write``); ``sync`` also fsyncs."""
+        if self._buf:
+            data = "".join(self._buf).encode()
+            self._buf.clear()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        if sync:
+            os.fsync(self._fd)
+            if self.tb is not None:
+                self.tb.flush()
+        self._last_flush = time.perf_counter()
+        if self.bar is not None:
+            self.bar.draw(self.steps, self.rate, self.ret, self._last_flush - self.t0, final)
+
+    def sync(self) -> None:
+        """fsync the rows written so far (safe to call from another thread)."""
+        os.fsync(self._fd)
+
+    def elapsed(self) -> float:
+        """Wall seconds of the run so far, including time before a resume."""
+        return time.perf_counter() - self.t0
+
+    def close(self) -> None:
+        self.flush(sync=True, final=True)
+        os.close(self._fd)
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _tensorboard_writer(logdir):
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            "--tensorboard needs the tensorboardX package: pip install 'tensorboardX>=2.6,<3'"
+        ) from None
+    return SummaryWriter(str(logdir))

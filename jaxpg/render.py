@@ -1,0 +1,96 @@
+"""Render one episode of a policy to a GIF with gymnax's visualizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from jaxpg import envs, networks
+from jaxpg.config import Config
+from jaxpg.update import make_agent
+
+# Environments gymnax's Visualizer draws (gymnax 1.0). The classic-control ones
+# render through gymnasium, which needs pygame.
+SUPPORTED = (
+    "Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "Catch-bsuite", "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar",
+    "Seaquest-MinAtar", "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
+    "MetaMaze-misc", "FourRooms-misc",
+)
+CLASSIC = SUPPORTED[:5]
+
+
+def episode_states(config: Config, policy_params, key: jax.Array, greedy: bool = False,
+                   max_steps: int = 1000):
+    """Run one episode; returns the list of env states and cumulative rewards."""
+    agent = make_agent(config)
+    env, env_params, spec = agent.env, agent.env_params, agent.spec
+
+    @jax.jit
+    def act_step(key, state, obs):
+        k_act, k_env = jax.random.split(key)
+        dist = agent.policy_apply(policy_params, obs[None])
+        if greedy:
+            action = (dist.mean if isinstance(dist, networks.Gaussian)
+                      else jnp.argmax(dist, axis=-1).astype(jnp.int32))
+        else:
+            action = networks.sample(k_act, dist)
+        out = envs.step(k_env, env, env_params, spec, state, action[0])
+        return out.obs, out.state, out.reward, jnp.logical_or(out.terminated, out.truncated)
+
+    key, k_reset = jax.random.split(key)
+    obs, state = envs.reset(k_reset, env, env_params)
+    states, rewards, total = [state], [0.0], 0.0
+    limit = spec.max_episode_steps or max_steps
+    for _ in range(limit):
+        key, k = jax.random.split(key)
+        obs, next_state, reward, done = act_step(k, state, obs)
+        total += float(reward)
+        if bool(done):
+            break
+        state = next_state
+        states.append(state)
+        rewards.append(total)
+    return agent.env, agent.env_params, states, rewards
+
+
+def check_supported(env_id: str) -> None:
+    """Raise ``ValueError`` naming what is missing if ``env_id`` cannot be rendered."""
+    if env_id not in SUPPORTED:
+        raise ValueError(
+            f"--gif: gymnax's visualizer cannot draw {env_id}; supported: "
+            f"{', '.join(SUPPORTED)}"
+        )
+    if env_id in CLASSIC:
+        try:
+            import pygame  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                f"--gif: drawing {env_id} goes through gymnasium, which needs pygame "
+                "(pip install pygame)"
+            ) from None
+
+
+def render_gif(config: Config, policy_params, path: Path, seed: int = 0,
+               greedy: bool = False) -> Path:
+    """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
+    check_supported(config.env)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gymnax.visualize import Visualizer
+
+    from jaxpg.checkpoint import write_bytes_atomic
+
+    env, env_params, states, rewards = episode_states(
+        config, policy_params, jax.random.key(seed), greedy
+    )
+    tmp = path.with_name(f".{path.stem}.render.gif")
+    try:
+        Visualizer(env, env_params, states, rewards).animate(str(tmp))
+        write_bytes_atomic(path, tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,405 @@
+"""A training run on disk: compiled chunks of updates, streamed metrics, checkpoints.
+
+Layout of a run directory::
+
+    config.json          resolved Config, versions, devices, run settings
+    metrics.csv          one row per update (see ``jaxpg.progress.COLUMNS``)
+    checkpoints/         ckpt_<update>.msgpack, the newest few, written atomically
+    learning_curve.png   episode return (and losses) against env steps
+    summary.json         final status, return, steps, wall time
+    tensorboard/         event files (with ``--tensorboard``)
+
+The run is a sequence of dispatches of one compiled program, a ``lax.scan``
+over ``log_every`` updates (:func:`jaxpg.chunk.make_chunk`). JAX dispatches the next chunk
+before the host reads the previous chunk's metric rows, so the host work
+(``metrics.csv``, the progress bar, TensorBoard; see
+:class:`~jaxpg.progress.MetricsSink`) overlaps the compute, and checkpoints
+are written on a writer thread while the next chunk runs. Updates past the end
+of the run are skipped with ``lax.cond``, so every chunk is the same program
+and a resumed run executes exactly the computation of an uninterrupted one,
+reaching bitwise-identical parameters. ``log_mode="callback"`` instead sends
+the rows out from inside longer chunks with ``jax.debug.callback``.
+
+Non-finite values: each update checks its loss and the new parameters; the
+first non-finite update is not applied, the scan skips everything after it,
+and :func:`train_run` raises :class:`NonFiniteError` naming the update while
+the last good checkpoint stays on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxpg import checkpoint
+from jaxpg.chunk import make_chunk
+from jaxpg.config import Config, HParams
+from jaxpg.progress import MetricsSink, truncate_metrics
+from jaxpg.update import TrainState, init_state, make_agent
+
+CONFIG_JSON = "config.json"
+METRICS_CSV = "metrics.csv"
+SUMMARY_JSON = "summary.json"
+CURVE_PNG = "learning_curve.png"
+CKPT_DIR = "checkpoints"
+
+
+class RunError(ValueError):
+    """A run that cannot start or continue (printed as one line by the CLI)."""
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN/inf; ``update`` is the 1-based update where it happened."""
+
+    def __init__(self, update: int, checkpoint_step: int | None, run_dir: Path) -> None:
+        kept = (f"last good checkpoint kept at update {checkpoint_step}"
+                if checkpoint_step is not None else "no checkpoint was written")
+        super().__init__(
+            f"loss or parameters became NaN/inf at update {update}; stopped; {kept} "
+            f"in {run_dir / CKPT_DIR}"
+        )
+        self.update = update
+        self.checkpoint_step = checkpoint_step
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """How a run is executed and logged (not part of the maths)."""
+
+    checkpoint_every: int = 100  # updates between checkpoints (at chunk boundaries)
+    log_every: int = 50  # updates per dispatched chunk (or per in-program callback)
+    log_mode: str = "chunks"  # "chunks" (rows read between chunks) or "callback"
+    keep_checkpoints: int = 3
+    tensorboard: bool = False
+    progress: bool = True
+
+
+def default_run_dir(config: Config, root: str = "runs") -> Path:
+    """``runs/<env>-<estimator>-<UTC timestamp>``."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{config.env}-{config.estimator}-{stamp}"
+
+
+def environment_info() -> dict:
+    """Versions and devices, for ``config.json``."""
+    import flax
+    import gymnax
+    import optax
+
+    import jaxpg
+
+    return {
+        "jaxpg": jaxpg.__version__,
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "gymnax": getattr(gymnax, "__version__", None),
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+class _StopFlag:
+    """First SIGINT: finish the chunk, checkpoint, stop. A second one: abort now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if _in_main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\njaxpg: interrupt: saving a checkpoint after this chunk "
+              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def prepare_run_dir(run_dir: Path, config: Config, settings: RunSettings,
+                    num_updates: int, argv: list[str] | None = None) -> None:
+    """Create a fresh run directory and write ``config.json`` (errors before any write)."""
+    from jaxpg.commands.common import write_json_atomic
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--out {run_dir} exists and is not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunError(
+            f"--out {run_dir} already exists and is not empty; pass a new --out, "
+            f"or --resume {run_dir} to continue it"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"--out {run_dir} is not writable: {exc.strerror or exc}") from None
+    write_json_atomic(run_dir / CONFIG_JSON, {
+        "config": config.to_dict(),
+        "num_updates": num_updates,
+        "run": dataclasses.asdict(settings),
+        "versions": environment_info(),
+        "command": argv if argv is not None else sys.argv,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    })
+
+
+def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
+    """Read ``config.json`` of an existing run directory."""
+    import json
+
+    path = run_dir / CONFIG_JSON
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a jaxpg run directory (no {CONFIG_JSON})")
+    try:
+        data = json.loads(path.read_text())
+        config = Config.from_dict(data["config"])
+        settings = RunSettings(**data.get("run", {}))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{path} is not a valid run config: {exc}") from None
+    return config, settings
+
+
+def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
+    """Newest checkpoint that restores; ``(state, meta, step)`` or ``None``.
+
+    A checkpoint from an incompatible config is an error, not skipped.
+    """
+    for step, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
+        try:
+            state, meta = checkpoint.restore(path, template, config)
+        except checkpoint.IncompatibleCheckpointError:
+            raise
+        except checkpoint.CheckpointError as exc:
+            print(f"jaxpg: warning: skipping unreadable {path}: {exc}", file=sys.stderr)
+            continue
+        return state, meta, step
+    return None
+
+
+def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
+              resume: bool = False) -> dict:
+    """Train ``config`` into ``run_dir`` (fresh, or continuing its latest checkpoint).
+
+    Args:
+      run_dir: the run directory; for a fresh run :func:`prepare_run_dir` must
+        have been called.
+      config: the resolved config.
+      settings: chunking, logging and checkpoint settings.
+      resume: continue from the newest checkpoint in ``run_dir`` (or from
+        scratch if the run was killed before its first checkpoint).
+
+    Returns:
+      The summary dict (also written to ``summary.json``).
+
+    Raises:
+      NonFiniteError: training produced NaN/inf (the last good checkpoint stays).
+    """
+    from jaxpg.commands.common import write_json_atomic
+
+    agent = make_agent(config)
+    key = jax.random.key(config.seed)
+    state = init_state(agent, key)
+    wall0, ckpt_step = 0.0, None
+    for stray in (run_dir / CKPT_DIR).glob(".*.tmp"):  # left by a kill mid-write
+        stray.unlink(missing_ok=True)
+    if resume:
+        found = latest_good_checkpoint(run_dir, state, config)
+        if found is not None:
+            state, meta, ckpt_step = found
+            wall0 = float(meta.get("wall_time_s", 0.0))
+        truncate_metrics(run_dir / METRICS_CSV, ckpt_step or 0)
+    steps_per_update = config.num_envs * agent.horizon
+    sink = MetricsSink(
+        run_dir / METRICS_CSV, total_steps=agent.num_updates * steps_per_update,
+        start_wall=wall0, start_steps=float(state.env_steps), progress=settings.progress,
+        tensorboard_dir=run_dir / "tensorboard" if settings.tensorboard else None,
+    )
+    hp = config.hparams()
+    status = "completed"
+    loop = _Loop(agent, config, settings, run_dir, sink, ckpt_step)
+    try:
+        with _StopFlag() as stop:
+            state = loop.run(state, hp, stop)
+        ckpt_step = loop.ckpt_step
+        if loop.stopped_early:
+            status = "interrupted"
+    except NonFiniteError:
+        status = "nonfinite"
+        raise
+    except KeyboardInterrupt:
+        status = "aborted"
+        raise
+    finally:
+        sink.close()
+        summary = _summary(run_dir, config, agent, state, sink, status, ckpt_step)
+        write_json_atomic(run_dir / SUMMARY_JSON, summary)
+        _plot_quietly(run_dir)
+    return summary
+
+
+class _Loop:
+    """The host loop: dispatch compiled chunks, stream their rows, checkpoint.
+
+    In ``chunks`` mode each dispatch runs ``log_every`` updates and returns their
+    metric rows; the next chunk is dispatched before the previous one's rows are
+    read (JAX's asynchronous dispatch), so the device never waits for the host.
+    In ``callback`` mode each dispatch runs ``checkpoint_every`` updates and the
+    rows reach the sink by ``jax.debug.callback`` from inside the program.
+    """
+
+    def __init__(self, agent, config, settings, run_dir, sink, ckpt_step):
+        self.agent, self.config, self.settings = agent, config, settings
+        self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
+        self.stopped_early = False
+        self._future = None
+        n = agent.num_updates
+        if settings.log_mode == "callback":
+            self.chunk_len = max(1, min(settings.checkpoint_every, n))
+            self.chunk = make_chunk(agent, self.chunk_len, sink, settings.log_every)
+        else:
+            self.chunk_len = max(1, min(settings.log_every, settings.checkpoint_every, n))
+            self.chunk = make_chunk(agent, self.chunk_len, None)
+
+    def _drain(self, pending: list) -> None:
+        """Read the rows of dispatched chunks (blocking) and hand them to the sink."""
+        while pending:
+            bad, rows = pending.pop(0)
+            bad = int(bad)
+            if self.settings.log_mode == "callback":
+                jax.effects_barrier()
+            else:
+                rows = np.asarray(rows)
+                self.sink.write_rows(rows[rows[:, 0] > 0])
+            if bad:
+                self.sink.flush(sync=True)
+                self._wait_for_checkpoint()
+                raise NonFiniteError(bad, self.ckpt_step, self.run_dir)
+
+    def _save(self, state: TrainState, step: int, wall: float) -> None:
+        """Runs on the writer thread: make the rows durable, then the checkpoint."""
+        self.sink.sync()  # every row up to ``step`` was written before this job started
+        checkpoint.save(self.run_dir / CKPT_DIR, state, self.config,
+                        {"wall_time_s": wall, "env_steps": float(state.env_steps)},
+                        keep=self.settings.keep_checkpoints)
+        self.ckpt_step = step
+
+    def _wait_for_checkpoint(self) -> None:
+        if self._future is not None:
+            future, self._future = self._future, None
+            future.result()  # re-raises a failed write
+
+    def run(self, state: TrainState, hp: HParams, stop) -> TrainState:
+        """Run updates until the end (or a requested stop); checkpoints behind the compute.
+
+        A checkpoint is written on a writer thread while the next chunk runs, at
+        most one at a time and always after the metric rows it covers.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = self.agent.num_updates
+        every = self.settings.checkpoint_every
+        step = int(state.update_step)
+        last_ckpt = step
+        pending: list = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxpg-ckpt") as writer:
+            try:
+                while step < n:
+                    state, bad, rows = self.chunk(state, hp)  # asynchronous dispatch
+                    pending.append((bad, rows))
+                    step = min(n, step + self.chunk_len)
+                    if len(pending) > 1:  # read the previous chunk while this one runs
+                        self._drain(pending[:-1])
+                        del pending[:-1]
+                    if step // every > last_ckpt // every or step == n or stop.requested:
+                        self._drain(pending)  # all rows up to ``step`` are in the sink
+                        self.sink.flush(sync=False)
+                        self._wait_for_checkpoint()
+                        self._future = writer.submit(self._save, state, step,
+                                                     self.sink.elapsed())
+                        last_ckpt = step
+                        if stop.requested and step < n:
+                            self.stopped_early = True
+                            break
+            finally:
+                self._wait_for_checkpoint()
+        return state
+
+
+def _summary(run_dir, config, agent, state, sink, status, ckpt_step) -> dict:
+    from jaxpg.progress import read_metrics
+
+    m = read_metrics(run_dir / METRICS_CSV)
+    ret = m["episode_return"]
+    tail = ret[-max(1, len(ret) // 20):] if len(ret) else ret
+    tail = tail[np.isfinite(tail)]
+    steps = float(m["env_steps"][-1]) if len(ret) else 0.0
+    wall = float(m["wall_time_s"][-1]) if len(ret) else 0.0
+    # Throughput between the first and last row: compile time excluded.
+    span = float(m["wall_time_s"][-1] - m["wall_time_s"][0]) if len(ret) > 1 else 0.0
+    rate = float(m["env_steps"][-1] - m["env_steps"][0]) / span if span > 0 else None
+    return {
+        "status": status,
+        "run_dir": str(run_dir),
+        "env": config.env,
+        "estimator": config.estimator,
+        "updates_done": int(m["update"][-1]) if len(ret) else 0,
+        "num_updates": agent.num_updates,
+        "env_steps": steps,
+        "last_checkpoint_update": ckpt_step,
+        "final_return": float(tail.mean()) if len(tail) else None,
+        "final_return_window": int(len(tail)),
+        "best_return": float(np.nanmax(ret)) if np.isfinite(ret).any() else None,
+        "wall_time_s": round(wall, 3),
+        "steps_per_s": round(rate, 1) if rate is not None else None,
+    }
+
+
+def _plot_quietly(run_dir: Path) -> None:
+    try:
+        from jaxpg.plotting import plot_learning_curve
+
+        plot_learning_curve(run_dir / METRICS_CSV, run_dir / CURVE_PNG)
+    except Exception as exc:  # a plot must never hide the run's own outcome
+        print(f"jaxpg: warning: could not plot the learning curve: {exc}", file=sys.stderr)
+
+
+def load_policy(path: Path) -> tuple[Config, Any, int]:
+    """Config, policy params and update step from a run directory or checkpoint file."""
+    if path.is_dir():
+        ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
+        if not ckpts:
+            raise RunError(f"{path} holds no checkpoint (expected {CKPT_DIR}/ckpt_*.msgpack)")
+        path = ckpts[-1][1]
+    elif not path.is_file():
+        raise RunError(f"{path} does not exist (give a run directory or a checkpoint file)")
+    _, config, _ = checkpoint.read(path)
+    agent = make_agent(config)
+    template = init_state(agent, jax.random.key(config.seed))
+    state, _ = checkpoint.restore(path, template, config)
+    return config, state.params["policy"], int(state.update_step)
