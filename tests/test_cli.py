@@ -165,7 +165,7 @@ def test_resume_after_sigkill_and_sigint_matches_uninterrupted(env, tmp_path):
 def test_resume_rejects_changed_options_and_incompatible_checkpoints(env, tiny_run, tmp_path):
     out, _ = tiny_run
     proc = jaxpg(env, "train", "--resume", out, "--lr", "0.1", check=False)
-    assert proc.returncode == 2 and "--lr (saved 0.00025, given 0.1)" in proc.stderr
+    assert proc.returncode == 2 and "--lr (saved 0.001, given 0.1)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     # A run dir whose config no longer matches its checkpoints.
     broken = tmp_path / "broken"
@@ -187,7 +187,8 @@ def test_resume_rejects_changed_options_and_incompatible_checkpoints(env, tiny_r
     (["train", "--estimator", "a2c"], "argument --estimator: invalid choice: 'a2c'"),
     (["train", "--env", "Nope-v0"], "env='Nope-v0' is invalid: allowed: "),
     (["train", "--preset", "nope"], "preset='nope' is unknown; allowed: "),
-    (["train", "--num-minibatches", "3"], "must divide num_envs*num_steps = 512; allowed: 1, 2"),
+    (["train", "--num-minibatches", "3"],
+     "must divide num_envs*num_steps = 2048; allowed: 1, 2, 4"),
     (["eval", "/no/such/run"], "/no/such/run does not exist"),
 ])
 def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, monkeypatch, args, message):
@@ -248,7 +249,7 @@ def test_layering_defaults_preset_file_options(tmp_path):
 
 def test_help_and_presets(env, capsys):
     proc = jaxpg(env, "train", "--help")
-    assert "--total-timesteps INT" in proc.stdout and "(default: 500000)" in proc.stdout
+    assert "--total-timesteps INT" in proc.stdout and "(default: 1000000)" in proc.stdout
     for cmd in ("eval", "presets"):
         with pytest.raises(SystemExit) as exc:
             main([cmd, "--help"])
