@@ -30,6 +30,10 @@ def make_train(config: Config, env=None, env_params=None):
     ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clip_frac``,
     ``grad_norm`` and ``lr``.
 
+    On a small CPU, ``jax.vmap`` over whole runs can deadlock XLA:CPU's worker
+    threads in the batched QR of the orthogonal initialisation; ``jaxpg.sweep``
+    avoids it by initialising runs one at a time.
+
     Example:
       >>> import jax, jaxpg
       >>> cfg = jaxpg.Config(num_envs=2, num_steps=16, total_timesteps=64)
