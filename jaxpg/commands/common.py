@@ -125,30 +125,12 @@ def _json_default(x):
 
 
 def write_json_atomic(path, obj) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same dir, fsync, rename)."""
-    import os
-    import tempfile
-    from pathlib import Path
+    """Write JSON to ``path`` atomically (see ``jaxpg.checkpoint.write_bytes_atomic``)."""
+    from jaxpg.checkpoint import write_bytes_atomic
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    write_bytes_atomic(path, text.encode())
 
-
-# --- layered configuration: defaults < preset < config file < options ----------
 
 def _coerce_field(name: str, value, source: str):
     """Check/convert one config-file value to the ``Config`` field's type."""
