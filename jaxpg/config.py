@@ -20,6 +20,7 @@ import jax.numpy as jnp
 ESTIMATORS = ("reinforce", "reward_to_go", "baseline", "vpg", "ppo")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 ROLLOUTS = ("auto", "segments", "episodes")
+SHUFFLES = ("feistel", "sort")
 
 # Estimators whose weights need complete episodes (no critic to bootstrap with).
 EPISODIC_ESTIMATORS = ("reinforce", "reward_to_go")
@@ -78,6 +79,11 @@ class Config:
         take exactly one full-batch gradient step per rollout, which keeps them
         on-policy (and so unbiased).
       num_minibatches: PPO minibatches per epoch; must divide num_envs × num_steps.
+      minibatch_shuffle: how PPO permutes the batch each epoch, one of
+        ``SHUFFLES``. ``feistel`` (default): a keyed pseudo-random bijection
+        evaluated elementwise (``jaxpg.shuffle``), O(n) and far cheaper than a
+        sort on CPU. ``sort``: ``jax.random.permutation``, exactly uniform over
+        all permutations, O(n log n).
       clip_eps: PPO clip ε (*traced*).
       ent_coef: entropy bonus coefficient (*traced*).
       vf_coef: critic loss coefficient (*traced*).
@@ -109,6 +115,7 @@ class Config:
     lam: float = 0.95
     num_epochs: int = 4
     num_minibatches: int = 8
+    minibatch_shuffle: str = "feistel"
     clip_eps: float = 0.2
     ent_coef: float = 0.0
     vf_coef: float = 0.5
@@ -137,6 +144,9 @@ class Config:
             _fail("activation", self.activation, f"allowed: {', '.join(ACTIVATIONS)}")
         if self.rollout not in ROLLOUTS:
             _fail("rollout", self.rollout, f"allowed: {', '.join(ROLLOUTS)}")
+        if self.minibatch_shuffle not in SHUFFLES:
+            _fail("minibatch_shuffle", self.minibatch_shuffle,
+                  f"allowed: {', '.join(SHUFFLES)}")
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches",
                      "total_timesteps"):
             value = getattr(self, name)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxpg import envs, estimators, networks, rollout
+from jaxpg import envs, estimators, networks, rollout, shuffle
 from jaxpg.config import Config, HParams
 
 
@@ -167,14 +167,21 @@ def _sgd_step(agent, hp, lr, normalizer, carry, batch: Batch):
     return (params, opt_state), {**aux, "loss": loss, "grad_norm": g_norm}
 
 
-def _ppo_epoch(agent, hp, lr, flat: Batch, carry, key):
-    """One pass over the shuffled batch in ``num_minibatches`` minibatches."""
+def _minibatches(agent, flat: Batch, key) -> Batch:
+    """Shuffle ``[N, ...]`` leaves with one permutation; split into ``[M, N/M, ...]``."""
     n = flat.mask.shape[0]
     m = agent.config.num_minibatches
-    perm = jax.random.permutation(key, n)
-    shuffled = jax.tree.map(lambda x: x[perm].reshape((m, n // m) + x.shape[1:]), flat)
+    if agent.config.minibatch_shuffle == "sort":
+        perm = jax.random.permutation(key, n)
+    else:
+        perm = shuffle.permutation(key, n)
+    return jax.tree.map(lambda x: x[perm].reshape((m, n // m) + x.shape[1:]), flat)
+
+
+def _ppo_epoch(agent, hp, lr, flat: Batch, carry, key):
+    """One pass over the shuffled batch in ``num_minibatches`` minibatches."""
     step = lambda c, b: _sgd_step(agent, hp, lr, 1.0, c, b)  # noqa: E731
-    return jax.lax.scan(step, carry, shuffled)
+    return jax.lax.scan(step, carry, _minibatches(agent, flat, key))
 
 
 def collect(agent: Agent, state: TrainState, key: jax.Array):

@@ -30,6 +30,8 @@ def test_defaults_are_cartpole_ppo():
         (dict(rollout="segments", estimator="reinforce"), "needs rollout='episodes'"),
         (dict(total_timesteps=10), "Config.total_timesteps=10"),
         (dict(rollout="chunks"), "allowed: auto, segments, episodes"),
+        (dict(minibatch_shuffle="random"), "Config.minibatch_shuffle='random' is invalid: "
+         "allowed: feistel, sort"),
     ],
 )
 def test_bad_config_raises_before_compile(fields, needle, monkeypatch):
