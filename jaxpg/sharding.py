@@ -14,9 +14,11 @@ over a mesh with the axis ``"envs"`` (``PartitionSpec("envs")``); params,
 optimizer state, key and counters are replicated. ``num_envs`` must be a
 multiple of the device count (:func:`check_env_split`). XLA's SPMD partitioner
 (GSPMD) keeps the rollout's ``[T, B, ...]`` tensors split along ``B`` and
-inserts the all-reduces of the loss, so the program computes what the
-single-device program computes, up to the order of floating-point sums. Only
-:func:`constrain` is called inside traced code.
+inserts the collectives the program needs (today: an all-gather of the batch
+before PPO's shuffle, after which the gradient steps run replicated, and sums
+of the metrics), so the program computes what the single-device program
+computes, up to the order of floating-point sums. Only :func:`constrain` is
+called inside traced code.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def select_devices(count: int | str | None = "all") -> list:
     count = int(count)
     if not 1 <= count <= len(devices):
         raise ValueError(f"devices={count} must lie in [1, {len(devices)}] "
-                         f"(this process sees {len(devices)} device(s))")
+                         f"(there are {len(devices)} device(s))")
     if jax.process_count() > 1 and count != len(devices):
         raise ValueError(f"devices={count}: a multi-host run uses every device "
                          f"({len(devices)} over {jax.process_count()} processes); pass 'all'")

@@ -73,11 +73,12 @@ def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
     leaf ``[num_envs, ...]``) is split along ``"envs"`` and pinned there after
     each update, so each device steps ``num_envs / len(devices)`` environments
     and the rollout's ``[T, B, ...]`` tensors stay split along ``B``; params,
-    optimizer state and metrics are replicated and XLA inserts the cross-device
-    sums. jax's partitionable threefry draws the same random numbers however
-    the arrays are split, so the result equals the single-device run's up to
-    the order of floating-point sums. The final ``state.env`` stays sharded;
-    ``metrics`` are replicated.
+    optimizer state and metrics are replicated. (PPO's minibatch steps index
+    the whole shuffled batch, so XLA gathers it first and runs those steps
+    replicated on every device.) jax's partitionable threefry draws the same
+    random numbers however the arrays are split, so the result equals the
+    single-device run's up to the order of floating-point sums. The final
+    ``state.env`` stays sharded; ``metrics`` are replicated.
 
     Args:
       config: the run; ``config.num_envs`` must be a multiple of the device count.
