@@ -61,8 +61,8 @@ def register(subparsers) -> None:
                    "(needs tensorboardX)")
     p.add_argument("--devices", type=_parse_devices, default=None, metavar="all|N",
                    help="split the env batch over the first N devices, or all of them "
-                   "(num-envs must be a multiple of the count; default: 1, or every "
-                   "device with --distributed; with --resume, the run's)")
+                   "(num-envs must be a multiple of the count; default: 1, all of them "
+                   "when --distributed joined several processes; with --resume, the run's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true",
                    help="print the run summary as JSON on stdout")
