@@ -1,16 +1,32 @@
-"""jaxpg: vectorized policy-gradient training in JAX.
+"""jaxpg: vectorized policy-gradient training in JAX on gymnax environments.
 
 Public API: :class:`Config`, :class:`HParams`, :func:`make_train`,
-:func:`make_update`, :func:`make_init`, and the modules ``returns``,
-``estimators``, ``networks``, ``envs``, ``rollout`` (and ``variance``).
+:func:`make_sharded_train`, :func:`make_update`, :func:`make_init`, and the
+modules ``returns``, ``estimators``, ``networks``, ``envs``, ``rollout`` (and
+``variance``).
+
+The names that need gymnax (``make_train``, ``make_update``, ...) are loaded on
+first use: importing gymnax creates arrays and so starts JAX's backend, after
+which ``jax.distributed.initialize`` can no longer be called. ``import jaxpg``
+(and the ``jaxpg`` command line, until it has joined its cluster) leave the
+backend alone.
 """
+
+import importlib
 
 from jaxpg import estimators, returns
 from jaxpg.config import ESTIMATORS, Config, HParams
-from jaxpg.train import TrainOutput, make_train
-from jaxpg.update import TrainState, make_init, make_update
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "TrainOutput": "jaxpg.train",
+    "make_train": "jaxpg.train",
+    "make_sharded_train": "jaxpg.train",
+    "TrainState": "jaxpg.update",
+    "make_init": "jaxpg.update",
+    "make_update": "jaxpg.update",
+}
 
 __all__ = [
     "ESTIMATORS",
@@ -20,7 +36,20 @@ __all__ = [
     "TrainState",
     "estimators",
     "make_init",
+    "make_sharded_train",
     "make_train",
     "make_update",
     "returns",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxpg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -5,6 +5,11 @@ Conventions: a chunk always scans the same number of steps; steps past
 compiled program serves the whole run and any resume. Each applied update
 yields one float32 row ``[update, env_steps, *STREAMED]`` (see
 ``jaxpg.progress.COLUMNS``); a step that applied nothing yields zeros.
+
+With ``shardings`` (:func:`jaxpg.sharding.state_shardings`) the chunk is
+compiled for a state whose env batch is split over devices: the state enters
+and leaves with those shardings and is pinned to them after every update;
+the metric rows are replicated.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxpg import sharding
 from jaxpg.config import HParams
 from jaxpg.progress import STREAMED
 from jaxpg.update import Agent, TrainState, update
@@ -36,9 +42,10 @@ def _metric_row(state: TrainState, metrics: dict) -> jax.Array:
     return jnp.stack([jnp.asarray(c, jnp.float32) for c in cols])
 
 
-def _chunk_body(agent: Agent, hp: HParams, sink, length: int, carry: _Carry, i):
+def _chunk_body(agent: Agent, hp: HParams, sink, length: int, shardings, carry: _Carry, i):
     """One scan step: an update (unless the run is over or went non-finite) and
-    its metric row (update column 0 where no update was applied)."""
+    its metric row (update column 0 where no update was applied); the state is
+    then pinned to ``shardings`` (if any)."""
     state, bad = carry.state, carry.bad
     active = jnp.logical_and(state.update_step < agent.num_updates, bad == 0)
     width = carry.rows.shape[1]
@@ -54,6 +61,7 @@ def _chunk_body(agent: Agent, hp: HParams, sink, length: int, carry: _Carry, i):
         return s, bad, jnp.zeros((width,), jnp.float32)
 
     state, bad, row = jax.lax.cond(active, run, skip, state)
+    state = sharding.constrain(state, shardings)
     if sink is None:
         return carry._replace(state=state, bad=bad), row
     applied = row[0] > 0
@@ -65,7 +73,7 @@ def _chunk_body(agent: Agent, hp: HParams, sink, length: int, carry: _Carry, i):
     return _Carry(state, bad, rows, jnp.where(flush, 0, count)), row
 
 
-def make_chunk(agent: Agent, length: int, sink=None, log_every: int = 20):
+def make_chunk(agent: Agent, length: int, sink=None, log_every: int = 20, shardings=None):
     """Jitted ``chunk(state, hp) -> (state, bad, rows)`` running up to ``length`` updates.
 
     Updates past ``agent.num_updates`` are skipped, so every chunk of a run is
@@ -80,15 +88,23 @@ def make_chunk(agent: Agent, length: int, sink=None, log_every: int = 20):
     ``log_every`` updates. On XLA:CPU any host callback inside the loop slows
     the whole loop down (see ``scripts/bench_callbacks.py``), so the trainer's
     default streams rows between short chunks instead.
+
+    ``shardings``, a ``TrainState`` of shardings, compiles the chunk for a state
+    sharded that way (the env batch over devices); ``None`` leaves placement
+    to JAX (one device).
     """
     log_every = max(1, min(log_every, length))
 
     def chunk(state: TrainState, hp: HParams):
-        body = lambda c, i: _chunk_body(agent, hp, sink, length, c, i)  # noqa: E731
+        body = lambda c, i: _chunk_body(agent, hp, sink, length, shardings, c, i)  # noqa: E731
         init = _Carry(state, jnp.zeros((), jnp.int32),
                       jnp.zeros((log_every, 2 + len(STREAMED)), jnp.float32),
                       jnp.zeros((), jnp.int32))
         carry, rows = jax.lax.scan(body, init, jnp.arange(length))
         return carry.state, carry.bad, rows
 
-    return jax.jit(chunk)
+    if shardings is None:
+        return jax.jit(chunk)
+    replicated = shardings.update_step
+    return jax.jit(chunk, in_shardings=(shardings, replicated),
+                   out_shardings=(shardings, replicated, replicated))

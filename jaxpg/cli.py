@@ -37,8 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxpg.commands.common import CommandError
+    from jaxpg.commands.common import CommandError, start_distributed
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        start_distributed(argv)  # before anything starts JAX's backend
+    except CommandError as exc:
+        print(f"jaxpg: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,15 @@ Non-finite values: each update checks its loss and the new parameters; the
 first non-finite update is not applied, the scan skips everything after it,
 and :func:`train_run` raises :class:`NonFiniteError` naming the update while
 the last good checkpoint stays on disk.
+
+Devices: with ``RunSettings.devices > 1`` (or on a multi-host cluster) the
+state's env batch is split over the devices (:mod:`jaxpg.sharding`) and every
+chunk is compiled for that layout; results equal the one-device run's up to
+the order of floating-point sums. Multi-host, every process runs this loop
+(each chunk is one program over all hosts' devices) and only process 0 writes
+the run directory; checkpoints are gathered to the host on every process.
+A resumed multi-host run needs the run directory on a filesystem all hosts
+see.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxpg import checkpoint
+from jaxpg import checkpoint, sharding
 from jaxpg.chunk import make_chunk
 from jaxpg.config import Config, HParams
 from jaxpg.progress import MetricsSink, truncate_metrics
@@ -80,6 +89,7 @@ class RunSettings:
     keep_checkpoints: int = 3
     tensorboard: bool = False
     progress: bool = True
+    devices: int = 1  # devices the env batch is split over (all of them multi-host)
 
 
 def default_run_dir(config: Config, root: str = "runs") -> Path:
@@ -110,14 +120,20 @@ def environment_info() -> dict:
 
 
 class _StopFlag:
-    """First SIGINT: finish the chunk, checkpoint, stop. A second one: abort now."""
+    """First SIGINT: finish the chunk, checkpoint, stop. A second one: abort now.
 
-    def __init__(self) -> None:
+    Disabled multi-host, where processes could stop after different chunks and
+    wait on each other for ever: there Ctrl-C aborts and ``--resume`` continues
+    from the last checkpoint.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
         self.requested = False
+        self.enabled = enabled
         self._old = None
 
     def __enter__(self):
-        if _in_main_thread():
+        if self.enabled and _in_main_thread():
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -202,6 +218,50 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     return None
 
 
+def env_mesh_for(config: Config, settings: RunSettings):
+    """The mesh the run's env batch is split over, or ``None`` for one device.
+
+    Raises:
+      RunError: ``settings.devices`` is more than there are, ``num_envs`` does
+        not split evenly over them, or ``log_mode`` is ``"callback"`` (its
+        ordered ``jax.debug.callback`` runs on one device only).
+    """
+    if settings.devices == 1 and jax.process_count() == 1:
+        return None
+    try:
+        mesh = sharding.env_mesh(sharding.select_devices(settings.devices))
+        sharding.check_env_split(config.num_envs, mesh.size)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    if settings.log_mode == "callback":
+        raise RunError(f"--log-mode callback runs on one device only (JAX orders host "
+                       f"callbacks on a single device); use --log-mode chunks with "
+                       f"{mesh.size} devices")
+    return mesh
+
+
+class _NullSink:
+    """The metrics sink of processes other than 0 in a multi-host run: drops everything."""
+
+    def __call__(self, rows, count) -> None:
+        pass
+
+    def write_rows(self, rows) -> None:
+        pass
+
+    def flush(self, sync: bool = True, final: bool = False) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def elapsed(self) -> float:
+        return 0.0
+
+
 def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
               resume: bool = False) -> dict:
     """Train ``config`` into ``run_dir`` (fresh, or continuing its latest checkpoint).
@@ -215,36 +275,45 @@ def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
         scratch if the run was killed before its first checkpoint).
 
     Returns:
-      The summary dict (also written to ``summary.json``).
+      The summary dict (also written to ``summary.json``); on processes other
+      than 0 of a multi-host run, only ``status`` and ``process_index``.
 
     Raises:
       NonFiniteError: training produced NaN/inf (the last good checkpoint stays).
+      RunError: the devices cannot take the run (see :func:`env_mesh_for`).
     """
     from jaxpg.commands.common import write_json_atomic
 
     agent = make_agent(config)
     key = jax.random.key(config.seed)
     state = init_state(agent, key)
+    mesh = env_mesh_for(config, settings)
+    shardings = None if mesh is None else sharding.state_shardings(state, mesh)
+    writer = jax.process_index() == 0
     wall0, ckpt_step = 0.0, None
-    for stray in (run_dir / CKPT_DIR).glob(".*.tmp"):  # left by a kill mid-write
-        stray.unlink(missing_ok=True)
+    if writer:
+        for stray in (run_dir / CKPT_DIR).glob(".*.tmp"):  # left by a kill mid-write
+            stray.unlink(missing_ok=True)
     if resume:
         found = latest_good_checkpoint(run_dir, state, config)
         if found is not None:
             state, meta, ckpt_step = found
             wall0 = float(meta.get("wall_time_s", 0.0))
-        truncate_metrics(run_dir / METRICS_CSV, ckpt_step or 0)
+        if writer:
+            truncate_metrics(run_dir / METRICS_CSV, ckpt_step or 0)
     steps_per_update = config.num_envs * agent.horizon
     sink = MetricsSink(
         run_dir / METRICS_CSV, total_steps=agent.num_updates * steps_per_update,
         start_wall=wall0, start_steps=float(state.env_steps), progress=settings.progress,
         tensorboard_dir=run_dir / "tensorboard" if settings.tensorboard else None,
-    )
+    ) if writer else _NullSink()
+    if shardings is not None:
+        state = sharding.put_state(state, shardings)
     hp = config.hparams()
     status = "completed"
-    loop = _Loop(agent, config, settings, run_dir, sink, ckpt_step)
+    loop = _Loop(agent, config, settings, run_dir, sink, ckpt_step, shardings)
     try:
-        with _StopFlag() as stop:
+        with _StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
         ckpt_step = loop.ckpt_step
         if loop.stopped_early:
@@ -257,9 +326,12 @@ def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
         raise
     finally:
         sink.close()
-        summary = _summary(run_dir, config, agent, state, sink, status, ckpt_step)
-        write_json_atomic(run_dir / SUMMARY_JSON, summary)
-        _plot_quietly(run_dir)
+        if writer:
+            summary = _summary(run_dir, config, agent, state, sink, status, ckpt_step)
+            write_json_atomic(run_dir / SUMMARY_JSON, summary)
+            _plot_quietly(run_dir)
+        else:
+            summary = {"status": status, "process_index": jax.process_index()}
     return summary
 
 
@@ -273,7 +345,7 @@ class _Loop:
     rows reach the sink by ``jax.debug.callback`` from inside the program.
     """
 
-    def __init__(self, agent, config, settings, run_dir, sink, ckpt_step):
+    def __init__(self, agent, config, settings, run_dir, sink, ckpt_step, shardings=None):
         self.agent, self.config, self.settings = agent, config, settings
         self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
         self.stopped_early = False
@@ -281,10 +353,10 @@ class _Loop:
         n = agent.num_updates
         if settings.log_mode == "callback":
             self.chunk_len = max(1, min(settings.checkpoint_every, n))
-            self.chunk = make_chunk(agent, self.chunk_len, sink, settings.log_every)
+            self.chunk = make_chunk(agent, self.chunk_len, sink, settings.log_every, shardings)
         else:
             self.chunk_len = max(1, min(settings.log_every, settings.checkpoint_every, n))
-            self.chunk = make_chunk(agent, self.chunk_len, None)
+            self.chunk = make_chunk(agent, self.chunk_len, None, shardings=shardings)
 
     def _drain(self, pending: list) -> None:
         """Read the rows of dispatched chunks (blocking) and hand them to the sink."""
@@ -340,8 +412,10 @@ class _Loop:
                         self._drain(pending)  # all rows up to ``step`` are in the sink
                         self.sink.flush(sync=False)
                         self._wait_for_checkpoint()
-                        self._future = writer.submit(self._save, state, step,
-                                                     self.sink.elapsed())
+                        saved = _host_state(state)
+                        if jax.process_index() == 0:
+                            self._future = writer.submit(self._save, saved, step,
+                                                         self.sink.elapsed())
                         last_ckpt = step
                         if stop.requested and step < n:
                             self.stopped_early = True
@@ -349,6 +423,18 @@ class _Loop:
             finally:
                 self._wait_for_checkpoint()
         return state
+
+
+def _host_state(state: TrainState) -> TrainState:
+    """The state as the checkpoint writer may read it.
+
+    One host: the state itself (the writer thread copies it, sharded or not).
+    Multi-host: gathered to NumPy on every process now (a collective), the PRNG
+    key as its ``key_data``, which :func:`checkpoint.save` stores as it is.
+    """
+    if jax.process_count() == 1:
+        return state
+    return sharding.fetch(state.replace(key=jax.random.key_data(state.key)))
 
 
 def _summary(run_dir, config, agent, state, sink, status, ckpt_step) -> dict:

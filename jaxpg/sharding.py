@@ -1,4 +1,4 @@
-"""Devices for sweeps: a 1-D mesh over every device, the run axis sharded on it.
+"""Devices: 1-D meshes over every device, for a sweep's runs or one run's envs.
 
 Conventions: a sweep's runs form one flat leading axis ``[R, ...]`` that is
 split evenly over a :class:`jax.sharding.Mesh` with the single axis ``"runs"``
@@ -6,7 +6,19 @@ split evenly over a :class:`jax.sharding.Mesh` with the single axis ``"runs"``
 (callers pad). Inputs are built with ``jax.make_array_from_callback`` so the
 same code runs single-host and multi-host (after :func:`initialize_distributed`,
 ``jax.devices()`` lists every host's devices and each process supplies the
-shards of its own devices). Nothing here is traced.
+shards of its own devices).
+
+One large run is sharded along its env batch instead: every leaf of the
+``TrainState``'s ``env`` carry has the leading axis ``num_envs`` and is split
+over a mesh with the axis ``"envs"`` (``PartitionSpec("envs")``); params,
+optimizer state, key and counters are replicated. ``num_envs`` must be a
+multiple of the device count (:func:`check_env_split`). XLA's SPMD partitioner
+(GSPMD) keeps the rollout's ``[T, B, ...]`` tensors split along ``B`` and
+inserts the collectives the program needs (today: an all-gather of the batch
+before PPO's shuffle, after which the gradient steps run replicated, and sums
+of the metrics), so the program computes what the single-device program
+computes, up to the order of floating-point sums. Only :func:`constrain` is
+called inside traced code.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 RUN_AXIS = "runs"
+ENV_AXIS = "envs"
 
 
 def initialize_distributed(**kwargs) -> None:
@@ -30,10 +43,93 @@ def initialize_distributed(**kwargs) -> None:
     jax.distributed.initialize(**kwargs)
 
 
-def run_mesh(devices=None) -> Mesh:
-    """A 1-D mesh named ``"runs"`` over ``devices`` (default: all, every host)."""
+def run_mesh(devices=None, axis: str = RUN_AXIS) -> Mesh:
+    """A 1-D mesh named ``axis`` (default ``"runs"``) over ``devices`` (default: all hosts')."""
     devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.asarray(devices), (RUN_AXIS,))
+    return Mesh(np.asarray(devices), (axis,))
+
+
+def env_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named ``"envs"`` over ``devices`` (default: all, every host)."""
+    return run_mesh(devices, ENV_AXIS)
+
+
+def select_devices(count: int | str | None = "all") -> list:
+    """The first ``count`` devices of ``jax.devices()``, or all of them for ``"all"``/``None``.
+
+    Raises:
+      ValueError: ``count`` is below 1 or above the number of devices, or, on a
+        multi-host cluster, leaves out any device (every process must take part).
+    """
+    devices = jax.devices()
+    if count is None or count == "all":
+        return devices
+    count = int(count)
+    if not 1 <= count <= len(devices):
+        raise ValueError(f"devices={count} must lie in [1, {len(devices)}] "
+                         f"(there are {len(devices)} device(s))")
+    if jax.process_count() > 1 and count != len(devices):
+        raise ValueError(f"devices={count}: a multi-host run uses every device "
+                         f"({len(devices)} over {jax.process_count()} processes); pass 'all'")
+    return devices[:count]
+
+
+def check_env_split(num_envs: int, num_devices: int) -> None:
+    """Raise ``ValueError`` unless ``num_envs`` splits evenly over ``num_devices``.
+
+    Example:
+      >>> check_env_split(8, 4)
+      >>> check_env_split(6, 4)
+      Traceback (most recent call last):
+      ...
+      ValueError: num_envs=6 must be a multiple of the device count 4 (try num_envs=8)
+    """
+    if num_envs % num_devices:
+        raise ValueError(
+            f"num_envs={num_envs} must be a multiple of the device count {num_devices} "
+            f"(try num_envs={round_up(num_envs, num_devices)})"
+        )
+
+
+def state_shardings(state, mesh: Mesh):
+    """Shardings for a ``TrainState``-shaped pytree: ``state.env`` split, the rest replicated.
+
+    Args:
+      state: a ``TrainState`` of arrays or of ``jax.ShapeDtypeStruct`` (e.g. from
+        ``jax.eval_shape``); only its structure is used.
+      mesh: an :func:`env_mesh`.
+
+    Returns:
+      The same structure with a :class:`NamedSharding` per leaf:
+      ``PartitionSpec("envs")`` under ``state.env``, ``PartitionSpec()`` elsewhere.
+    """
+    replicated = NamedSharding(mesh, PartitionSpec())
+    split = NamedSharding(mesh, PartitionSpec(ENV_AXIS))
+    out = jax.tree.map(lambda _: replicated, state)
+    return out.replace(env=jax.tree.map(lambda _: split, state.env))
+
+
+def constrain(state, shardings):
+    """Inside ``jit``: pin ``state`` to ``shardings`` (``None``: leave it to XLA)."""
+    if shardings is None:
+        return state
+    return jax.lax.with_sharding_constraint(state, shardings)
+
+
+def put_state(state, shardings):
+    """Place a host (or single-device) ``TrainState`` on ``shardings``.
+
+    Multi-host, every process passes the same values and supplies its own
+    devices' shards (:func:`put_runs`); typed PRNG keys travel as ``key_data``.
+    """
+
+    def put(x, s):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = put(jax.random.key_data(x), s)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return put_runs(np.asarray(x), s)
+
+    return jax.tree.map(put, state, shardings)
 
 
 def run_sharding(mesh: Mesh) -> NamedSharding:
@@ -52,7 +148,7 @@ def round_up(n: int, multiple: int) -> int:
 
 
 def put_runs(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """Place a host array ``[R, ...]`` as a global array sharded over runs.
+    """Place a host array (``[R, ...]`` for a sweep) as a global array with ``sharding``.
 
     Every process holds the full ``x`` and supplies its own devices' shards.
     """
@@ -61,7 +157,10 @@ def put_runs(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 
 def fetch(tree):
-    """Bring a (sharded) pytree of arrays to the host as NumPy, gathering across hosts."""
+    """Bring a (sharded) pytree of arrays to the host as NumPy, gathering across hosts.
+
+    Multi-host this is a collective: every process must call it, in the same order.
+    """
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

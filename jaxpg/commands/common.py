@@ -100,6 +100,50 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+def add_distributed_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--distributed`` and the coordinator options (see :func:`start_distributed`).
+
+    Args:
+      parser: the subcommand's parser.
+      what: what runs on every host, for the help text (e.g. ``"the same run"``).
+    """
+    d = parser.add_argument_group("multi-host (jax.distributed)")
+    d.add_argument(
+        "--distributed",
+        action="store_true",
+        help=f"call jax.distributed.initialize first; start {what} with the same command "
+        "on every host (auto-detected on SLURM/TPU, else give the options below)",
+    )
+    d.add_argument("--coordinator-address", default=None, metavar="HOST:PORT")
+    d.add_argument("--num-processes", type=int, default=None, metavar="INT")
+    d.add_argument("--process-id", type=int, default=None, metavar="INT")
+
+
+def start_distributed(argv: list[str]) -> None:
+    """If ``argv`` has ``--distributed``, join the cluster (``jax.distributed.initialize``).
+
+    The CLI calls this before it builds its parser: ``jax.distributed.initialize``
+    must come before anything starts JAX's backend, and the parser's ``Config``
+    defaults import gymnax, which does.
+    """
+    if "--distributed" not in argv:
+        return
+    pre = argparse.ArgumentParser(add_help=False)
+    add_distributed_options(pre, "")
+    args, _ = pre.parse_known_args(argv)
+    from jaxpg.sharding import initialize_distributed
+
+    kw = {
+        k: getattr(args, k)
+        for k in ("coordinator_address", "num_processes", "process_id")
+        if getattr(args, k) is not None
+    }
+    try:
+        initialize_distributed(**kw)
+    except (RuntimeError, ValueError) as exc:
+        raise CommandError(f"--distributed: {exc}") from None
+
+
 def emit_json(obj) -> None:
     """Print one JSON document on stdout (the ``--json`` contract)."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=_json_default)

@@ -25,6 +25,7 @@ from pathlib import Path
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
+    add_distributed_options,
     config_overrides,
     emit_json,
     write_json_atomic,
@@ -98,16 +99,7 @@ def register(subparsers) -> None:
         metavar="INT",
         help="seed of the bootstrap confidence intervals (default: 0)",
     )
-    d = p.add_argument_group("multi-host (jax.distributed)")
-    d.add_argument(
-        "--distributed",
-        action="store_true",
-        help="call jax.distributed.initialize first; run the same command on "
-        "every host (auto-detected on SLURM/TPU, else give the options below)",
-    )
-    d.add_argument("--coordinator-address", default=None, metavar="HOST:PORT")
-    d.add_argument("--num-processes", type=int, default=None, metavar="INT")
-    d.add_argument("--process-id", type=int, default=None, metavar="INT")
+    add_distributed_options(p, "the sweep")
     add_config_options(p)
     p.set_defaults(func=run)
 
@@ -229,15 +221,6 @@ def _program_dict(info) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep, write its files, print the JSON summary if asked."""
-    if args.distributed:
-        from jaxpg.sharding import initialize_distributed
-
-        kw = {
-            k: getattr(args, k)
-            for k in ("coordinator_address", "num_processes", "process_id")
-            if getattr(args, k) is not None
-        }
-        initialize_distributed(**kw)
     import jax
 
     import jaxpg
@@ -302,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
                 "programs": programs,
             },
         )
-    if args.json:
+    if args.json and writer:
         best = min(result.summary, key=lambda r: r["rank"])
         emit_json(
             _finite_or_none(

@@ -6,6 +6,7 @@ Examples::
     jaxpg train --preset acrobot-ppo --out runs/acro
     jaxpg train --config my.toml --lr 1e-3 --json
     jaxpg train --resume runs/acro               # continue from the newest checkpoint
+    jaxpg train --devices all --num-envs 4096    # the env batch split over every device
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
+    add_distributed_options,
     config_overrides,
     emit_json,
     resolve_config,
@@ -57,14 +59,47 @@ def register(subparsers) -> None:
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN_DIR/tensorboard "
                    "(needs tensorboardX)")
+    p.add_argument("--devices", type=_parse_devices, default=None, metavar="all|N",
+                   help="split the env batch over the first N devices, or all of them "
+                   "(num-envs must be a multiple of the count; default: 1, all of them "
+                   "when --distributed joined several processes; with --resume, the run's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true",
                    help="print the run summary as JSON on stdout")
+    add_distributed_options(p, "the same run")
     add_config_options(p)
     p.set_defaults(func=run)
 
 
+def _parse_devices(text: str) -> str | int:
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a count >= 1, got {text!r}")
+    return n
+
+
+def _device_count(given: str | int | None, saved: int = 1) -> int:
+    """How many devices the run's env batch is split over (every one multi-host)."""
+    import jax
+
+    from jaxpg.sharding import select_devices
+
+    if given is None:
+        given = "all" if jax.process_count() > 1 else saved
+    try:
+        return len(select_devices(given))
+    except ValueError as exc:
+        raise CommandError(f"--devices: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    import jax
+
     from jaxpg import run as runlib
 
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
@@ -91,20 +126,25 @@ def run(args: argparse.Namespace) -> int:
             log_every=args.log_every or 50,
             log_mode=args.log_mode or "chunks",
             tensorboard=args.tensorboard,
+            devices=_device_count(args.devices),
         )
         from jaxpg.update import make_agent
 
         try:
             agent = make_agent(config)
+            runlib.env_mesh_for(config, settings)  # the devices can take it
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         run_dir = Path(args.out) if args.out else runlib.default_run_dir(config)
-        runlib.prepare_run_dir(run_dir, config, settings, agent.num_updates)
+        if jax.process_index() == 0:
+            runlib.prepare_run_dir(run_dir, config, settings, agent.num_updates)
     settings = runlib.dataclasses.replace(settings, progress=not args.quiet)
     try:
         summary = runlib.train_run(run_dir, config, settings, resume=bool(args.resume))
     except runlib.NonFiniteError as exc:
         raise CommandError(str(exc)) from None
+    if jax.process_index() != 0:
+        return 0
     if args.json:
         emit_json(summary)
     else:
@@ -150,5 +190,11 @@ def _resume_config(args: argparse.Namespace, run_dir: Path):
                 f"--resume keeps the run's --{opt.replace('_', '-')} {saved} (given {given}) "
                 "so that it replays the same compiled program"
             )
-    settings = dataclasses.replace(settings, tensorboard=settings.tensorboard or args.tensorboard)
+    devices = _device_count(args.devices, settings.devices)
+    if devices != settings.devices:
+        print(f"jaxpg: note: the run was trained on {settings.devices} device(s) and continues "
+              f"on {devices}: results match an uninterrupted run to float tolerance, not "
+              "bitwise", file=sys.stderr)
+    settings = dataclasses.replace(settings, tensorboard=settings.tensorboard or args.tensorboard,
+                                   devices=devices)
     return config, settings
