@@ -284,10 +284,10 @@ def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
     """
     from jaxpg.commands.common import write_json_atomic
 
-    agent = make_agent(config)
+    mesh = env_mesh_for(config, settings)
+    agent = make_agent(config)._replace(mesh=mesh)
     key = jax.random.key(config.seed)
     state = init_state(agent, key)
-    mesh = env_mesh_for(config, settings)
     shardings = None if mesh is None else sharding.state_shardings(state, mesh)
     writer = jax.process_index() == 0
     wall0, ckpt_step = 0.0, None

@@ -73,9 +73,9 @@ def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
     leaf ``[num_envs, ...]``) is split along ``"envs"`` and pinned there after
     each update, so each device steps ``num_envs / len(devices)`` environments
     and the rollout's ``[T, B, ...]`` tensors stay split along ``B``; params,
-    optimizer state and metrics are replicated. (PPO's minibatch steps index
-    the whole shuffled batch, so XLA gathers it first and runs those steps
-    replicated on every device.) jax's partitionable threefry draws the same
+    optimizer state and metrics are replicated. PPO's shuffled minibatches are
+    split over the devices too, so each gradient step is data parallel (XLA
+    gathers the batch for the shuffle and sums the gradients). jax's partitionable threefry draws the same
     random numbers however the arrays are split, so the result equals the
     single-device run's up to the order of floating-point sums. The final
     ``state.env`` stays sharded; ``metrics`` are replicated.
@@ -105,7 +105,7 @@ def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
     """
     mesh = sharding.env_mesh(devices)
     sharding.check_env_split(config.num_envs, mesh.size)
-    agent = make_agent(config, env, env_params)
+    agent = make_agent(config, env, env_params)._replace(mesh=mesh)
     abstract = jax.eval_shape(lambda k: init_state(agent, k), jax.random.key(0))
     shardings = sharding.state_shardings(abstract, mesh)
     replicated = shardings.update_step

@@ -26,7 +26,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxpg import envs, estimators, networks, rollout, shuffle
+from jax.sharding import NamedSharding, PartitionSpec
+
+from jaxpg import envs, estimators, networks, rollout, sharding, shuffle
 from jaxpg.config import Config, HParams
 
 
@@ -42,6 +44,10 @@ class Agent(NamedTuple):
     optimizer: optax.GradientTransformation
     horizon: int  # T of one rollout
     num_updates: int
+    # With a mesh (``jaxpg.sharding.env_mesh``), PPO's minibatches are split over
+    # its ``"envs"`` axis, so every device takes a share of each gradient step and
+    # XLA sums the gradients (data parallel). None: one device, nothing pinned.
+    mesh: Any = None
 
     def policy_apply(self, params, obs):
         return self.policy.apply(params, obs)
@@ -175,7 +181,13 @@ def _minibatches(agent, flat: Batch, key) -> Batch:
         perm = jax.random.permutation(key, n)
     else:
         perm = shuffle.permutation(key, n)
-    return jax.tree.map(lambda x: x[perm].reshape((m, n // m) + x.shape[1:]), flat)
+    shuffled = jax.tree.map(lambda x: x[perm].reshape((m, n // m) + x.shape[1:]), flat)
+    mesh = agent.mesh
+    if mesh is not None and mesh.size > 1 and (n // m) % mesh.size == 0:
+        rows = NamedSharding(mesh, PartitionSpec(None, sharding.ENV_AXIS))
+        shuffled = jax.lax.with_sharding_constraint(shuffled, jax.tree.map(lambda _: rows,
+                                                                            shuffled))
+    return shuffled
 
 
 def _ppo_epoch(agent, hp, lr, flat: Batch, carry, key):

@@ -107,9 +107,12 @@ except ValueError as exc:
     error = str(exc)
 train = jaxpg.make_sharded_train(cfg)
 out = train(jax.random.key(cfg.seed))
+hlo = train.lower(jax.random.key(cfg.seed)).compile().as_text()
+# Data-parallel minibatch steps: some all-reduce sums a [64, 64] weight gradient.
+grad_sum = any("all-reduce(" in l and "f32[64,64]" in l for l in hlo.splitlines())
 env_leaves = jax.tree.leaves(out.state.env)
 params = jax.tree.leaves(out.state.params)
-np.savez(sys.argv[2], error=error,
+np.savez(sys.argv[2], error=error, grad_sum=grad_sum,
          episode_return=np.asarray(out.metrics["episode_return"]),
          params=np.concatenate([np.ravel(x) for x in params]),
          env_specs=[str(tuple(x.sharding.spec)) for x in env_leaves],
@@ -129,6 +132,7 @@ def test_sharded_train_on_four_devices_equals_one_device(env, reference, tmp_pat
     assert set(got["env_specs"]) == {"('envs',)"}
     assert set(got["env_devices"]) == {4} and set(got["env_shard_rows"]) == {2}
     assert set(got["param_specs"]) == {"()"}
+    assert bool(got["grad_sum"]), "PPO minibatch gradients are not summed over devices"
     _assert_matches(reference, got["episode_return"], got["params"])
 
 
