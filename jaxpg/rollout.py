@@ -64,15 +64,29 @@ def reset_envs(key: jax.Array, env, env_params, num_envs: int) -> EnvCarry:
     return EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs))
 
 
-def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, key: jax.Array):
-    """Sample a_t ~ π(·|s_t) for every env and step them all once."""
+class _StepRandomness(NamedTuple):
+    """One step's pre-drawn randomness: action noise ``[B, ...]`` and env keys ``[B]``."""
+
+    noise: jax.Array
+    env_keys: jax.Array
+
+
+def _draw(key: jax.Array, static: _Static, params, obs: jax.Array, steps: int):
+    """All ``steps`` steps' randomness at once, ``[steps, B, ...]`` (two RNG calls)."""
     k_act, k_env = jax.random.split(key)
+    dist = jax.eval_shape(static.policy_apply, params, obs)
+    noise = networks.sample_noise(k_act, dist, (steps,))
+    env_keys = jax.random.split(k_env, (steps, obs.shape[0]))
+    return _StepRandomness(noise, env_keys)
+
+
+def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _StepRandomness):
+    """Sample a_t ~ π(·|s_t) for every env and step them all once."""
     dist = static.policy_apply(params, carry.obs)
-    action = networks.sample(k_act, dist)
+    action = networks.sample_with_noise(dist, rng.noise)
     logp = networks.log_prob(dist, action)
-    env_keys = jax.random.split(k_env, carry.obs.shape[0])
     out = jax.vmap(envs.step, in_axes=(0, None, None, None, 0, 0))(
-        env_keys, static.env, env_params, static.spec, carry.state, action
+        rng.env_keys, static.env, env_params, static.spec, carry.state, action
     )
     ret = carry.stats.ret + out.reward
     length = carry.stats.length + 1
@@ -93,10 +107,6 @@ def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, key: jax
     return EnvCarry(out.state, out.obs, stats), trans
 
 
-def _segment_body(static, env_params, params, carry, key):
-    return _act_and_step(static, env_params, params, carry, key)
-
-
 def rollout_segment(
     key: jax.Array,
     policy_apply: Callable,
@@ -113,8 +123,8 @@ def rollout_segment(
       ``(carry, transition)`` with transition leaves ``[num_steps, B, ...]``.
     """
     static = _Static(policy_apply, env, spec)
-    body = lambda c, k: _segment_body(static, env_params, params, c, k)  # noqa: E731
-    return jax.lax.scan(body, carry, jax.random.split(key, num_steps))
+    body = lambda c, r: _act_and_step(static, env_params, params, c, r)  # noqa: E731
+    return jax.lax.scan(body, carry, _draw(key, static, params, carry.obs, num_steps))
 
 
 class _EpisodeCarry(NamedTuple):
@@ -122,8 +132,8 @@ class _EpisodeCarry(NamedTuple):
     alive: jax.Array  # [B] bool: the first episode has not ended yet
 
 
-def _episode_body(static, env_params, params, carry: _EpisodeCarry, key):
-    env_carry, trans = _act_and_step(static, env_params, params, carry.env, key)
+def _episode_body(static, env_params, params, carry: _EpisodeCarry, rng: _StepRandomness):
+    env_carry, trans = _act_and_step(static, env_params, params, carry.env, rng)
     mask = carry.alive.astype(jnp.float32)
     alive = jnp.logical_and(carry.alive, ~trans.done)
     return _EpisodeCarry(env_carry, alive), trans._replace(mask=mask)
@@ -152,6 +162,7 @@ def rollout_episodes(
         reset_envs(k_reset, env, env_params, num_envs), jnp.ones((num_envs,), bool)
     )
     static = _Static(policy_apply, env, spec)
-    body = lambda c, k: _episode_body(static, env_params, params, c, k)  # noqa: E731
-    _, trans = jax.lax.scan(body, carry, jax.random.split(k_run, horizon))
+    body = lambda c, r: _episode_body(static, env_params, params, c, r)  # noqa: E731
+    rng = _draw(k_run, static, params, carry.env.obs, horizon)
+    _, trans = jax.lax.scan(body, carry, rng)
     return trans

@@ -75,8 +75,9 @@ def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
     and the rollout's ``[T, B, ...]`` tensors stay split along ``B``; params,
     optimizer state and metrics are replicated. PPO's shuffled minibatches are
     split over the devices too, so each gradient step is data parallel (XLA
-    gathers the batch for the shuffle and sums the gradients). jax's partitionable threefry draws the same
-    random numbers however the arrays are split, so the result equals the
+    gathers the batch for the shuffle and sums the gradients). jax's
+    partitionable threefry draws the same random numbers however the arrays are
+    split, so the result equals the
     single-device run's up to the order of floating-point sums. The final
     ``state.env`` stays sharded; ``metrics`` are replicated.
 

@@ -25,7 +25,6 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
-
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxpg import envs, estimators, networks, rollout, sharding, shuffle
