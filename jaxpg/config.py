@@ -21,6 +21,7 @@ ESTIMATORS = ("reinforce", "reward_to_go", "baseline", "vpg", "ppo")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 ROLLOUTS = ("auto", "segments", "episodes")
 SHUFFLES = ("feistel", "sort")
+INITS = ("orthogonal", "lecun")
 
 # Estimators whose weights need complete episodes (no critic to bootstrap with).
 EPISODIC_ESTIMATORS = ("reinforce", "reward_to_go")
@@ -91,6 +92,12 @@ class Config:
         ``inf`` disables it).
       hidden_sizes: hidden layer widths of both the policy and the value MLP.
       activation: one of ``ACTIVATIONS``.
+      weight_init: weight initialisation, one of ``INITS``. ``orthogonal`` (default):
+        orthogonal kernels with gain √2 for hidden layers, 0.01 for the policy
+        head and 1 for the value head (PureJaxRL, CleanRL). ``lecun``: flax's
+        default LeCun-normal kernels for every layer (rejax). The small policy
+        head starts near the uniform policy and learns more slowly in the first
+        few large-batch updates.
       anneal_lr: decay the learning rate linearly to 0 over the run.
       normalize_advantages: subtract the batch mean and divide by the batch std
         of Ψ before the policy loss. This is a same-batch baseline plus a random
@@ -122,6 +129,7 @@ class Config:
     max_grad_norm: float = 0.5
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    weight_init: str = "orthogonal"
     anneal_lr: bool = True
     normalize_advantages: bool | None = None
     rollout: str = "auto"
@@ -144,6 +152,8 @@ class Config:
             _fail("activation", self.activation, f"allowed: {', '.join(ACTIVATIONS)}")
         if self.rollout not in ROLLOUTS:
             _fail("rollout", self.rollout, f"allowed: {', '.join(ROLLOUTS)}")
+        if self.weight_init not in INITS:
+            _fail("weight_init", self.weight_init, f"allowed: {', '.join(INITS)}")
         if self.minibatch_shuffle not in SHUFFLES:
             _fail("minibatch_shuffle", self.minibatch_shuffle,
                   f"allowed: {', '.join(SHUFFLES)}")

@@ -4,8 +4,10 @@
   actions, or a diagonal Gaussian (mean ``[..., d]`` plus a state-independent
   log-std parameter) for continuous ones.
 * ``Value``: a separate MLP returning a scalar ``[...]``.
-* Hidden layers use orthogonal init with gain √2, the policy head gain 0.01 and
-  the value head gain 1 (the initialisation PPO implementations share).
+* ``weight_init="orthogonal"``: hidden layers use orthogonal init with gain √2, the
+  policy head gain 0.01 and the value head gain 1 (the initialisation PPO
+  implementations share). ``weight_init="lecun"``: flax's default LeCun-normal kernels
+  everywhere. Biases start at zero.
 
 The distributions are plain functions on the head's output so they work on any
 leading batch shape and under ``vmap``.
@@ -38,14 +40,19 @@ class MLP(nn.Module):
     activation: str
     out_dim: int
     out_gain: float
+    weight_init: str = "orthogonal"
+
+    def _kernel(self, gain: float):
+        if self.weight_init == "lecun":
+            return nn.initializers.lecun_normal()
+        return nn.initializers.orthogonal(gain)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = _ACTIVATIONS[self.activation]
         for h in self.hidden_sizes:
-            x = nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x)
-            x = act(x)
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_gain))(x)
+            x = act(nn.Dense(h, kernel_init=self._kernel(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out_dim, kernel_init=self._kernel(self.out_gain))(x)
 
 
 class Gaussian(NamedTuple):
@@ -61,10 +68,11 @@ class Policy(nn.Module):
     action_dim: int
     discrete: bool
     log_std_init: float = 0.0
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, obs: jax.Array):
-        out = MLP(self.hidden_sizes, self.activation, self.action_dim, 0.01)(obs)
+        out = MLP(self.hidden_sizes, self.activation, self.action_dim, 0.01, self.weight_init)(obs)
         if self.discrete:
             return out
         log_std = self.param(
@@ -78,10 +86,11 @@ class Value(nn.Module):
 
     hidden_sizes: Sequence[int]
     activation: str
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, self.activation, 1, 1.0)(obs)[..., 0]
+        return MLP(self.hidden_sizes, self.activation, 1, 1.0, self.weight_init)(obs)[..., 0]
 
 
 # --- distributions ------------------------------------------------------------

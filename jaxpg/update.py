@@ -88,9 +88,9 @@ def make_agent(config: Config, env=None, env_params=None) -> Agent:
         )
     policy = networks.Policy(
         config.hidden_sizes, config.activation, spec.action_dim, spec.discrete,
-        config.log_std_init,
+        config.log_std_init, config.weight_init,
     )
-    value = networks.Value(config.hidden_sizes, config.activation)
+    value = networks.Value(config.hidden_sizes, config.activation, config.weight_init)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=config.lr, eps=1e-5)
     return Agent(config, env_obj, env_params, spec, policy, value, optimizer, horizon,
                  num_updates)

@@ -7,7 +7,7 @@ line on stdout.
   {"cmd": "prepare", "system": "jaxpg" | "rejax", "settings": {...}}
       -> {"compile_s": float, "steps": int, "versions": {...}}
   {"cmd": "run", "seed": int}    -> {"run_s": float}
-  {"cmd": "eval", "episodes": n} -> {"return": float}  (policy of the last run)
+  {"cmd": "eval", "episodes": n} -> {"return": [float]}  (each run's final policy)
   {"cmd": "quit"}
 """
 
@@ -46,7 +46,7 @@ class JaxpgSystem:
             num_epochs=s["num_epochs"], num_minibatches=s["num_minibatches"],
             lr=s["lr"], ent_coef=s["ent_coef"], gamma=0.99, lam=0.95, clip_eps=0.2,
             vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh",
-            anneal_lr=s.get("anneal_lr", True),
+            anneal_lr=s.get("anneal_lr", True), weight_init=s.get("weight_init", "orthogonal"),
         )
         train = jaxpg.make_train(self.cfg)
         t0 = time.perf_counter()
@@ -57,7 +57,7 @@ class JaxpgSystem:
                                     else 500)
         self._eval = jax.jit(make_evaluate(self.cfg, num_episodes=128))
         self.versions = _versions("jax", "jaxlib", "gymnax", "flax", "optax", "jaxpg")
-        self.last = None
+        self.policies = []
 
     def run(self, seed):
         import jax
@@ -66,13 +66,14 @@ class JaxpgSystem:
         t = time.perf_counter()
         out = jax.block_until_ready(self.compiled(key))
         dt = time.perf_counter() - t
-        self.last = out.state.params["policy"]
+        self.policies.append(out.state.params["policy"])
         return dt
 
     def evaluate(self, episodes):
         import jax
 
-        return float(self._eval(jax.random.key(10_000), self.last).returns.mean())
+        return [float(self._eval(jax.random.key(10_000), p).returns.mean())
+                for p in self.policies]
 
 
 class _FiveTuple:
@@ -124,7 +125,7 @@ class RejaxSystem:
         self.compiled = jax.jit(self.algo.train).lower(jax.random.PRNGKey(0)).compile()
         self.compile_s = time.perf_counter() - t0
         self.versions = _versions("jax", "jaxlib", "gymnax", "flax", "optax", "rejax")
-        self.last = None
+        self.states = []
 
     def run(self, seed):
         import jax
@@ -132,14 +133,14 @@ class RejaxSystem:
         t = time.perf_counter()
         ts, _ = jax.block_until_ready(self.compiled(jax.random.PRNGKey(seed)))
         dt = time.perf_counter() - t
-        self.last = ts
+        self.states.append(ts)
         return dt
 
     def evaluate(self, episodes):
         import jax
 
-        _, returns = self._real_eval(self.algo, self.last, jax.random.PRNGKey(10_000))
-        return float(returns.mean())
+        return [float(self._real_eval(self.algo, ts, jax.random.PRNGKey(10_000))[1].mean())
+                for ts in self.states]
 
 
 def main() -> None:

@@ -4,8 +4,10 @@ Both trainers run as persistent worker subprocesses (``scripts/bench_worker.py``
 each compiles once, and runs alternate A B A B ... so that the noise of a shared
 machine hits both alike; medians and ratios are reported. Settings are matched:
 64×64 tanh MLPs, same num_envs, num_steps, epochs, minibatches, lr, entropy
-coefficient and total steps. After timing, each side's last policy is evaluated
-on 128 episodes, so speed is not bought with learning.
+coefficient, total steps, and initialisation (jaxpg's ``weight_init="lecun"``, the
+flax default rejax uses). After timing, every run's final policy (one per seed)
+is evaluated on 128 episodes; the mean ± standard error over seeds shows that
+speed is not bought with learning.
 
 The peer runs from its own virtual environment (rejax 0.1.3 unpacks gymnax's old
 5-value ``step``; use gymnax 0.0.9 there), given by ``--rejax-python`` or
@@ -70,9 +72,10 @@ class Worker:
 def settings_for(num_envs: int, total: int | None, args) -> dict:
     batch = num_envs * args.num_steps
     total = total or max(args.total_timesteps, batch * args.min_updates)
+    # weight_init="lecun": rejax's flax-default initialisation, so both learn alike.
     return dict(num_envs=num_envs, num_steps=args.num_steps, total_timesteps=total,
                 num_epochs=4, num_minibatches=4, lr=2.5e-4, ent_coef=0.01,
-                anneal_lr=False)
+                anneal_lr=False, weight_init="lecun")
 
 
 def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict]:
@@ -92,7 +95,11 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
             for w in order:
                 info[w.name]["run_s"].append(w.ask(cmd="run", seed=r)["run_s"])
         for w in workers:
-            info[w.name]["return"] = w.ask(cmd="eval", episodes=128)["return"]
+            returns = w.ask(cmd="eval", episodes=128)["return"]  # one per run (seed)
+            info[w.name]["returns"] = returns
+            info[w.name]["return"] = statistics.mean(returns)
+            info[w.name]["return_se"] = (statistics.stdev(returns) / len(returns) ** 0.5
+                                         if len(returns) > 1 else float("nan"))
             w.close()
         row = {"num_envs": num_envs, "settings": s}
         for label, d in info.items():
@@ -107,12 +114,27 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
         line = f"num_envs={num_envs:6d} steps/run={s['total_timesteps']:>9}"
         for label in info:
             line += (f" | {label}: {row[label]['steps_per_s']:>9.0f} steps/s "
-                     f"(compile {row[label]['compile_s']:.1f}s, return {row[label]['return']:.0f})")
+                     f"(compile {row[label]['compile_s']:.1f}s, return "
+                     f"{row[label]['return']:.0f}±{row[label]['return_se']:.0f})")
         for k, v in row.items():
             if k.startswith("ratio_"):
                 line += f" | {k}={v:.2f}"
+        for label, *_ in systems[1:]:
+            row[f"same_return_{base}_{label}"] = same = same_return(row[base], row[label])
+            line += f" | same return as {label}: {'yes' if same else 'NO'}"
         print(line, flush=True)
     return rows
+
+
+def same_return(a: dict, b: dict) -> bool:
+    """Do two systems learn alike? Mean returns over seeds within 3 joint standard
+    errors (with a floor of 5% of the larger mean), or both near CartPole's 500."""
+    if min(a["return"], b["return"]) >= 475:
+        return True
+    se = (a["return_se"] ** 2 + b["return_se"] ** 2) ** 0.5
+    if se != se:  # one seed only: no error bar, use the floor
+        se = 0.0
+    return abs(a["return"] - b["return"]) <= max(3 * se, 0.05 * max(a["return"], b["return"]))
 
 
 # --- in-process jaxpg measurements --------------------------------------------

@@ -5,6 +5,7 @@ import jax
 import pytest
 
 import jaxpg
+import jaxpg.train  # noqa: F401 - loaded up front: gymnax and optax call jax.jit on import
 from jaxpg.config import ESTIMATORS
 
 
@@ -30,6 +31,8 @@ def test_defaults_are_cartpole_ppo():
         (dict(rollout="segments", estimator="reinforce"), "needs rollout='episodes'"),
         (dict(total_timesteps=10), "Config.total_timesteps=10"),
         (dict(rollout="chunks"), "allowed: auto, segments, episodes"),
+        (dict(weight_init="xavier"), "Config.weight_init='xavier' is invalid: "
+         "allowed: orthogonal, lecun"),
         (dict(minibatch_shuffle="random"), "Config.minibatch_shuffle='random' is invalid: "
          "allowed: feistel, sort"),
     ],

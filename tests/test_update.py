@@ -98,3 +98,15 @@ def test_user_supplied_environment_instance():
     # Two-step episodes; each return is r0 + γ... undiscounted sum in [0, 4].
     ret = np.asarray(out.metrics["episode_return"])
     assert np.all((ret >= 0) & (ret <= 4)) and out.metrics["episodes"][0] == 8
+
+
+def test_weight_init_schemes():
+    # orthogonal: the policy head has gain 0.01 (near-uniform start); lecun: flax's
+    # default, head weights of scale 1/sqrt(fan_in). Parameter names are the same.
+    heads = {}
+    for scheme in ("orthogonal", "lecun"):
+        cfg = jaxpg.Config(num_envs=2, num_steps=8, num_minibatches=2, weight_init=scheme)
+        state = jaxpg.make_init(cfg)(jax.random.key(0))
+        heads[scheme] = state.params["policy"]["params"]["MLP_0"]["Dense_2"]["kernel"]
+    assert float(jnp.abs(heads["orthogonal"]).max()) < 0.02
+    assert 0.05 < float(jnp.std(heads["lecun"])) < 0.25

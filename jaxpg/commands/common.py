@@ -58,12 +58,13 @@ def _parse_optional_bool(text: str) -> bool | None:
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """Add one ``--field`` option per ``Config`` field, all defaulting to "not given"."""
-    from jaxpg.config import ACTIVATIONS, ESTIMATORS, ROLLOUTS, Config
+    from jaxpg.config import ACTIVATIONS, ESTIMATORS, INITS, ROLLOUTS, SHUFFLES, Config
 
     group = parser.add_argument_group("run configuration (jaxpg.Config fields)")
     defaults = Config()
     hints = typing.get_type_hints(Config)
-    choices = {"estimator": ESTIMATORS, "activation": ACTIVATIONS, "rollout": ROLLOUTS}
+    choices = {"estimator": ESTIMATORS, "activation": ACTIVATIONS, "rollout": ROLLOUTS,
+               "weight_init": INITS, "minibatch_shuffle": SHUFFLES}
     for f in dataclasses.fields(Config):
         default = getattr(defaults, f.name)
         hint = hints[f.name]
