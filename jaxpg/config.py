@@ -85,6 +85,14 @@ class Config:
         evaluated elementwise (``jaxpg.shuffle``), O(n) and far cheaper than a
         sort on CPU. ``sort``: ``jax.random.permutation``, exactly uniform over
         all permutations, O(n log n).
+      grad_chunk: PPO computes each minibatch's gradient as the mean of the
+        gradients of equal chunks of this many samples (a ``lax.scan``), which
+        is the same gradient up to float rounding and keeps the activations in
+        cache: on a 2-core CPU a 131,072-sample minibatch runs 1.5× faster in
+        chunks of 8192. ``None`` (auto): chunks of at most 8192 on CPU when the
+        minibatch has more than 16,384 samples, none on GPU/TPU (which want
+        the big matmuls) or on a sharded run. An integer must divide the
+        minibatch size; ``segments`` rollouts only (their samples are unmasked).
       clip_eps: PPO clip ε (*traced*).
       ent_coef: entropy bonus coefficient (*traced*).
       vf_coef: critic loss coefficient (*traced*).
@@ -123,6 +131,7 @@ class Config:
     num_epochs: int = 4
     num_minibatches: int = 8
     minibatch_shuffle: str = "feistel"
+    grad_chunk: int | None = None
     clip_eps: float = 0.2
     ent_coef: float = 0.0
     vf_coef: float = 0.5
@@ -185,12 +194,24 @@ class Config:
             _fail("rollout", self.rollout,
                   f"estimator {self.estimator!r} has no critic to bootstrap cut "
                   "episodes, so it needs rollout='episodes' or 'auto'")
+        if self.grad_chunk is not None:
+            if (isinstance(self.grad_chunk, bool) or not isinstance(self.grad_chunk, int)
+                    or self.grad_chunk < 1):
+                _fail("grad_chunk", self.grad_chunk, "must be an integer >= 1 or None (auto)")
+            if self.rollout_mode != "segments":
+                _fail("grad_chunk", self.grad_chunk,
+                      "applies to rollout='segments' only (episodes are masked); use None")
         if self.estimator == "ppo" and self.rollout_mode == "segments":
             batch = self.num_envs * self.num_steps
             if batch % self.num_minibatches:
                 _fail("num_minibatches", self.num_minibatches,
                       f"must divide num_envs*num_steps = {batch}; allowed: "
                       f"{', '.join(str(d) for d in _divisors(batch) if d <= 64)}")
+            size = batch // self.num_minibatches
+            if self.grad_chunk is not None and size % self.grad_chunk:
+                _fail("grad_chunk", self.grad_chunk,
+                      f"must divide the minibatch size num_envs*num_steps/num_minibatches"
+                      f" = {size}, or be None (auto)")
         if self.total_timesteps < self.num_envs * (
             self.num_steps if self.rollout_mode == "segments" else 1
         ):

@@ -189,9 +189,61 @@ def _minibatches(agent, flat: Batch, key) -> Batch:
     return shuffled
 
 
+# Auto grad_chunk on CPU: minibatches above _CHUNK_ABOVE samples are split into
+# chunks of at most _CPU_CHUNK (measured: 1.5x faster at 131,072 on 2 cores; no
+# gain at 16,384, where the activations still fit in cache).
+_CPU_CHUNK = 8192
+_CHUNK_ABOVE = 16384
+
+
+def grad_chunk_size(agent: Agent, minibatch: int) -> int:
+    """Samples per gradient chunk of a PPO minibatch (``minibatch``: no chunking)."""
+    cfg = agent.config
+    if cfg.grad_chunk is not None:
+        return cfg.grad_chunk
+    if (cfg.rollout_mode != "segments" or agent.mesh is not None
+            or jax.default_backend() != "cpu" or minibatch <= _CHUNK_ABOVE):
+        return minibatch
+    return max(d for d in range(1, _CPU_CHUNK + 1) if minibatch % d == 0)
+
+
+def _chunked_grad(agent, params, batch: Batch, hp: HParams, chunk: int):
+    """(loss, aux) and gradient of :func:`loss_fn` as the mean over equal chunks.
+
+    Every term of the PPO loss is a mean over unmasked samples, so the mean of
+    the chunks' values and gradients is the minibatch's, up to float rounding.
+    """
+    grad_fn = jax.value_and_grad(loss_fn, argnums=1, has_aux=True)
+    n = batch.mask.shape[0]
+    if chunk >= n:
+        return grad_fn(agent, params, batch, hp, 1.0)
+    k = n // chunk
+    chunks = jax.tree.map(lambda x: x.reshape((k, chunk) + x.shape[1:]), batch)
+
+    def body(acc, b):
+        out = grad_fn(agent, params, b, hp, 1.0)
+        return jax.tree.map(jnp.add, acc, out), None
+
+    first = jax.tree.map(lambda x: x[0], chunks)
+    shapes = jax.eval_shape(lambda p, b: grad_fn(agent, p, b, hp, 1.0), params, first)
+    zero = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+    total, _ = jax.lax.scan(body, zero, chunks)
+    return jax.tree.map(lambda x: x / k, total)
+
+
+def _ppo_step(agent, hp, lr, chunk, carry, batch: Batch):
+    params, opt_state = carry
+    (loss, aux), grads = _chunked_grad(agent, params, batch, hp, chunk)
+    params, opt_state, g_norm = apply_gradients(
+        agent, params, opt_state, grads, lr, hp.max_grad_norm
+    )
+    return (params, opt_state), {**aux, "loss": loss, "grad_norm": g_norm}
+
+
 def _ppo_epoch(agent, hp, lr, flat: Batch, carry, key):
     """One pass over the shuffled batch in ``num_minibatches`` minibatches."""
-    step = lambda c, b: _sgd_step(agent, hp, lr, 1.0, c, b)  # noqa: E731
+    chunk = grad_chunk_size(agent, flat.mask.shape[0] // agent.config.num_minibatches)
+    step = lambda c, b: _ppo_step(agent, hp, lr, chunk, c, b)  # noqa: E731
     return jax.lax.scan(step, carry, _minibatches(agent, flat, key))
 
 

@@ -33,6 +33,10 @@ def test_defaults_are_cartpole_ppo():
         (dict(rollout="chunks"), "allowed: auto, segments, episodes"),
         (dict(weight_init="xavier"), "Config.weight_init='xavier' is invalid: "
          "allowed: orthogonal, lecun"),
+        (dict(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=5),
+         "Config.grad_chunk=5 is invalid: must divide the minibatch size"),
+        (dict(grad_chunk=0), "Config.grad_chunk=0 is invalid: must be an integer >= 1"),
+        (dict(estimator="vpg", rollout="episodes", grad_chunk=8), "segments' only"),
         (dict(minibatch_shuffle="random"), "Config.minibatch_shuffle='random' is invalid: "
          "allowed: feistel, sort"),
     ],

@@ -110,3 +110,33 @@ def test_weight_init_schemes():
         heads[scheme] = state.params["policy"]["params"]["MLP_0"]["Dense_2"]["kernel"]
     assert float(jnp.abs(heads["orthogonal"]).max()) < 0.02
     assert 0.05 < float(jnp.std(heads["lecun"])) < 0.25
+
+
+def test_chunked_minibatch_gradient_equals_whole():
+    # grad_chunk splits each PPO minibatch (256 samples) into chunks of 32 and
+    # averages their gradients: the same update up to float rounding.
+    base = jaxpg.Config(num_envs=16, num_steps=32, num_minibatches=2, num_epochs=2,
+                        total_timesteps=16 * 32 * 3, grad_chunk=256)
+    outs = []
+    for chunk in (256, 32):
+        cfg = base.replace(grad_chunk=chunk)
+        out = jax.jit(jaxpg.make_train(cfg))(jax.random.key(3))
+        outs.append(out)
+    for a, b in zip(jax.tree.leaves(outs[0].state.params), jax.tree.leaves(outs[1].state.params),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm"):
+        np.testing.assert_allclose(outs[0].metrics[name], outs[1].metrics[name],
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_auto_grad_chunk_only_for_big_cpu_minibatches():
+    from jaxpg.update import grad_chunk_size, make_agent
+
+    agent = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2))
+    cpu = jax.default_backend() == "cpu"
+    assert grad_chunk_size(agent, 16384) == 16384
+    assert grad_chunk_size(agent, 131072) == (8192 if cpu else 131072)
+    assert grad_chunk_size(agent, 3 * 10**5) == (7500 if cpu else 3 * 10**5)
+    fixed = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=4))
+    assert grad_chunk_size(fixed, 16) == 4

@@ -56,6 +56,35 @@ def _parse_optional_bool(text: str) -> bool | None:
     raise argparse.ArgumentTypeError(f"expected true, false or auto, got {text!r}")
 
 
+class _Auto:
+    """An explicit ``auto`` on the command line: stored as None in the Config, but
+    unlike an absent option it overrides a preset or config file."""
+
+    def __repr__(self) -> str:
+        return "auto"
+
+
+_AUTO = _Auto()
+
+
+def _auto_marker(parse):
+    def cli_parse(text: str):
+        value = parse(text)
+        return _AUTO if value is None else value
+
+    cli_parse.__name__ = parse.__name__
+    return cli_parse
+
+
+def _parse_optional_int(text: str) -> int | None:
+    if text.strip().lower() in ("auto", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """Add one ``--field`` option per ``Config`` field, all defaulting to "not given"."""
     from jaxpg.config import ACTIVATIONS, ESTIMATORS, INITS, ROLLOUTS, SHUFFLES, Config
@@ -77,9 +106,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if f.name == "hidden_sizes":
             kw.update(type=_parse_sizes, metavar="N,N")
         elif hint == bool | None:
-            kw.update(type=_parse_optional_bool, metavar="{true,false,auto}")
+            kw.update(type=_auto_marker(_parse_optional_bool), metavar="{true,false,auto}")
         elif hint is int:
             kw.update(type=int, metavar="INT")
+        elif hint == int | None:
+            kw.update(type=_auto_marker(_parse_optional_int), metavar="{INT,auto}")
         elif hint is float:
             kw.update(type=float, metavar="FLOAT")
         else:
@@ -96,7 +127,9 @@ def config_overrides(args: argparse.Namespace) -> dict:
     out = {}
     for f in dataclasses.fields(Config):
         value = getattr(args, f.name, None)
-        if value is not None:
+        if value is _AUTO:
+            out[f.name] = None
+        elif value is not None:
             out[f.name] = value
     return out
 
@@ -202,6 +235,15 @@ def _coerce_field(name: str, value, source: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
         return value
+    if hint == int | None:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, str):
+            try:
+                return _parse_optional_int(value)
+            except argparse.ArgumentTypeError:
+                raise bad from None
+        raise bad
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
@@ -231,6 +273,8 @@ def _type_name(hint) -> str:
         return "a number"
     if hint == bool | None:
         return "true, false or none"
+    if hint == int | None:
+        return "an integer or none"
     if hint is str:
         return "a string"
     return "a list of integers such as [64, 64]"
