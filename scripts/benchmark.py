@@ -273,12 +273,45 @@ def profile(args, num_envs: int) -> dict:
         "update_epochs": (t["full"] - t["gae"]) / t["full"],
     }
     gflops = flops_update * steps / (t["full"] - t["gae"]) / 1e9
+    # The composed kernel bound: the rollout (env step + policy forward) plus
+    # epochs × minibatches plain forward/backward passes of both networks, each
+    # timed alone at the minibatch shape, with nothing of PPO around them.
+    mb = steps // cfg.num_minibatches
+    obs = jax.random.normal(jax.random.key(1), (mb, agent.spec.obs_size))
+
+    def fwd_bwd(params):
+        def total(p):
+            return (agent.policy_apply(p["policy"], obs).sum()
+                    + agent.value_apply(p["value"], obs).sum())
+        g = jax.grad(total)(params)
+        return jax.tree.map(lambda x, y: x - 1e-9 * y, params, g)
+
+    t_fb = _median_time(repeat(fwd_bwd), state.params, repeats=args.repeats) / n_up
+    bound = steps / (t["policy"] + cfg.num_epochs * cfg.num_minibatches * t_fb)
+    achieved = steps / t["full"]
     print(f"profile num_envs={num_envs}: update {t['full'] * 1e3:.1f} ms = "
           + ", ".join(f"{k} {v:.0%}" for k, v in share.items())
-          + f"; epochs run {gflops:.1f} GFLOP/s ({flops_update} FLOPs per env step)",
-          flush=True)
+          + f"; epochs run {gflops:.1f} GFLOP/s ({flops_update} FLOPs per env step, "
+          f"matmul peak {args.matmul_peak:.0f}); {achieved:.0f} steps/s = "
+          f"{achieved / bound:.0%} of the composed kernel bound {bound:.0f}", flush=True)
     return {"num_envs": num_envs, "seconds": t, "share": share,
-            "update_gflops_per_s": gflops}
+            "update_gflops_per_s": gflops, "fwd_bwd_minibatch_s": t_fb,
+            "kernel_bound_steps_per_s": bound, "steps_per_s": achieved,
+            "fraction_of_bound": achieved / bound}
+
+
+def matmul_peak() -> float:
+    """GFLOP/s of a large float32 matmul: what this machine's XLA can reach."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 2048
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    dt = _median_time(f, a, repeats=5)
+    peak = 2 * n**3 / dt / 1e9
+    print(f"matmul peak (float32 {n}x{n}): {peak:.0f} GFLOP/s", flush=True)
+    return peak
 
 
 def main(argv=None) -> int:
@@ -331,6 +364,7 @@ def main(argv=None) -> int:
     if "compile" not in skip:
         result["compile_s"] = compile_time()
     if "profile" not in skip:
+        args.matmul_peak = result["matmul_peak_gflops"] = matmul_peak()
         result["profile"] = [profile(args, n) for n in args.num_envs]
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))

@@ -140,3 +140,15 @@ def test_auto_grad_chunk_only_for_big_cpu_minibatches():
     assert grad_chunk_size(agent, 3 * 10**5) == (7500 if cpu else 3 * 10**5)
     fixed = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=4))
     assert grad_chunk_size(fixed, 16) == 4
+
+
+def test_chunked_apply_matches_whole_pass_with_padding():
+    from jaxpg.update import chunked_apply, make_agent
+
+    agent = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2))
+    params = agent.value.init(jax.random.key(0), jnp.zeros((1, agent.spec.obs_size)))
+    x = jax.random.normal(jax.random.key(1), (20_001, agent.spec.obs_size))  # 3 chunks, padded
+    fn = lambda o: agent.value_apply(params, o)  # noqa: E731
+    got = jax.jit(lambda o: chunked_apply(agent, fn, o))(x)
+    assert got.shape == (20_001,)
+    np.testing.assert_allclose(got, fn(x), rtol=1e-5, atol=1e-6)
