@@ -118,25 +118,63 @@ def env_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
     return jnp.clip(action, spec.action_low, spec.action_high)
 
 
+def _finish_step(spec: EnvSpec, obs, state, reward, terminated, truncated, final_obs):
+    terminated = jnp.asarray(terminated, bool)
+    truncated = jnp.logical_and(jnp.asarray(truncated, bool), ~terminated)
+    return StepOut(flatten_obs(obs), state, jnp.asarray(reward, jnp.float32), terminated,
+                   truncated, flatten_obs(final_obs))
+
+
+def _env_act(env: Environment, env_params: Any, spec: EnvSpec, action: jax.Array):
+    act = env_action(spec, action)
+    if not spec.discrete and act.shape != tuple(env.action_space(env_params).shape):
+        act = act.reshape(env.action_space(env_params).shape)
+    return act
+
+
 def step(
     key: jax.Array, env: Environment, env_params: Any, spec: EnvSpec, state: Any,
     action: jax.Array,
 ) -> StepOut:
     """Step one environment with gymnax's auto-reset, keeping s'_t and both flags."""
-    act = env_action(spec, action)
-    if not spec.discrete and act.shape != tuple(env.action_space(env_params).shape):
-        act = act.reshape(env.action_space(env_params).shape)
+    act = _env_act(env, env_params, spec, action)
     obs, state, reward, terminated, truncated, info = env.step(key, state, act, env_params)
-    terminated = jnp.asarray(terminated, bool)
-    truncated = jnp.logical_and(jnp.asarray(truncated, bool), ~terminated)
-    return StepOut(
-        flatten_obs(obs),
-        state,
-        jnp.asarray(reward, jnp.float32),
-        terminated,
-        truncated,
-        flatten_obs(info["final_observation"]),
-    )
+    return _finish_step(spec, obs, state, reward, terminated, truncated,
+                        info["final_observation"])
+
+
+def has_standard_step(env: Environment) -> bool:
+    """True when ``env`` uses gymnax's own ``step`` and ``is_truncated`` (no override),
+    so :func:`step_with_reset` reproduces its auto-reset exactly."""
+    cls = type(env)
+    return cls.step is Environment.step and cls.is_truncated is Environment.is_truncated
+
+
+def reset_raw(key: jax.Array, env: Environment, env_params: Any) -> tuple[Any, Any]:
+    """``env.reset_env``: the reset observation (unflattened) and state, as ``step`` draws them."""
+    return env.reset_env(key, env_params)
+
+
+def step_with_reset(
+    key: jax.Array, env: Environment, env_params: Any, spec: EnvSpec, state: Any,
+    action: jax.Array, reset_obs: Any, reset_state: Any,
+) -> StepOut:
+    """gymnax's ``step`` with the auto-reset's obs/state given (drawn ahead of time).
+
+    The same transition as ``env.step`` (``step_env``, ``is_truncated``, then the
+    reset selected where the episode ended), but the reset comes from
+    :func:`reset_raw` evaluated beforehand, so a rollout runs every reset of its
+    ``T × B`` steps in one vectorized call instead of a reset (and its RNG) inside
+    each sequential step. Only for envs with :func:`has_standard_step`.
+    """
+    act = _env_act(env, env_params, spec, action)
+    obs_st, state_st, reward, terminated, _ = env.step_env(key, state, act, env_params)
+    truncated = env.is_truncated(state_st, env_params)
+    done = jnp.logical_or(terminated, truncated)
+    pick = lambda r, s: jax.lax.select(done, r, s)  # noqa: E731
+    new_state = jax.tree.map(pick, reset_state, state_st)
+    obs = jax.tree.map(pick, reset_obs, obs_st)
+    return _finish_step(spec, obs, new_state, reward, terminated, truncated, obs_st)
 
 
 def reset(key: jax.Array, env: Environment, env_params: Any) -> tuple[jax.Array, Any]:

@@ -65,19 +65,33 @@ def reset_envs(key: jax.Array, env, env_params, num_envs: int) -> EnvCarry:
 
 
 class _StepRandomness(NamedTuple):
-    """One step's pre-drawn randomness: action noise ``[B, ...]`` and env keys ``[B]``."""
+    """One step's pre-drawn randomness: action noise ``[B, ...]``, env keys ``[B]`` and,
+    for envs with gymnax's standard ``step``, the auto-reset's obs/state ``[B, ...]``."""
 
     noise: jax.Array
     env_keys: jax.Array
+    reset_obs: Any = None
+    reset_state: Any = None
 
 
-def _draw(key: jax.Array, static: _Static, params, obs: jax.Array, steps: int):
-    """All ``steps`` steps' randomness at once, ``[steps, B, ...]`` (two RNG calls)."""
-    k_act, k_env = jax.random.split(key)
+def _draw(key: jax.Array, static: _Static, env_params, params, obs: jax.Array, steps: int):
+    """All ``steps`` steps' randomness at once, ``[steps, B, ...]``.
+
+    Besides the action noise and env keys, the resets that gymnax's auto-reset
+    would compute (and discard unless the episode ended) inside every step are
+    computed here in one vectorized call, so no RNG runs inside the sequential
+    loop (on CPU, threefry inside a loop is a rolled loop of small kernels).
+    """
+    k_act, k_env, k_reset = jax.random.split(key, 3)
     dist = jax.eval_shape(static.policy_apply, params, obs)
     noise = networks.sample_noise(k_act, dist, (steps,))
     env_keys = jax.random.split(k_env, (steps, obs.shape[0]))
-    return _StepRandomness(noise, env_keys)
+    if not envs.has_standard_step(static.env):
+        return _StepRandomness(noise, env_keys)
+    reset_keys = jax.random.split(k_reset, (steps, obs.shape[0]))
+    reset = jax.vmap(jax.vmap(envs.reset_raw, in_axes=(0, None, None)), in_axes=(0, None, None))
+    reset_obs, reset_state = reset(reset_keys, static.env, env_params)
+    return _StepRandomness(noise, env_keys, reset_obs, reset_state)
 
 
 def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _StepRandomness):
@@ -85,9 +99,15 @@ def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _St
     dist = static.policy_apply(params, carry.obs)
     action = networks.sample_with_noise(dist, rng.noise)
     logp = networks.log_prob(dist, action)
-    out = jax.vmap(envs.step, in_axes=(0, None, None, None, 0, 0))(
-        rng.env_keys, static.env, env_params, static.spec, carry.state, action
-    )
+    if rng.reset_state is None:
+        out = jax.vmap(envs.step, in_axes=(0, None, None, None, 0, 0))(
+            rng.env_keys, static.env, env_params, static.spec, carry.state, action
+        )
+    else:
+        out = jax.vmap(envs.step_with_reset, in_axes=(0, None, None, None, 0, 0, 0, 0))(
+            rng.env_keys, static.env, env_params, static.spec, carry.state, action,
+            rng.reset_obs, rng.reset_state,
+        )
     ret = carry.stats.ret + out.reward
     length = carry.stats.length + 1
     done = jnp.logical_or(out.terminated, out.truncated)
@@ -124,7 +144,7 @@ def rollout_segment(
     """
     static = _Static(policy_apply, env, spec)
     body = lambda c, r: _act_and_step(static, env_params, params, c, r)  # noqa: E731
-    return jax.lax.scan(body, carry, _draw(key, static, params, carry.obs, num_steps))
+    return jax.lax.scan(body, carry, _draw(key, static, env_params, params, carry.obs, num_steps))
 
 
 class _EpisodeCarry(NamedTuple):
@@ -163,6 +183,6 @@ def rollout_episodes(
     )
     static = _Static(policy_apply, env, spec)
     body = lambda c, r: _episode_body(static, env_params, params, c, r)  # noqa: E731
-    rng = _draw(k_run, static, params, carry.env.obs, horizon)
+    rng = _draw(k_run, static, env_params, params, carry.env.obs, horizon)
     _, trans = jax.lax.scan(body, carry, rng)
     return trans

@@ -1,5 +1,7 @@
 """Rollouts on a counting environment whose final observations are known exactly."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,3 +118,49 @@ def test_episode_mode_masks_after_the_end():
     trans = rollout.rollout_episodes(jax.random.key(0), policy, None, env, params, spec, 2, 5)
     np.testing.assert_array_equal(np.asarray(trans.mask)[:, 0], [1, 1, 1, 0, 0])
     assert float(jnp.sum(trans.reward * trans.mask)) == 6.0  # 3 steps × 2 envs
+
+
+def test_step_with_reset_drawn_ahead_equals_gymnax_step():
+    # gymnax's step splits its key into (step, reset) keys; given those, the
+    # pre-drawn reset path reproduces env.step, through many episode ends.
+    def fast_step(env, params, spec, key, state, action):
+        k_step, k_reset = jax.random.split(key)
+        reset = envs.reset_raw(k_reset, env, params)
+        return envs.step_with_reset(k_step, env, params, spec, state, action, *reset)
+
+    for env_id in ("CartPole-v1", "Acrobot-v1", "Breakout-MinAtar"):
+        env, params = envs.make_env(env_id)
+        spec = envs.env_spec(env, params)
+        assert envs.has_standard_step(env)
+        _, state = envs.reset(jax.random.key(0), env, params)
+        fast = jax.jit(functools.partial(fast_step, env, params, spec))
+        slow = jax.jit(lambda k, s, a, e=env, p=params, sp=spec: envs.step(k, e, p, sp, s, a))
+        ended = 0
+        for t in range(520):  # past Acrobot's 500-step limit
+            key = jax.random.key(t)
+            action = jnp.asarray(t % spec.action_dim, jnp.int32)
+            a, b = fast(key, state, action), slow(key, state, action)
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+                # Same ops; only XLA's fusion of the two programs may round differently.
+                np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+            ended += int(a.terminated | a.truncated)
+            state = a.state
+        assert ended >= 1, env_id
+
+
+def test_env_with_its_own_step_keeps_it():
+    class Wrapped(Counter):
+        def step(self, key, state, action, params=None):  # e.g. a logging wrapper
+            return super().step(key, state, action, params)
+
+    assert envs.has_standard_step(Counter())
+    assert not envs.has_standard_step(Wrapped())
+    cfg = jaxpg.Config(num_envs=2, num_steps=7, total_timesteps=14, num_minibatches=1)
+    a = update.make_agent(cfg, Counter())
+    b = update.make_agent(cfg, Wrapped())
+    sa, sb = update.init_state(a, jax.random.key(0)), update.init_state(b, jax.random.key(0))
+    _, ta = update.collect(a, sa, jax.random.key(1))
+    _, tb = update.collect(b, sb, jax.random.key(1))
+    # Counter's resets are deterministic, so both paths give the same rollout.
+    np.testing.assert_array_equal(ta.obs, tb.obs)
+    np.testing.assert_array_equal(ta.truncated, tb.truncated)
