@@ -50,9 +50,9 @@ CARTPOLE = dict([
     _p("cartpole-vpg",
        "Vanilla policy gradient with GAE(0.99, 0.95) advantages, 32 envs × 64 steps, "
        "one step per batch.",
-       "eval return 500.0 over 4 seeds, 2M steps", 450.0,
-       estimator="vpg", num_envs=32, num_steps=64, lr=3e-3, ent_coef=0.0,
-       max_grad_norm=_INF, total_timesteps=2_000_000),
+       "eval return 500.0 on 31 of 32 seeds (433 on the other), 2M steps", 450.0,
+       estimator="vpg", num_envs=32, num_steps=64, lr=1e-2, ent_coef=0.0,
+       max_grad_norm=0.5, total_timesteps=2_000_000),
 ])
 
 

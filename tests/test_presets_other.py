@@ -15,9 +15,14 @@ from jaxpg.train import make_train
 @pytest.mark.parametrize("name", ["acrobot-ppo", "acrobot-vpg", "pendulum-ppo"])
 def test_preset_reaches_its_target(name):
     preset = OTHER[name]
+    # Seeds loop through one compiled program: vmapping whole runs (init included)
+    # can deadlock XLA:CPU on 2 cores (see README), and this test once hung so.
     keys = jax.random.split(jax.random.key(preset.config.seed), 2)
-    out = jax.jit(jax.vmap(make_train(preset.config)))(keys)
-    evaluate = jax.jit(jax.vmap(make_evaluate(preset.config, 16)))
-    ev = evaluate(jax.random.split(jax.random.key(1), 2), out.state.params["policy"])
-    per_seed = np.asarray(ev.returns).mean(axis=1)
+    eval_keys = jax.random.split(jax.random.key(1), 2)
+    train = jax.jit(make_train(preset.config))
+    evaluate = jax.jit(make_evaluate(preset.config, 16))
+    per_seed = np.array([
+        float(evaluate(ek, train(k).state.params["policy"]).returns.mean())
+        for k, ek in zip(keys, eval_keys, strict=True)
+    ])
     assert per_seed.mean() >= preset.target, (name, per_seed, preset.result)
