@@ -162,10 +162,9 @@ def apply_gradients(agent: Agent, params, opt_state, grads, lr, max_grad_norm):
     return optax.apply_updates(params, updates), opt_state, g_norm
 
 
-def _sgd_step(agent, hp, lr, normalizer, carry, batch: Batch):
+def _sgd_step(agent, hp, lr, normalizer, carry, batch: Batch, chunk: int | None = None):
     params, opt_state = carry
-    grad_fn = jax.value_and_grad(loss_fn, argnums=1, has_aux=True)
-    (loss, aux), grads = grad_fn(agent, params, batch, hp, normalizer)
+    (loss, aux), grads = _chunked_grad(agent, params, batch, hp, normalizer, chunk)
     params, opt_state, g_norm = apply_gradients(
         agent, params, opt_state, grads, lr, hp.max_grad_norm
     )
@@ -208,8 +207,9 @@ def grad_chunk_size(agent: Agent, minibatch: int) -> int:
         return agent.config.grad_chunk
     if not _auto_chunks(agent, minibatch):
         return minibatch
-    best = max(d for d in range(1, _CPU_CHUNK + 1) if minibatch % d == 0)
-    return best if best >= _CPU_CHUNK // 8 else minibatch
+    # The largest divisor up to _CPU_CHUNK; none down to _CPU_CHUNK / 8: no chunks.
+    fits = (d for d in range(_CPU_CHUNK, _CPU_CHUNK // 8 - 1, -1) if minibatch % d == 0)
+    return next(fits, minibatch)
 
 
 def chunked_apply(agent: Agent, fn, x: jax.Array) -> jax.Array:
@@ -228,16 +228,17 @@ def chunked_apply(agent: Agent, fn, x: jax.Array) -> jax.Array:
     return jax.tree.map(lambda y: y.reshape((k * _CPU_CHUNK,) + y.shape[2:])[:n], out)
 
 
-def _chunked_grad(agent, params, batch: Batch, hp: HParams, chunk: int):
-    """(loss, aux) and gradient of :func:`loss_fn` as the mean over equal chunks.
+def _chunked_grad(agent, params, batch: Batch, hp: HParams, normalizer, chunk: int | None):
+    """(loss, aux) and gradient of :func:`loss_fn`; with ``chunk``, the mean over chunks.
 
-    Every term of the PPO loss is a mean over unmasked samples, so the mean of
-    the chunks' values and gradients is the minibatch's, up to float rounding.
+    Chunks are for PPO minibatches only (``normalizer`` 1): every term of that
+    loss is a mean over unmasked samples, so the mean of equal chunks' values and
+    gradients is the minibatch's, up to float rounding.
     """
     grad_fn = jax.value_and_grad(loss_fn, argnums=1, has_aux=True)
     n = batch.mask.shape[0]
-    if chunk >= n:
-        return grad_fn(agent, params, batch, hp, 1.0)
+    if chunk is None or chunk >= n:
+        return grad_fn(agent, params, batch, hp, normalizer)
     k = n // chunk
     chunks = jax.tree.map(lambda x: x.reshape((k, chunk) + x.shape[1:]), batch)
 
@@ -252,19 +253,10 @@ def _chunked_grad(agent, params, batch: Batch, hp: HParams, chunk: int):
     return jax.tree.map(lambda x: x / k, total)
 
 
-def _ppo_step(agent, hp, lr, chunk, carry, batch: Batch):
-    params, opt_state = carry
-    (loss, aux), grads = _chunked_grad(agent, params, batch, hp, chunk)
-    params, opt_state, g_norm = apply_gradients(
-        agent, params, opt_state, grads, lr, hp.max_grad_norm
-    )
-    return (params, opt_state), {**aux, "loss": loss, "grad_norm": g_norm}
-
-
 def _ppo_epoch(agent, hp, lr, flat: Batch, carry, key):
     """One pass over the shuffled batch in ``num_minibatches`` minibatches."""
     chunk = grad_chunk_size(agent, flat.mask.shape[0] // agent.config.num_minibatches)
-    step = lambda c, b: _ppo_step(agent, hp, lr, chunk, c, b)  # noqa: E731
+    step = lambda c, b: _sgd_step(agent, hp, lr, 1.0, c, b, chunk)  # noqa: E731
     return jax.lax.scan(step, carry, _minibatches(agent, flat, key))
 
 

@@ -222,12 +222,14 @@ def _coerce_field(name: str, value, source: str):
         if not isinstance(value, bool):
             raise bad
         return value
-    if hint == bool | None:
-        if value is None or isinstance(value, bool):
+    optional = {bool | None: (bool, _parse_optional_bool), int | None: (int, _parse_optional_int)}
+    if hint in optional:  # a value, None, or text such as "auto"
+        kind, parse = optional[hint]
+        if value is None or type(value) is kind:
             return value
         if isinstance(value, str):
             try:
-                return _parse_optional_bool(value)
+                return parse(value)
             except argparse.ArgumentTypeError:
                 raise bad from None
         raise bad
@@ -235,15 +237,6 @@ def _coerce_field(name: str, value, source: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
         return value
-    if hint == int | None:
-        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-            return value
-        if isinstance(value, str):
-            try:
-                return _parse_optional_int(value)
-            except argparse.ArgumentTypeError:
-                raise bad from None
-        raise bad
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
