@@ -29,8 +29,15 @@ from jaxpg.config import Config
 FORMAT = 1
 _NAME = re.compile(r"^ckpt_(\d{8})\.msgpack$")
 # Config fields that fix array shapes or the meaning of the saved state.
-SHAPE_FIELDS = ("env", "estimator", "num_envs", "num_steps", "hidden_sizes", "activation",
-                "rollout")
+SHAPE_FIELDS = (
+    "env",
+    "estimator",
+    "num_envs",
+    "num_steps",
+    "hidden_sizes",
+    "activation",
+    "rollout",
+)
 
 
 class CheckpointError(ValueError):
@@ -95,8 +102,9 @@ def _to_host(state) -> dict:
     return jax.tree.map(np.asarray, tree)
 
 
-def save(directory: str | os.PathLike, state, config: Config, meta: dict | None = None,
-         keep: int = 3) -> Path:
+def save(
+    directory: str | os.PathLike, state, config: Config, meta: dict | None = None, keep: int = 3
+) -> Path:
     """Save ``state`` as ``directory/ckpt_<update_step>.msgpack`` and prune old ones.
 
     Args:
@@ -189,8 +197,9 @@ def restore(path: str | os.PathLike, template, config: Config):
 
 
 def _check_shapes(template, state, path) -> None:
-    for (kp, a), b in zip(jax.tree_util.tree_leaves_with_path(template),
-                          jax.tree.leaves(state), strict=True):
+    for (kp, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(state), strict=True
+    ):
         if np.shape(a) != np.shape(b):
             raise IncompatibleCheckpointError(
                 f"checkpoint {path} does not match this run: "

@@ -68,8 +68,7 @@ def _chunk_body(agent: Agent, hp: HParams, sink, length: int, shardings, carry: 
     rows = jnp.where(applied, carry.rows.at[carry.count].set(row), carry.rows)
     count = carry.count + applied.astype(jnp.int32)
     flush = jnp.logical_and(count > 0, jnp.logical_or(count == rows.shape[0], i == length - 1))
-    jax.lax.cond(flush, lambda: jax.debug.callback(sink, rows, count, ordered=True),
-                 lambda: None)
+    jax.lax.cond(flush, lambda: jax.debug.callback(sink, rows, count, ordered=True), lambda: None)
     return _Carry(state, bad, rows, jnp.where(flush, 0, count)), row
 
 
@@ -97,14 +96,20 @@ def make_chunk(agent: Agent, length: int, sink=None, log_every: int = 20, shardi
 
     def chunk(state: TrainState, hp: HParams):
         body = lambda c, i: _chunk_body(agent, hp, sink, length, shardings, c, i)  # noqa: E731
-        init = _Carry(state, jnp.zeros((), jnp.int32),
-                      jnp.zeros((log_every, 2 + len(STREAMED)), jnp.float32),
-                      jnp.zeros((), jnp.int32))
+        init = _Carry(
+            state,
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((log_every, 2 + len(STREAMED)), jnp.float32),
+            jnp.zeros((), jnp.int32),
+        )
         carry, rows = jax.lax.scan(body, init, jnp.arange(length))
         return carry.state, carry.bad, rows
 
     if shardings is None:
         return jax.jit(chunk)
     replicated = shardings.update_step
-    return jax.jit(chunk, in_shardings=(shardings, replicated),
-                   out_shardings=(shardings, replicated, replicated))
+    return jax.jit(
+        chunk,
+        in_shardings=(shardings, replicated),
+        out_shardings=(shardings, replicated, replicated),
+    )

@@ -164,19 +164,15 @@ class Config:
         if self.weight_init not in INITS:
             _fail("weight_init", self.weight_init, f"allowed: {', '.join(INITS)}")
         if self.minibatch_shuffle not in SHUFFLES:
-            _fail("minibatch_shuffle", self.minibatch_shuffle,
-                  f"allowed: {', '.join(SHUFFLES)}")
-        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches",
-                     "total_timesteps"):
+            _fail("minibatch_shuffle", self.minibatch_shuffle, f"allowed: {', '.join(SHUFFLES)}")
+        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _fail(name, value, "must be an integer >= 1")
         if not self.hidden_sizes or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h >= 1
-            for h in self.hidden_sizes
+            isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden_sizes
         ):
-            _fail("hidden_sizes", self.hidden_sizes,
-                  "must be a non-empty tuple of integers >= 1")
+            _fail("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of integers >= 1")
         for name in ("gamma", "lam"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
@@ -191,33 +187,51 @@ class Config:
             if not float(getattr(self, name)) >= 0.0:
                 _fail(name, getattr(self, name), "must be >= 0")
         if self.rollout == "segments" and self.estimator in EPISODIC_ESTIMATORS:
-            _fail("rollout", self.rollout,
-                  f"estimator {self.estimator!r} has no critic to bootstrap cut "
-                  "episodes, so it needs rollout='episodes' or 'auto'")
+            _fail(
+                "rollout",
+                self.rollout,
+                f"estimator {self.estimator!r} has no critic to bootstrap cut "
+                "episodes, so it needs rollout='episodes' or 'auto'",
+            )
         if self.grad_chunk is not None:
-            if (isinstance(self.grad_chunk, bool) or not isinstance(self.grad_chunk, int)
-                    or self.grad_chunk < 1):
+            if (
+                isinstance(self.grad_chunk, bool)
+                or not isinstance(self.grad_chunk, int)
+                or self.grad_chunk < 1
+            ):
                 _fail("grad_chunk", self.grad_chunk, "must be an integer >= 1 or None (auto)")
             if self.rollout_mode != "segments":
-                _fail("grad_chunk", self.grad_chunk,
-                      "applies to rollout='segments' only (episodes are masked); use None")
+                _fail(
+                    "grad_chunk",
+                    self.grad_chunk,
+                    "applies to rollout='segments' only (episodes are masked); use None",
+                )
         if self.estimator == "ppo" and self.rollout_mode == "segments":
             batch = self.num_envs * self.num_steps
             if batch % self.num_minibatches:
-                _fail("num_minibatches", self.num_minibatches,
-                      f"must divide num_envs*num_steps = {batch}; allowed: "
-                      f"{', '.join(str(d) for d in _divisors(batch) if d <= 64)}")
+                _fail(
+                    "num_minibatches",
+                    self.num_minibatches,
+                    f"must divide num_envs*num_steps = {batch}; allowed: "
+                    f"{', '.join(str(d) for d in _divisors(batch) if d <= 64)}",
+                )
             size = batch // self.num_minibatches
             if self.grad_chunk is not None and size % self.grad_chunk:
-                _fail("grad_chunk", self.grad_chunk,
-                      f"must divide the minibatch size num_envs*num_steps/num_minibatches"
-                      f" = {size}, or be None (auto)")
+                _fail(
+                    "grad_chunk",
+                    self.grad_chunk,
+                    f"must divide the minibatch size num_envs*num_steps/num_minibatches"
+                    f" = {size}, or be None (auto)",
+                )
         if self.total_timesteps < self.num_envs * (
             self.num_steps if self.rollout_mode == "segments" else 1
         ):
-            _fail("total_timesteps", self.total_timesteps,
-                  f"must be at least num_envs*num_steps = "
-                  f"{self.num_envs * self.num_steps} (one update)")
+            _fail(
+                "total_timesteps",
+                self.total_timesteps,
+                f"must be at least num_envs*num_steps = "
+                f"{self.num_envs * self.num_steps} (one update)",
+            )
 
     # -- derived values (computed, never written back) -------------------------
     @property

@@ -121,8 +121,14 @@ def env_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
 def _finish_step(spec: EnvSpec, obs, state, reward, terminated, truncated, final_obs):
     terminated = jnp.asarray(terminated, bool)
     truncated = jnp.logical_and(jnp.asarray(truncated, bool), ~terminated)
-    return StepOut(flatten_obs(obs), state, jnp.asarray(reward, jnp.float32), terminated,
-                   truncated, flatten_obs(final_obs))
+    return StepOut(
+        flatten_obs(obs),
+        state,
+        jnp.asarray(reward, jnp.float32),
+        terminated,
+        truncated,
+        flatten_obs(final_obs),
+    )
 
 
 def _env_act(env: Environment, env_params: Any, spec: EnvSpec, action: jax.Array):
@@ -133,14 +139,17 @@ def _env_act(env: Environment, env_params: Any, spec: EnvSpec, action: jax.Array
 
 
 def step(
-    key: jax.Array, env: Environment, env_params: Any, spec: EnvSpec, state: Any,
+    key: jax.Array,
+    env: Environment,
+    env_params: Any,
+    spec: EnvSpec,
+    state: Any,
     action: jax.Array,
 ) -> StepOut:
     """Step one environment with gymnax's auto-reset, keeping s'_t and both flags."""
     act = _env_act(env, env_params, spec, action)
     obs, state, reward, terminated, truncated, info = env.step(key, state, act, env_params)
-    return _finish_step(spec, obs, state, reward, terminated, truncated,
-                        info["final_observation"])
+    return _finish_step(spec, obs, state, reward, terminated, truncated, info["final_observation"])
 
 
 def has_standard_step(env: Environment) -> bool:
@@ -156,8 +165,14 @@ def reset_raw(key: jax.Array, env: Environment, env_params: Any) -> tuple[Any, A
 
 
 def step_with_reset(
-    key: jax.Array, env: Environment, env_params: Any, spec: EnvSpec, state: Any,
-    action: jax.Array, reset_obs: Any, reset_state: Any,
+    key: jax.Array,
+    env: Environment,
+    env_params: Any,
+    spec: EnvSpec,
+    state: Any,
+    action: jax.Array,
+    reset_obs: Any,
+    reset_state: Any,
 ) -> StepOut:
     """gymnax's ``step`` with the auto-reset's obs/state given (drawn ahead of time).
 

@@ -75,9 +75,7 @@ def weights(
         g = returns.reward_to_go(reward, next_values, terminated, truncated, gamma=gamma)
         return Weights(g - values, g)
     if estimator in ("vpg", "ppo"):
-        adv = returns.gae(
-            reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam
-        )
+        adv = returns.gae(reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam)
         return Weights(adv, adv + values)
     raise ValueError(f"estimator={estimator!r} is unknown; allowed: {', '.join(ESTIMATORS)}")
 

@@ -24,6 +24,7 @@ def _greedy(agent: Agent):
             # Zero noise: the mean action.
             return networks.Gaussian(dist.mean, jnp.full_like(dist.log_std, -30.0))
         return dist * 1e6  # argmax up to ties
+
     return apply
 
 
@@ -33,16 +34,23 @@ def evaluate_agent(
     """Run ``num_episodes`` complete episodes of π and return their returns/lengths."""
     apply = _greedy(agent) if greedy else agent.policy_apply
     trans = rollout.rollout_episodes(
-        key, apply, policy_params, agent.env, agent.env_params, agent.spec,
-        num_episodes, agent.spec.max_episode_steps,
+        key,
+        apply,
+        policy_params,
+        agent.env,
+        agent.env_params,
+        agent.spec,
+        num_episodes,
+        agent.spec.max_episode_steps,
     )
     ret = jnp.sum(trans.reward * trans.mask, axis=0)
     length = jnp.sum(trans.mask, axis=0)
     return EvalResult(ret, length)
 
 
-def make_evaluate(config: Config, num_episodes: int = 64, greedy: bool = False,
-                  env=None, env_params=None):
+def make_evaluate(
+    config: Config, num_episodes: int = 64, greedy: bool = False, env=None, env_params=None
+):
     """Return ``evaluate(key, policy_params) -> EvalResult`` (safe to jit/vmap).
 
     Episodes run until termination or the environment's time limit, so the

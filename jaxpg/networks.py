@@ -95,6 +95,7 @@ class Value(nn.Module):
 
 # --- distributions ------------------------------------------------------------
 
+
 def sample_noise(key: jax.Array, dist, shape: tuple[int, ...] = ()):
     """The randomness of :func:`sample` for ``dist``, drawn ahead for ``shape`` calls.
 

@@ -24,9 +24,12 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
     axes[0].plot(x, ret, lw=0.8, alpha=0.4, color="C0", label="per update")
     if len(ret) >= 10:
         k = max(1, len(ret) // 50)
-        smooth = np.convolve(np.nan_to_num(ret, nan=np.nanmin(ret) if np.isfinite(ret).any()
-                                           else 0.0), np.ones(k) / k, mode="valid")
-        axes[0].plot(x[k - 1:], smooth, color="C0", label=f"moving mean ({k})")
+        smooth = np.convolve(
+            np.nan_to_num(ret, nan=np.nanmin(ret) if np.isfinite(ret).any() else 0.0),
+            np.ones(k) / k,
+            mode="valid",
+        )
+        axes[0].plot(x[k - 1 :], smooth, color="C0", label=f"moving mean ({k})")
     axes[0].set(title="mean episode return", xlabel="env steps")
     axes[0].legend(loc="lower right", fontsize=8)
     for name in ("policy_loss", "value_loss"):

@@ -26,61 +26,142 @@ def _p(name, description, result, target, **fields) -> tuple[str, Preset]:
 
 # --- CartPole-v1: one preset per estimator -----------------------------------
 _INF = float("inf")  # no gradient clipping for the vanilla estimators
-CARTPOLE = dict([
-    _p("cartpole-ppo",
-       "PPO with GAE on CartPole-v1: exactly the Config() defaults.",
-       "eval return 500.0 ± 0.0 over 8 seeds, 1M steps", 475.0),
-    _p("cartpole-reinforce",
-       "REINFORCE with the whole (undiscounted) episode return, 64 complete "
-       "episodes per update, one Adam step per batch.",
-       "eval return 497.9 (min 491.7) over 4 seeds, 6M steps", 450.0,
-       estimator="reinforce", num_envs=64, lr=3e-3, gamma=1.0, ent_coef=0.0,
-       max_grad_norm=_INF, total_timesteps=6_000_000),
-    _p("cartpole-reward-to-go",
-       "Reward-to-go (γ = 0.99), 32 complete episodes per update.",
-       "eval return 500.0 over 4 seeds, 5M steps", 450.0,
-       estimator="reward_to_go", num_envs=32, lr=3e-3, gamma=0.99, ent_coef=0.0,
-       max_grad_norm=_INF, total_timesteps=5_000_000),
-    _p("cartpole-baseline",
-       "Reward-to-go minus a learned V(s) (fit by regression to G_t), 32 envs × 64-step "
-       "segments bootstrapped at cuts, one step per segment batch.",
-       "eval return 498.7 (min 494.6) over 4 seeds, 2M steps", 450.0,
-       estimator="baseline", num_envs=32, num_steps=64, lr=3e-3, ent_coef=0.0,
-       max_grad_norm=_INF, total_timesteps=2_000_000),
-    _p("cartpole-vpg",
-       "Vanilla policy gradient with GAE(0.99, 0.95) advantages, 32 envs × 64 steps, "
-       "one step per batch.",
-       "eval return 500.0 on 31 of 32 seeds (433 on the other), 2M steps", 450.0,
-       estimator="vpg", num_envs=32, num_steps=64, lr=1e-2, ent_coef=0.0,
-       max_grad_norm=0.5, total_timesteps=2_000_000),
-])
+CARTPOLE = dict(
+    [
+        _p(
+            "cartpole-ppo",
+            "PPO with GAE on CartPole-v1: exactly the Config() defaults.",
+            "eval return 500.0 ± 0.0 over 8 seeds, 1M steps",
+            475.0,
+        ),
+        _p(
+            "cartpole-reinforce",
+            "REINFORCE with the whole (undiscounted) episode return, 64 complete "
+            "episodes per update, one Adam step per batch.",
+            "eval return 497.9 (min 491.7) over 4 seeds, 6M steps",
+            450.0,
+            estimator="reinforce",
+            num_envs=64,
+            lr=3e-3,
+            gamma=1.0,
+            ent_coef=0.0,
+            max_grad_norm=_INF,
+            total_timesteps=6_000_000,
+        ),
+        _p(
+            "cartpole-reward-to-go",
+            "Reward-to-go (γ = 0.99), 32 complete episodes per update.",
+            "eval return 500.0 over 4 seeds, 5M steps",
+            450.0,
+            estimator="reward_to_go",
+            num_envs=32,
+            lr=3e-3,
+            gamma=0.99,
+            ent_coef=0.0,
+            max_grad_norm=_INF,
+            total_timesteps=5_000_000,
+        ),
+        _p(
+            "cartpole-baseline",
+            "Reward-to-go minus a learned V(s) (fit by regression to G_t), 32 envs × 64-step "
+            "segments bootstrapped at cuts, one step per segment batch.",
+            "eval return 498.7 (min 494.6) over 4 seeds, 2M steps",
+            450.0,
+            estimator="baseline",
+            num_envs=32,
+            num_steps=64,
+            lr=3e-3,
+            ent_coef=0.0,
+            max_grad_norm=_INF,
+            total_timesteps=2_000_000,
+        ),
+        _p(
+            "cartpole-vpg",
+            "Vanilla policy gradient with GAE(0.99, 0.95) advantages, 32 envs × 64 steps, "
+            "one step per batch.",
+            "eval return 500.0 on 31 of 32 seeds (433 on the other), 2M steps",
+            450.0,
+            estimator="vpg",
+            num_envs=32,
+            num_steps=64,
+            lr=1e-2,
+            ent_coef=0.0,
+            max_grad_norm=0.5,
+            total_timesteps=2_000_000,
+        ),
+    ]
+)
 
 
 # --- other environments ------------------------------------------------------
 # Results: scripts/reproduce_presets.py (5 seeds, 32 sampled eval episodes per
 # seed; mean ± std over seeds of the per-seed mean), wall time on the shared
 # 2-core dev CPU with compile. Raw numbers: docs/presets_other.json.
-OTHER = dict([
-    _p("acrobot-ppo", "PPO with GAE on Acrobot-v1 (swing up; -500 means never).",
-       "eval return -81.7 ± 3.4 over 5 seeds (500k env steps, 43 s for all seeds)", -100.0,
-       env="Acrobot-v1", estimator="ppo", num_envs=8, num_steps=128,
-       total_timesteps=500_000, lr=1e-3),
-    _p("acrobot-vpg", "Vanilla policy gradient, GAE(0.97), normalised advantages, Acrobot-v1.",
-       "eval return -92.3 ± 7.9 over 5 seeds (500k env steps, 44 s for all seeds)", -120.0,
-       env="Acrobot-v1", estimator="vpg", num_envs=16, num_steps=128,
-       total_timesteps=500_000, lr=3e-3, lam=0.97, anneal_lr=False,
-       normalize_advantages=True),
-    _p("pendulum-ppo", "PPO with a Gaussian policy on Pendulum-v1 (continuous torque).",
-       "eval return -148.7 ± 12.3 over 5 seeds (1M env steps, 96 s for all seeds)", -250.0,
-       env="Pendulum-v1", estimator="ppo", num_envs=16, num_steps=128,
-       total_timesteps=1_000_000, lr=1e-3, gamma=0.95, lam=0.95, num_epochs=10,
-       num_minibatches=32, ent_coef=0.0, max_grad_norm=0.5, log_std_init=-0.5),
-    _p("breakout-minatar-ppo", "PPO with an MLP on Breakout-MinAtar (10x10x4 grid flattened).",
-       "eval return 26.1 ± 3.0 over 5 seeds (500k env steps, 233 s for all seeds)", 15.0,
-       env="Breakout-MinAtar", estimator="ppo", num_envs=64, num_steps=128,
-       total_timesteps=500_000, lr=5e-3, num_minibatches=8, hidden_sizes=(256, 256),
-       activation="relu"),
-])
+OTHER = dict(
+    [
+        _p(
+            "acrobot-ppo",
+            "PPO with GAE on Acrobot-v1 (swing up; -500 means never).",
+            "eval return -81.7 ± 3.4 over 5 seeds (500k env steps, 43 s for all seeds)",
+            -100.0,
+            env="Acrobot-v1",
+            estimator="ppo",
+            num_envs=8,
+            num_steps=128,
+            total_timesteps=500_000,
+            lr=1e-3,
+        ),
+        _p(
+            "acrobot-vpg",
+            "Vanilla policy gradient, GAE(0.97), normalised advantages, Acrobot-v1.",
+            "eval return -92.3 ± 7.9 over 5 seeds (500k env steps, 44 s for all seeds)",
+            -120.0,
+            env="Acrobot-v1",
+            estimator="vpg",
+            num_envs=16,
+            num_steps=128,
+            total_timesteps=500_000,
+            lr=3e-3,
+            lam=0.97,
+            anneal_lr=False,
+            normalize_advantages=True,
+        ),
+        _p(
+            "pendulum-ppo",
+            "PPO with a Gaussian policy on Pendulum-v1 (continuous torque).",
+            "eval return -148.7 ± 12.3 over 5 seeds (1M env steps, 96 s for all seeds)",
+            -250.0,
+            env="Pendulum-v1",
+            estimator="ppo",
+            num_envs=16,
+            num_steps=128,
+            total_timesteps=1_000_000,
+            lr=1e-3,
+            gamma=0.95,
+            lam=0.95,
+            num_epochs=10,
+            num_minibatches=32,
+            ent_coef=0.0,
+            max_grad_norm=0.5,
+            log_std_init=-0.5,
+        ),
+        _p(
+            "breakout-minatar-ppo",
+            "PPO with an MLP on Breakout-MinAtar (10x10x4 grid flattened).",
+            "eval return 26.1 ± 3.0 over 5 seeds (500k env steps, 233 s for all seeds)",
+            15.0,
+            env="Breakout-MinAtar",
+            estimator="ppo",
+            num_envs=64,
+            num_steps=128,
+            total_timesteps=500_000,
+            lr=5e-3,
+            num_minibatches=8,
+            hidden_sizes=(256, 256),
+            activation="relu",
+        ),
+    ]
+)
 
 
 PRESETS: dict[str, Preset] = {**CARTPOLE, **OTHER}

@@ -26,9 +26,21 @@ import numpy as np
 # Columns of metrics.csv, in order. ``update`` is 1-based: the row of update n
 # describes the state after n updates.
 COLUMNS = (
-    "update", "env_steps", "wall_time_s", "steps_per_s", "episode_return",
-    "episode_length", "episodes", "loss", "policy_loss", "value_loss", "entropy",
-    "approx_kl", "clip_frac", "grad_norm", "lr",
+    "update",
+    "env_steps",
+    "wall_time_s",
+    "steps_per_s",
+    "episode_return",
+    "episode_length",
+    "episodes",
+    "loss",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_frac",
+    "grad_norm",
+    "lr",
 )
 # The metrics the compiled program sends to the host each update.
 STREAMED = COLUMNS[4:]
@@ -91,8 +103,9 @@ class ProgressBar:
     printed every ``plain_every_s`` seconds so logs stay readable.
     """
 
-    def __init__(self, total_steps: float, stream: IO[str] | None = None,
-                 plain_every_s: float = 10.0) -> None:
+    def __init__(
+        self, total_steps: float, stream: IO[str] | None = None, plain_every_s: float = 10.0
+    ) -> None:
         self.total = float(total_steps)
         self.stream = sys.stderr if stream is None else stream
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -107,12 +120,15 @@ class ProgressBar:
         eta = (self.total - steps) / rate if rate > 0 else math.inf
         rate_s = f"{rate:,.0f}" if math.isfinite(rate) else "?"
         ret_s = f"{ret:.1f}" if math.isfinite(ret) else "n/a"
-        return (f"[{bar}] {frac:4.0%} {steps:,.0f}/{self.total:,.0f} steps | "
-                f"{rate_s} steps/s | return {ret_s} | "
-                f"elapsed {_fmt_time(elapsed)} ETA {_fmt_time(eta)}")
+        return (
+            f"[{bar}] {frac:4.0%} {steps:,.0f}/{self.total:,.0f} steps | "
+            f"{rate_s} steps/s | return {ret_s} | "
+            f"elapsed {_fmt_time(elapsed)} ETA {_fmt_time(eta)}"
+        )
 
-    def draw(self, steps: float, rate: float, ret: float, elapsed: float,
-             final: bool = False) -> None:
+    def draw(
+        self, steps: float, rate: float, ret: float, elapsed: float, final: bool = False
+    ) -> None:
         text = self.line(steps, rate, ret, elapsed)
         if self.tty:
             self.stream.write("\r" + text + ("\n" if final else ""))
@@ -137,10 +153,16 @@ class MetricsSink:
       refresh_s: minimum seconds between file writes / bar redraws.
     """
 
-    def __init__(self, csv_path: str | os.PathLike, total_steps: float,
-                 start_wall: float = 0.0, start_steps: float = 0.0, progress: bool = True,
-                 tensorboard_dir: str | os.PathLike | None = None,
-                 refresh_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        csv_path: str | os.PathLike,
+        total_steps: float,
+        start_wall: float = 0.0,
+        start_steps: float = 0.0,
+        progress: bool = True,
+        tensorboard_dir: str | os.PathLike | None = None,
+        refresh_s: float = 0.25,
+    ) -> None:
         self.csv_path = Path(csv_path)
         if not self.csv_path.exists():
             truncate_metrics(self.csv_path, 0)
@@ -208,7 +230,7 @@ class MetricsSink:
             self._buf.clear()
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
         if sync:
             os.fsync(self._fd)
             if self.tb is not None:

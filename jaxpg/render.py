@@ -14,16 +14,28 @@ from jaxpg.update import make_agent
 # Environments gymnax's Visualizer draws (gymnax 1.0). The classic-control ones
 # render through gymnasium, which needs pygame.
 SUPPORTED = (
-    "Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0",
-    "Catch-bsuite", "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar",
-    "Seaquest-MinAtar", "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
-    "MetaMaze-misc", "FourRooms-misc",
+    "Acrobot-v1",
+    "CartPole-v1",
+    "Pendulum-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Catch-bsuite",
+    "Asterix-MinAtar",
+    "Breakout-MinAtar",
+    "Freeway-MinAtar",
+    "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar",
+    "Pong-misc",
+    "PointRobot-misc",
+    "MetaMaze-misc",
+    "FourRooms-misc",
 )
 CLASSIC = SUPPORTED[:5]
 
 
-def episode_states(config: Config, policy_params, key: jax.Array, greedy: bool = False,
-                   max_steps: int = 1000):
+def episode_states(
+    config: Config, policy_params, key: jax.Array, greedy: bool = False, max_steps: int = 1000
+):
     """Run one episode; returns the list of env states and cumulative rewards."""
     agent = make_agent(config)
     env, env_params, spec = agent.env, agent.env_params, agent.spec
@@ -33,8 +45,11 @@ def episode_states(config: Config, policy_params, key: jax.Array, greedy: bool =
         k_act, k_env = jax.random.split(key)
         dist = agent.policy_apply(policy_params, obs[None])
         if greedy:
-            action = (dist.mean if isinstance(dist, networks.Gaussian)
-                      else jnp.argmax(dist, axis=-1).astype(jnp.int32))
+            action = (
+                dist.mean
+                if isinstance(dist, networks.Gaussian)
+                else jnp.argmax(dist, axis=-1).astype(jnp.int32)
+            )
         else:
             action = networks.sample(k_act, dist)
         out = envs.step(k_env, env, env_params, spec, state, action[0])
@@ -60,8 +75,7 @@ def check_supported(env_id: str) -> None:
     """Raise ``ValueError`` naming what is missing if ``env_id`` cannot be rendered."""
     if env_id not in SUPPORTED:
         raise ValueError(
-            f"--gif: gymnax's visualizer cannot draw {env_id}; supported: "
-            f"{', '.join(SUPPORTED)}"
+            f"--gif: gymnax's visualizer cannot draw {env_id}; supported: {', '.join(SUPPORTED)}"
         )
     if env_id in CLASSIC:
         try:
@@ -73,8 +87,9 @@ def check_supported(env_id: str) -> None:
             ) from None
 
 
-def render_gif(config: Config, policy_params, path: Path, seed: int = 0,
-               greedy: bool = False) -> Path:
+def render_gif(
+    config: Config, policy_params, path: Path, seed: int = 0, greedy: bool = False
+) -> Path:
     """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
     check_supported(config.env)
     import matplotlib

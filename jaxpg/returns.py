@@ -133,9 +133,7 @@ def gae(
     delta = td_errors(rewards, values, next_values, terminated, gamma=gamma)
     done = jnp.logical_or(terminated, truncated)
     decay = gamma * lam * (1.0 - _flags(done, dtype))
-    _, adv = jax.lax.scan(
-        _gae_step, jnp.zeros_like(rewards[0]), (delta, decay), reverse=True
-    )
+    _, adv = jax.lax.scan(_gae_step, jnp.zeros_like(rewards[0]), (delta, decay), reverse=True)
     return adv
 
 
@@ -156,9 +154,7 @@ def lambda_returns(
     Returns:
       ``[T, ...]`` λ-returns.
     """
-    adv = gae(
-        rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam
-    )
+    adv = gae(rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam)
     return adv + values
 
 

@@ -105,8 +105,14 @@ def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _St
         )
     else:
         out = jax.vmap(envs.step_with_reset, in_axes=(0, None, None, None, 0, 0, 0, 0))(
-            rng.env_keys, static.env, env_params, static.spec, carry.state, action,
-            rng.reset_obs, rng.reset_state,
+            rng.env_keys,
+            static.env,
+            env_params,
+            static.spec,
+            carry.state,
+            action,
+            rng.reset_obs,
+            rng.reset_state,
         )
     ret = carry.stats.ret + out.reward
     length = carry.stats.length + 1

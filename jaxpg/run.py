@@ -69,8 +69,11 @@ class NonFiniteError(RuntimeError):
     """Training produced NaN/inf; ``update`` is the 1-based update where it happened."""
 
     def __init__(self, update: int, checkpoint_step: int | None, run_dir: Path) -> None:
-        kept = (f"last good checkpoint kept at update {checkpoint_step}"
-                if checkpoint_step is not None else "no checkpoint was written")
+        kept = (
+            f"last good checkpoint kept at update {checkpoint_step}"
+            if checkpoint_step is not None
+            else "no checkpoint was written"
+        )
         super().__init__(
             f"loss or parameters became NaN/inf at update {update}; stopped; {kept} "
             f"in {run_dir / CKPT_DIR}"
@@ -141,8 +144,11 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\njaxpg: interrupt: saving a checkpoint after this chunk "
-              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        print(
+            "\njaxpg: interrupt: saving a checkpoint after this chunk (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc):
         if self._old is not None:
@@ -156,8 +162,13 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def prepare_run_dir(run_dir: Path, config: Config, settings: RunSettings,
-                    num_updates: int, argv: list[str] | None = None) -> None:
+def prepare_run_dir(
+    run_dir: Path,
+    config: Config,
+    settings: RunSettings,
+    num_updates: int,
+    argv: list[str] | None = None,
+) -> None:
     """Create a fresh run directory and write ``config.json`` (errors before any write)."""
     from jaxpg.commands.common import write_json_atomic
 
@@ -175,14 +186,17 @@ def prepare_run_dir(run_dir: Path, config: Config, settings: RunSettings,
         probe.unlink()
     except OSError as exc:
         raise RunError(f"--out {run_dir} is not writable: {exc.strerror or exc}") from None
-    write_json_atomic(run_dir / CONFIG_JSON, {
-        "config": config.to_dict(),
-        "num_updates": num_updates,
-        "run": dataclasses.asdict(settings),
-        "versions": environment_info(),
-        "command": argv if argv is not None else sys.argv,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    })
+    write_json_atomic(
+        run_dir / CONFIG_JSON,
+        {
+            "config": config.to_dict(),
+            "num_updates": num_updates,
+            "run": dataclasses.asdict(settings),
+            "versions": environment_info(),
+            "command": argv if argv is not None else sys.argv,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
@@ -234,9 +248,11 @@ def env_mesh_for(config: Config, settings: RunSettings):
     except ValueError as exc:
         raise RunError(str(exc)) from None
     if settings.log_mode == "callback":
-        raise RunError(f"--log-mode callback runs on one device only (JAX orders host "
-                       f"callbacks on a single device); use --log-mode chunks with "
-                       f"{mesh.size} devices")
+        raise RunError(
+            f"--log-mode callback runs on one device only (JAX orders host "
+            f"callbacks on a single device); use --log-mode chunks with "
+            f"{mesh.size} devices"
+        )
     return mesh
 
 
@@ -262,8 +278,9 @@ class _NullSink:
         return 0.0
 
 
-def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
-              resume: bool = False) -> dict:
+def train_run(
+    run_dir: Path, config: Config, settings: RunSettings, *, resume: bool = False
+) -> dict:
     """Train ``config`` into ``run_dir`` (fresh, or continuing its latest checkpoint).
 
     Args:
@@ -302,11 +319,18 @@ def train_run(run_dir: Path, config: Config, settings: RunSettings, *,
         if writer:
             truncate_metrics(run_dir / METRICS_CSV, ckpt_step or 0)
     steps_per_update = config.num_envs * agent.horizon
-    sink = MetricsSink(
-        run_dir / METRICS_CSV, total_steps=agent.num_updates * steps_per_update,
-        start_wall=wall0, start_steps=float(state.env_steps), progress=settings.progress,
-        tensorboard_dir=run_dir / "tensorboard" if settings.tensorboard else None,
-    ) if writer else _NullSink()
+    sink = (
+        MetricsSink(
+            run_dir / METRICS_CSV,
+            total_steps=agent.num_updates * steps_per_update,
+            start_wall=wall0,
+            start_steps=float(state.env_steps),
+            progress=settings.progress,
+            tensorboard_dir=run_dir / "tensorboard" if settings.tensorboard else None,
+        )
+        if writer
+        else _NullSink()
+    )
     if shardings is not None:
         state = sharding.put_state(state, shardings)
     hp = config.hparams()
@@ -376,9 +400,13 @@ class _Loop:
     def _save(self, state: TrainState, step: int, wall: float) -> None:
         """Runs on the writer thread: make the rows durable, then the checkpoint."""
         self.sink.sync()  # every row up to ``step`` was written before this job started
-        checkpoint.save(self.run_dir / CKPT_DIR, state, self.config,
-                        {"wall_time_s": wall, "env_steps": float(state.env_steps)},
-                        keep=self.settings.keep_checkpoints)
+        checkpoint.save(
+            self.run_dir / CKPT_DIR,
+            state,
+            self.config,
+            {"wall_time_s": wall, "env_steps": float(state.env_steps)},
+            keep=self.settings.keep_checkpoints,
+        )
         self.ckpt_step = step
 
     def _wait_for_checkpoint(self) -> None:
@@ -414,8 +442,9 @@ class _Loop:
                         self._wait_for_checkpoint()
                         saved = _host_state(state)
                         if jax.process_index() == 0:
-                            self._future = writer.submit(self._save, saved, step,
-                                                         self.sink.elapsed())
+                            self._future = writer.submit(
+                                self._save, saved, step, self.sink.elapsed()
+                            )
                         last_ckpt = step
                         if stop.requested and step < n:
                             self.stopped_early = True
@@ -442,7 +471,7 @@ def _summary(run_dir, config, agent, state, sink, status, ckpt_step) -> dict:
 
     m = read_metrics(run_dir / METRICS_CSV)
     ret = m["episode_return"]
-    tail = ret[-max(1, len(ret) // 20):] if len(ret) else ret
+    tail = ret[-max(1, len(ret) // 20) :] if len(ret) else ret
     tail = tail[np.isfinite(tail)]
     steps = float(m["env_steps"][-1]) if len(ret) else 0.0
     wall = float(m["wall_time_s"][-1]) if len(ret) else 0.0

@@ -66,11 +66,14 @@ def select_devices(count: int | str | None = "all") -> list:
         return devices
     count = int(count)
     if not 1 <= count <= len(devices):
-        raise ValueError(f"devices={count} must lie in [1, {len(devices)}] "
-                         f"(there are {len(devices)} device(s))")
+        raise ValueError(
+            f"devices={count} must lie in [1, {len(devices)}] (there are {len(devices)} device(s))"
+        )
     if jax.process_count() > 1 and count != len(devices):
-        raise ValueError(f"devices={count}: a multi-host run uses every device "
-                         f"({len(devices)} over {jax.process_count()} processes); pass 'all'")
+        raise ValueError(
+            f"devices={count}: a multi-host run uses every device "
+            f"({len(devices)} over {jax.process_count()} processes); pass 'all'"
+        )
     return devices[:count]
 
 

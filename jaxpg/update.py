@@ -87,13 +87,16 @@ def make_agent(config: Config, env=None, env_params=None) -> Agent:
             f"takes num_envs*T = {config.num_envs}*{horizon} = {config.num_envs * horizon} steps"
         )
     policy = networks.Policy(
-        config.hidden_sizes, config.activation, spec.action_dim, spec.discrete,
-        config.log_std_init, config.weight_init,
+        config.hidden_sizes,
+        config.activation,
+        spec.action_dim,
+        spec.discrete,
+        config.log_std_init,
+        config.weight_init,
     )
     value = networks.Value(config.hidden_sizes, config.activation, config.weight_init)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=config.lr, eps=1e-5)
-    return Agent(config, env_obj, env_params, spec, policy, value, optimizer, horizon,
-                 num_updates)
+    return Agent(config, env_obj, env_params, spec, policy, value, optimizer, horizon, num_updates)
 
 
 def init_state(agent: Agent, key: jax.Array) -> TrainState:
@@ -145,8 +148,13 @@ def loss_fn(agent: Agent, params: dict, batch: Batch, hp: HParams, normalizer):
         v = agent.value_apply(params["value"], batch.obs)
         v_loss = estimators.value_loss(v, batch.value_target, batch.mask)
         loss = loss + hp.vf_coef * v_loss
-    aux = {"policy_loss": -obj, "value_loss": v_loss, "entropy": ent,
-           "approx_kl": kl, "clip_frac": frac}
+    aux = {
+        "policy_loss": -obj,
+        "value_loss": v_loss,
+        "entropy": ent,
+        "approx_kl": kl,
+        "clip_frac": frac,
+    }
     return loss, aux
 
 
@@ -183,8 +191,9 @@ def _minibatches(agent, flat: Batch, key) -> Batch:
     mesh = agent.mesh
     if mesh is not None and mesh.size > 1 and (n // m) % mesh.size == 0:
         rows = NamedSharding(mesh, PartitionSpec(None, sharding.ENV_AXIS))
-        shuffled = jax.lax.with_sharding_constraint(shuffled, jax.tree.map(lambda _: rows,
-                                                                            shuffled))
+        shuffled = jax.lax.with_sharding_constraint(
+            shuffled, jax.tree.map(lambda _: rows, shuffled)
+        )
     return shuffled
 
 
@@ -197,8 +206,12 @@ _CHUNK_ABOVE = 16384
 
 
 def _auto_chunks(agent: Agent, n: int) -> bool:
-    return (agent.config.rollout_mode == "segments" and agent.mesh is None
-            and jax.default_backend() == "cpu" and n > _CHUNK_ABOVE)
+    return (
+        agent.config.rollout_mode == "segments"
+        and agent.mesh is None
+        and jax.default_backend() == "cpu"
+        and n > _CHUNK_ABOVE
+    )
 
 
 def grad_chunk_size(agent: Agent, minibatch: int) -> int:
@@ -266,13 +279,25 @@ def collect(agent: Agent, state: TrainState, key: jax.Array):
     policy_params = state.params["policy"]
     if cfg.rollout_mode == "episodes":
         trans = rollout.rollout_episodes(
-            key, agent.policy_apply, policy_params, agent.env, agent.env_params,
-            agent.spec, cfg.num_envs, agent.horizon,
+            key,
+            agent.policy_apply,
+            policy_params,
+            agent.env,
+            agent.env_params,
+            agent.spec,
+            cfg.num_envs,
+            agent.horizon,
         )
         return state.env, trans
     return rollout.rollout_segment(
-        key, agent.policy_apply, policy_params, agent.env, agent.env_params, agent.spec,
-        state.env, agent.horizon,
+        key,
+        agent.policy_apply,
+        policy_params,
+        agent.env,
+        agent.env_params,
+        agent.spec,
+        state.env,
+        agent.horizon,
     )
 
 
@@ -306,8 +331,14 @@ def update(agent: Agent, state: TrainState, hp: HParams):
 
     values, next_values = critic_values(agent, state.params, trans)
     w = estimators.weights(
-        cfg.estimator, trans.reward, values, next_values, trans.terminated,
-        trans.truncated, gamma=hp.gamma, lam=hp.lam,
+        cfg.estimator,
+        trans.reward,
+        values,
+        next_values,
+        trans.terminated,
+        trans.truncated,
+        gamma=hp.gamma,
+        lam=hp.lam,
     )
     psi = estimators.normalize(w.psi, trans.mask) if cfg.normalize else w.psi
     target = w.value_target if w.value_target is not None else jnp.zeros_like(psi)
@@ -324,9 +355,7 @@ def update(agent: Agent, state: TrainState, hp: HParams):
         aux = jax.tree.map(jnp.mean, aux)
     else:
         # One full-batch step: per trajectory for complete episodes, per step otherwise.
-        normalizer = (
-            float(cfg.num_envs) if cfg.rollout_mode == "episodes" else jnp.sum(trans.mask)
-        )
+        normalizer = float(cfg.num_envs) if cfg.rollout_mode == "episodes" else jnp.sum(trans.mask)
         carry, aux = _sgd_step(agent, hp, lr, normalizer, carry, batch)
     params, opt_state = carry
 
@@ -334,8 +363,12 @@ def update(agent: Agent, state: TrainState, hp: HParams):
     steps = state.env_steps + jnp.sum(trans.mask)
     metrics = {**aux, **ep, "env_steps": steps, "lr": jnp.asarray(lr, jnp.float32)}
     new_state = TrainState(
-        params=params, opt_state=opt_state, env=env_carry, key=key,
-        update_step=state.update_step + 1, env_steps=steps,
+        params=params,
+        opt_state=opt_state,
+        env=env_carry,
+        key=key,
+        update_step=state.update_step + 1,
+        env_steps=steps,
         last_return=ep["episode_return"],
     )
     return new_state, metrics

@@ -60,15 +60,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         loops = {}
         no_ckpt = 10**9  # only the final checkpoint
-        variants = {"chunks": ("chunks", no_ckpt), "chunks+ckpt": ("chunks", args.checkpoint_every),
-                    "callback": ("callback", args.checkpoint_every)}
+        variants = {
+            "chunks": ("chunks", no_ckpt),
+            "chunks+ckpt": ("chunks", args.checkpoint_every),
+            "callback": ("callback", args.checkpoint_every),
+        }
         for name, (mode, every) in variants.items():
             run_dir = Path(tmp) / name.replace("+", "_")
             run_dir.mkdir()
             sink = MetricsSink(run_dir / "metrics.csv", 1.0, progress=False)
             stack.callback(sink.close)
-            settings = RunSettings(every, keep_checkpoints=1, log_every=args.log_every,
-                                   log_mode=mode, progress=False)
+            settings = RunSettings(
+                every, keep_checkpoints=1, log_every=args.log_every, log_mode=mode, progress=False
+            )
             loops[name] = _Loop(agent, config, settings, run_dir, sink, None)
 
         def run(mode: str, key: jax.Array) -> None:
@@ -88,18 +92,22 @@ def main() -> None:
                 times[mode].append((time.perf_counter() - start, time.process_time() - cpu))
 
     steps = agent.num_updates * config.num_envs * agent.horizon
-    print(f"CartPole-v1 PPO defaults: {agent.num_updates} updates, {steps:,} env steps; "
-          f"log every {args.log_every}, checkpoint every {args.checkpoint_every}; "
-          f"{args.repeats} repeats")
+    print(
+        f"CartPole-v1 PPO defaults: {agent.num_updates} updates, {steps:,} env steps; "
+        f"log every {args.log_every}, checkpoint every {args.checkpoint_every}; "
+        f"{args.repeats} repeats"
+    )
     base = min(w for w, _ in times["one scan"])
     base_cpu = statistics.median(c for _, c in times["one scan"])
     for mode, t in times.items():
         wall = min(w for w, _ in t)
         cpu = statistics.median(c for _, c in t)
-        print(f"  {mode:11s} wall min {wall:.3f} s ({steps / wall:,.0f} steps/s), "
-              f"median {statistics.median(w for w, _ in t):.3f} s; CPU median {cpu:.3f} s | "
-              f"overhead vs one scan: wall {100 * (wall - base) / base:+.1f}%, "
-              f"CPU {100 * (cpu - base_cpu) / base_cpu:+.1f}%")
+        print(
+            f"  {mode:11s} wall min {wall:.3f} s ({steps / wall:,.0f} steps/s), "
+            f"median {statistics.median(w for w, _ in t):.3f} s; CPU median {cpu:.3f} s | "
+            f"overhead vs one scan: wall {100 * (wall - base) / base:+.1f}%, "
+            f"CPU {100 * (cpu - base_cpu) / base_cpu:+.1f}%"
+        )
 
 
 if __name__ == "__main__":

@@ -41,20 +41,32 @@ class JaxpgSystem:
         from jaxpg.evaluate import make_evaluate
 
         self.cfg = jaxpg.Config(
-            estimator=s.get("estimator", "ppo"), num_envs=s["num_envs"],
-            num_steps=s["num_steps"], total_timesteps=s["total_timesteps"],
-            num_epochs=s["num_epochs"], num_minibatches=s["num_minibatches"],
-            lr=s["lr"], ent_coef=s["ent_coef"], gamma=0.99, lam=0.95, clip_eps=0.2,
-            vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh",
-            anneal_lr=s.get("anneal_lr", True), weight_init=s.get("weight_init", "orthogonal"),
+            estimator=s.get("estimator", "ppo"),
+            num_envs=s["num_envs"],
+            num_steps=s["num_steps"],
+            total_timesteps=s["total_timesteps"],
+            num_epochs=s["num_epochs"],
+            num_minibatches=s["num_minibatches"],
+            lr=s["lr"],
+            ent_coef=s["ent_coef"],
+            gamma=0.99,
+            lam=0.95,
+            clip_eps=0.2,
+            vf_coef=0.5,
+            max_grad_norm=0.5,
+            hidden_sizes=(64, 64),
+            activation="tanh",
+            anneal_lr=s.get("anneal_lr", True),
+            weight_init=s.get("weight_init", "orthogonal"),
         )
         train = jaxpg.make_train(self.cfg)
         t0 = time.perf_counter()
         self.compiled = jax.jit(train).lower(jax.random.key(0)).compile()
         self.compile_s = time.perf_counter() - t0
         agent_steps = train.num_updates * self.cfg.num_envs
-        self.steps = agent_steps * (self.cfg.num_steps if self.cfg.rollout_mode == "segments"
-                                    else 500)
+        self.steps = agent_steps * (
+            self.cfg.num_steps if self.cfg.rollout_mode == "segments" else 500
+        )
         self._eval = jax.jit(make_evaluate(self.cfg, num_episodes=128))
         self.versions = _versions("jax", "jaxlib", "gymnax", "flax", "optax", "jaxpg")
         self.policies = []
@@ -72,8 +84,7 @@ class JaxpgSystem:
     def evaluate(self, episodes):
         import jax
 
-        return [float(self._eval(jax.random.key(10_000), p).returns.mean())
-                for p in self.policies]
+        return [float(self._eval(jax.random.key(10_000), p).returns.mean()) for p in self.policies]
 
 
 class _FiveTuple:
@@ -111,12 +122,24 @@ class RejaxSystem:
         batch = s["num_envs"] * s["num_steps"]
         self.steps = (s["total_timesteps"] // batch) * batch
         algo = rejax.PPO.create(
-            env=env, env_params=env_params, num_envs=s["num_envs"], num_steps=s["num_steps"],
-            total_timesteps=self.steps, num_epochs=s["num_epochs"],
-            num_minibatches=s["num_minibatches"], learning_rate=s["lr"], gamma=0.99,
-            gae_lambda=0.95, clip_eps=0.2, ent_coef=s["ent_coef"], vf_coef=0.5,
-            max_grad_norm=0.5, normalize_observations=False, normalize_rewards=False,
-            eval_freq=self.steps, skip_initial_evaluation=True,
+            env=env,
+            env_params=env_params,
+            num_envs=s["num_envs"],
+            num_steps=s["num_steps"],
+            total_timesteps=self.steps,
+            num_epochs=s["num_epochs"],
+            num_minibatches=s["num_minibatches"],
+            learning_rate=s["lr"],
+            gamma=0.99,
+            gae_lambda=0.95,
+            clip_eps=0.2,
+            ent_coef=s["ent_coef"],
+            vf_coef=0.5,
+            max_grad_norm=0.5,
+            normalize_observations=False,
+            normalize_rewards=False,
+            eval_freq=self.steps,
+            skip_initial_evaluation=True,
             agent_kwargs={"activation": "tanh", "hidden_layer_sizes": (64, 64)},
         )
         self._real_eval = algo.eval_callback
@@ -139,8 +162,10 @@ class RejaxSystem:
     def evaluate(self, episodes):
         import jax
 
-        return [float(self._real_eval(self.algo, ts, jax.random.PRNGKey(10_000))[1].mean())
-                for ts in self.states]
+        return [
+            float(self._real_eval(self.algo, ts, jax.random.PRNGKey(10_000))[1].mean())
+            for ts in self.states
+        ]
 
 
 def main() -> None:
@@ -151,8 +176,11 @@ def main() -> None:
         if cmd == "prepare":
             cls = JaxpgSystem if msg["system"] == "jaxpg" else RejaxSystem
             system = cls(msg["settings"])
-            reply = {"compile_s": system.compile_s, "steps": system.steps,
-                     "versions": system.versions}
+            reply = {
+                "compile_s": system.compile_s,
+                "steps": system.steps,
+                "versions": system.versions,
+            }
         elif cmd == "run":
             reply = {"run_s": system.run(msg["seed"])}
         elif cmd == "eval":

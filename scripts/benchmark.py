@@ -45,8 +45,11 @@ class Worker:
             env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
         self.name = name
         self.proc = subprocess.Popen(
-            [python, str(HERE / "bench_worker.py")], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=env,
+            [python, str(HERE / "bench_worker.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
 
     def ask(self, **msg) -> dict:
@@ -73,9 +76,17 @@ def settings_for(num_envs: int, total: int | None, args) -> dict:
     batch = num_envs * args.num_steps
     total = total or max(args.total_timesteps, batch * args.min_updates)
     # weight_init="lecun": rejax's flax-default initialisation, so both learn alike.
-    return dict(num_envs=num_envs, num_steps=args.num_steps, total_timesteps=total,
-                num_epochs=4, num_minibatches=4, lr=2.5e-4, ent_coef=0.01,
-                anneal_lr=False, weight_init="lecun")
+    return dict(
+        num_envs=num_envs,
+        num_steps=args.num_steps,
+        total_timesteps=total,
+        num_epochs=4,
+        num_minibatches=4,
+        lr=2.5e-4,
+        ent_coef=0.01,
+        anneal_lr=False,
+        weight_init="lecun",
+    )
 
 
 def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict]:
@@ -88,8 +99,12 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
             w = Worker(label, python, src)
             rep = w.ask(cmd="prepare", system=kind, settings=s)
             workers.append(w)
-            info[label] = {"compile_s": rep["compile_s"], "steps": rep["steps"],
-                           "versions": rep["versions"], "run_s": []}
+            info[label] = {
+                "compile_s": rep["compile_s"],
+                "steps": rep["steps"],
+                "versions": rep["versions"],
+                "run_s": [],
+            }
         for r in range(args.repeats):
             order = workers if r % 2 == 0 else workers[::-1]
             for w in order:
@@ -98,8 +113,11 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
             returns = w.ask(cmd="eval", episodes=128)["return"]  # one per run (seed)
             info[w.name]["returns"] = returns
             info[w.name]["return"] = statistics.mean(returns)
-            info[w.name]["return_se"] = (statistics.stdev(returns) / len(returns) ** 0.5
-                                         if len(returns) > 1 else float("nan"))
+            info[w.name]["return_se"] = (
+                statistics.stdev(returns) / len(returns) ** 0.5
+                if len(returns) > 1
+                else float("nan")
+            )
             w.close()
         row = {"num_envs": num_envs, "settings": s}
         for label, d in info.items():
@@ -107,15 +125,15 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
             row[label] = {**d, "median_s": med, "steps_per_s": d["steps"] / med}
         base = systems[0][0]
         for label, *_ in systems[1:]:
-            row[f"ratio_{base}_over_{label}"] = (
-                row[base]["steps_per_s"] / row[label]["steps_per_s"]
-            )
+            row[f"ratio_{base}_over_{label}"] = row[base]["steps_per_s"] / row[label]["steps_per_s"]
         rows.append(row)
         line = f"num_envs={num_envs:6d} steps/run={s['total_timesteps']:>9}"
         for label in info:
-            line += (f" | {label}: {row[label]['steps_per_s']:>9.0f} steps/s "
-                     f"(compile {row[label]['compile_s']:.1f}s, return "
-                     f"{row[label]['return']:.0f}±{row[label]['return_se']:.0f})")
+            line += (
+                f" | {label}: {row[label]['steps_per_s']:>9.0f} steps/s "
+                f"(compile {row[label]['compile_s']:.1f}s, return "
+                f"{row[label]['return']:.0f}±{row[label]['return_se']:.0f})"
+            )
         for k, v in row.items():
             if k.startswith("ratio_"):
                 line += f" | {k}={v:.2f}"
@@ -139,6 +157,7 @@ def same_return(a: dict, b: dict) -> bool:
 
 # --- in-process jaxpg measurements --------------------------------------------
 
+
 def _median_time(fn, *a, repeats=3):
     import jax
 
@@ -159,18 +178,23 @@ def estimator_throughput(args) -> list[dict]:
 
     rows = []
     for est in ("reinforce", "reward_to_go", "baseline", "vpg", "ppo"):
-        cfg = jaxpg.Config(estimator=est, num_envs=64, num_steps=128,
-                           total_timesteps=64 * 500 * args.min_updates)
+        cfg = jaxpg.Config(
+            estimator=est, num_envs=64, num_steps=128, total_timesteps=64 * 500 * args.min_updates
+        )
         agent = make_agent(cfg)
         steps = agent.num_updates * cfg.num_envs * agent.horizon
         fn = jax.jit(jaxpg.make_train(cfg))
         dt = _median_time(fn, jax.random.key(0), repeats=args.repeats)
-        rows.append({"estimator": est, "rollout": cfg.rollout_mode,
-                     "steps_per_s": steps / dt})
-        note = (" (counts every step of the 500-step horizon, masked ones included)"
-                if cfg.rollout_mode == "episodes" else "")
-        print(f"estimator {est:13s} ({cfg.rollout_mode:8s}) {steps / dt:>10.0f} steps/s{note}",
-              flush=True)
+        rows.append({"estimator": est, "rollout": cfg.rollout_mode, "steps_per_s": steps / dt})
+        note = (
+            " (counts every step of the 500-step horizon, masked ones included)"
+            if cfg.rollout_mode == "episodes"
+            else ""
+        )
+        print(
+            f"estimator {est:13s} ({cfg.rollout_mode:8s}) {steps / dt:>10.0f} steps/s{note}",
+            flush=True,
+        )
     return rows
 
 
@@ -184,21 +208,34 @@ def scaling(args) -> list[dict]:
     points = [("num_envs", n, 16) for n in args.scale_envs]
     points += [("num_steps", 64, t) for t in args.scale_steps]
     for axis, n, t in points:
-        cfg = jaxpg.Config(num_envs=n, num_steps=t, total_timesteps=n * t * 2,
-                           num_minibatches=4 if n * t % 4 == 0 else 1)
+        cfg = jaxpg.Config(
+            num_envs=n,
+            num_steps=t,
+            total_timesteps=n * t * 2,
+            num_minibatches=4 if n * t % 4 == 0 else 1,
+        )
         agent = make_agent(cfg)
         fn = jax.jit(jaxpg.make_train(cfg)).lower(jax.random.key(0)).compile()
         mem = fn.memory_analysis()
         peak = None
         if mem is not None:
-            peak = (mem.temp_size_in_bytes + mem.argument_size_in_bytes
-                    + mem.output_size_in_bytes)
+            peak = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
         dt = _median_time(fn, jax.random.key(0), repeats=max(1, args.repeats - 1))
         steps = agent.num_updates * n * t
-        rows.append({"axis": axis, "num_envs": n, "num_steps": t, "steps_per_s": steps / dt,
-                     "peak_bytes": peak})
-        print(f"scaling {axis:9s} num_envs={n:6d} num_steps={t:4d} {steps / dt:>10.0f} steps/s "
-              f"peak {peak / 2**20 if peak else float('nan'):8.1f} MiB", flush=True)
+        rows.append(
+            {
+                "axis": axis,
+                "num_envs": n,
+                "num_steps": t,
+                "steps_per_s": steps / dt,
+                "peak_bytes": peak,
+            }
+        )
+        print(
+            f"scaling {axis:9s} num_envs={n:6d} num_steps={t:4d} {steps / dt:>10.0f} steps/s "
+            f"peak {peak / 2**20 if peak else float('nan'):8.1f} MiB",
+            flush=True,
+        )
     return rows
 
 
@@ -223,8 +260,14 @@ def profile(args, num_envs: int) -> dict:
     from jaxpg import estimators, rollout
     from jaxpg import update as U
 
-    cfg = jaxpg.Config(num_envs=num_envs, num_steps=128, total_timesteps=num_envs * 128 * 10,
-                       num_minibatches=4, lr=2.5e-4, ent_coef=0.01)
+    cfg = jaxpg.Config(
+        num_envs=num_envs,
+        num_steps=128,
+        total_timesteps=num_envs * 128 * 10,
+        num_minibatches=4,
+        lr=2.5e-4,
+        ent_coef=0.01,
+    )
     agent = U.make_agent(cfg)
     state = U.init_state(agent, jax.random.key(0))
     n_up = 5
@@ -232,35 +275,47 @@ def profile(args, num_envs: int) -> dict:
     def repeat(step):
         def run(s):
             return jax.lax.scan(lambda c, _: (step(c), None), s, None, length=n_up)[0]
+
         return jax.jit(run)
 
     uniform = lambda p, obs: jnp.zeros(obs.shape[:-1] + (agent.spec.action_dim,))  # noqa: E731
 
     def env_only(s):
-        carry, tr = rollout.rollout_segment(s.key, uniform, None, agent.env, agent.env_params,
-                                            agent.spec, s.env, cfg.num_steps)
-        return s.replace(env=carry, key=jax.random.fold_in(s.key, 1),
-                         env_steps=s.env_steps + tr.reward.sum())
+        carry, tr = rollout.rollout_segment(
+            s.key, uniform, None, agent.env, agent.env_params, agent.spec, s.env, cfg.num_steps
+        )
+        return s.replace(
+            env=carry, key=jax.random.fold_in(s.key, 1), env_steps=s.env_steps + tr.reward.sum()
+        )
 
     def with_policy(s):
         carry, tr = U.collect(agent, s, s.key)
-        return s.replace(env=carry, key=jax.random.fold_in(s.key, 1),
-                         env_steps=s.env_steps + tr.reward.sum())
+        return s.replace(
+            env=carry, key=jax.random.fold_in(s.key, 1), env_steps=s.env_steps + tr.reward.sum()
+        )
 
     def with_gae(s):
         carry, tr = U.collect(agent, s, s.key)
         v, nv = U.critic_values(agent, s.params, tr)
-        w = estimators.weights("ppo", tr.reward, v, nv, tr.terminated, tr.truncated,
-                               gamma=0.99, lam=0.95)
-        return s.replace(env=carry, key=jax.random.fold_in(s.key, 1),
-                         env_steps=s.env_steps + w.psi.sum())
+        w = estimators.weights(
+            "ppo", tr.reward, v, nv, tr.terminated, tr.truncated, gamma=0.99, lam=0.95
+        )
+        return s.replace(
+            env=carry, key=jax.random.fold_in(s.key, 1), env_steps=s.env_steps + w.psi.sum()
+        )
 
     def full(s):
         return U.update(agent, s, cfg.hparams())[0]
 
-    t = {name: _median_time(repeat(f), state, repeats=args.repeats) / n_up
-         for name, f in [("env", env_only), ("policy", with_policy), ("gae", with_gae),
-                         ("full", full)]}
+    t = {
+        name: _median_time(repeat(f), state, repeats=args.repeats) / n_up
+        for name, f in [
+            ("env", env_only),
+            ("policy", with_policy),
+            ("gae", with_gae),
+            ("full", full),
+        ]
+    }
     steps = num_envs * cfg.num_steps
     # FLOPs per env step of the update: 4 epochs × (actor + critic) × (fwd + 2× bwd).
     macs = sum(a * b for a, b in zip((4, 64, 64), (64, 64, 2), strict=True))
@@ -281,23 +336,35 @@ def profile(args, num_envs: int) -> dict:
 
     def fwd_bwd(params):
         def total(p):
-            return (agent.policy_apply(p["policy"], obs).sum()
-                    + agent.value_apply(p["value"], obs).sum())
+            return (
+                agent.policy_apply(p["policy"], obs).sum()
+                + agent.value_apply(p["value"], obs).sum()
+            )
+
         g = jax.grad(total)(params)
         return jax.tree.map(lambda x, y: x - 1e-9 * y, params, g)
 
     t_fb = _median_time(repeat(fwd_bwd), state.params, repeats=args.repeats) / n_up
     bound = steps / (t["policy"] + cfg.num_epochs * cfg.num_minibatches * t_fb)
     achieved = steps / t["full"]
-    print(f"profile num_envs={num_envs}: update {t['full'] * 1e3:.1f} ms = "
-          + ", ".join(f"{k} {v:.0%}" for k, v in share.items())
-          + f"; epochs run {gflops:.1f} GFLOP/s ({flops_update} FLOPs per env step, "
-          f"matmul peak {args.matmul_peak:.0f}); {achieved:.0f} steps/s = "
-          f"{achieved / bound:.0%} of the composed kernel bound {bound:.0f}", flush=True)
-    return {"num_envs": num_envs, "seconds": t, "share": share,
-            "update_gflops_per_s": gflops, "fwd_bwd_minibatch_s": t_fb,
-            "kernel_bound_steps_per_s": bound, "steps_per_s": achieved,
-            "fraction_of_bound": achieved / bound}
+    print(
+        f"profile num_envs={num_envs}: update {t['full'] * 1e3:.1f} ms = "
+        + ", ".join(f"{k} {v:.0%}" for k, v in share.items())
+        + f"; epochs run {gflops:.1f} GFLOP/s ({flops_update} FLOPs per env step, "
+        f"matmul peak {args.matmul_peak:.0f}); {achieved:.0f} steps/s = "
+        f"{achieved / bound:.0%} of the composed kernel bound {bound:.0f}",
+        flush=True,
+    )
+    return {
+        "num_envs": num_envs,
+        "seconds": t,
+        "share": share,
+        "update_gflops_per_s": gflops,
+        "fwd_bwd_minibatch_s": t_fb,
+        "kernel_bound_steps_per_s": bound,
+        "steps_per_s": achieved,
+        "fraction_of_bound": achieved / bound,
+    }
 
 
 def matmul_peak() -> float:
@@ -316,21 +383,33 @@ def matmul_peak() -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="small settings (~1 minute): proves the benchmark works, not speed")
-    p.add_argument("--rejax-python", default=os.environ.get("JAXPG_REJAX_PYTHON"),
-                   help="python of a venv with rejax and gymnax 0.0.9 (default "
-                        "$JAXPG_REJAX_PYTHON); without it the peer is skipped")
-    p.add_argument("--baseline-src", type=Path, default=None,
-                   help="another jaxpg source tree to compare against (A/B of a change)")
-    p.add_argument("--num-envs", type=lambda s: [int(x) for x in s.split(",")],
-                   default=[4, 64, 512, 4096])
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small settings (~1 minute): proves the benchmark works, not speed",
+    )
+    p.add_argument(
+        "--rejax-python",
+        default=os.environ.get("JAXPG_REJAX_PYTHON"),
+        help="python of a venv with rejax and gymnax 0.0.9 (default "
+        "$JAXPG_REJAX_PYTHON); without it the peer is skipped",
+    )
+    p.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="another jaxpg source tree to compare against (A/B of a change)",
+    )
+    p.add_argument(
+        "--num-envs", type=lambda s: [int(x) for x in s.split(",")], default=[4, 64, 512, 4096]
+    )
     p.add_argument("--num-steps", type=int, default=128)
     p.add_argument("--total-timesteps", type=int, default=500_000)
     p.add_argument("--min-updates", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--skip", default="", help="comma list of: compare,estimators,scaling,"
-                   "compile,profile")
+    p.add_argument(
+        "--skip", default="", help="comma list of: compare,estimators,scaling,compile,profile"
+    )
     p.add_argument("--json", type=Path, default=None, help="write all results here")
     args = p.parse_args(argv)
     args.scale_envs = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
@@ -345,16 +424,23 @@ def main(argv=None) -> int:
 
     import jax
 
-    result = {"machine": {"platform": jax.default_backend(), "devices": str(jax.devices()),
-                          "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}}
+    result = {
+        "machine": {
+            "platform": jax.default_backend(),
+            "devices": str(jax.devices()),
+            "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0],
+        }
+    }
     systems = [("jaxpg", sys.executable, ROOT, "jaxpg")]
     if args.baseline_src:
         systems.append(("baseline", sys.executable, args.baseline_src.resolve(), "jaxpg"))
     if args.rejax_python:
         systems.append(("rejax", args.rejax_python, None, "rejax"))
     else:
-        print("rejax peer skipped: pass --rejax-python (a venv with rejax, gymnax 0.0.9)",
-              flush=True)
+        print(
+            "rejax peer skipped: pass --rejax-python (a venv with rejax, gymnax 0.0.9)", flush=True
+        )
     if "compare" not in skip:
         result["compare"] = compare(args, systems)
     if "estimators" not in skip:

@@ -64,14 +64,21 @@ def reproduce(config: Config, seeds: int, episodes: int, group: int | None = Non
     keys = jax.random.split(jax.random.key(config.seed), seeds)
     group = seeds if group is None else group
     train = jax.jit(jax.vmap(make_train(config)))
-    outs = [jax.block_until_ready(train(keys[i:i + group])) for i in range(0, seeds, group)]
-    out = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) if x.dtype != keys.dtype
-                                                   else np.asarray(jax.random.key_data(x))
-                                                   for x in xs]), *outs)
+    outs = [jax.block_until_ready(train(keys[i : i + group])) for i in range(0, seeds, group)]
+    out = jax.tree.map(
+        lambda *xs: np.concatenate(
+            [
+                np.asarray(x) if x.dtype != keys.dtype else np.asarray(jax.random.key_data(x))
+                for x in xs
+            ]
+        ),
+        *outs,
+    )
     train_s = time.perf_counter() - start
     evaluate = jax.jit(jax.vmap(make_evaluate(config, episodes)))
-    ev = evaluate(jax.random.split(jax.random.key(10_000 + config.seed), seeds),
-                  out.state.params["policy"])
+    ev = evaluate(
+        jax.random.split(jax.random.key(10_000 + config.seed), seeds), out.state.params["policy"]
+    )
     eval_ret = np.asarray(ev.returns).mean(axis=1)
     curve = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
     tail = max(1, curve.shape[1] // 20)
@@ -114,12 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("presets", nargs="*", help=f"names (default all): {', '.join(PRESETS)}")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per preset (default 5)")
-    parser.add_argument("--episodes", type=int, default=32,
-                        help="evaluation episodes per seed (default 32)")
-    parser.add_argument("--group", type=int, default=None,
-                        help="seeds per vmapped program (default: all in one)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a Config field (for tuning)")
+    parser.add_argument(
+        "--episodes", type=int, default=32, help="evaluation episodes per seed (default 32)"
+    )
+    parser.add_argument(
+        "--group", type=int, default=None, help="seeds per vmapped program (default: all in one)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a Config field (for tuning)",
+    )
     parser.add_argument("--out", help="also write the results as JSON here")
     parser.add_argument("--markdown", help="also write the Markdown table here")
     args = parser.parse_args(argv)
@@ -129,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = reproduce(config, args.seeds, args.episodes, args.group)
         rows[name]["config"] = dataclasses.asdict(config)
         r = rows[name]
-        print(f"{name}: eval {r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f} "
-              f"per seed {r['eval_return_per_seed']} in {r['wall_s']:.0f} s", flush=True)
+        print(
+            f"{name}: eval {r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f} "
+            f"per seed {r['eval_return_per_seed']} in {r['wall_s']:.0f} s",
+            flush=True,
+        )
     print(table(rows))
     if args.markdown:
         with open(args.markdown, "w") as fh:

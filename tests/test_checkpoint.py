@@ -16,8 +16,14 @@ from jaxpg.config import Config
 from jaxpg.progress import COLUMNS, read_metrics, truncate_metrics
 from jaxpg.update import init_state, make_agent
 
-TINY = Config(num_envs=2, num_steps=8, num_minibatches=2, num_epochs=1,
-              total_timesteps=2 * 8 * 12, hidden_sizes=(8,))
+TINY = Config(
+    num_envs=2,
+    num_steps=8,
+    num_minibatches=2,
+    num_epochs=1,
+    total_timesteps=2 * 8 * 12,
+    hidden_sizes=(8,),
+)
 
 
 def _leaves_equal(a, b) -> bool:

@@ -30,22 +30,48 @@ except ImportError:
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--total-timesteps", "2048", "--num-envs", "4", "--num-steps", "32", "--quiet"]
 # Long enough to be killed mid-run: 160 updates in chunks of 4, checkpoints every 8.
-KILLABLE = ["--total-timesteps", str(160 * 4 * 16), "--num-envs", "4", "--num-steps", "16",
-            "--num-minibatches", "2", "--num-epochs", "2", "--hidden-sizes", "16",
-            "--checkpoint-every", "8", "--log-every", "4", "--quiet"]
+KILLABLE = [
+    "--total-timesteps",
+    str(160 * 4 * 16),
+    "--num-envs",
+    "4",
+    "--num-steps",
+    "16",
+    "--num-minibatches",
+    "2",
+    "--num-epochs",
+    "2",
+    "--hidden-sizes",
+    "16",
+    "--checkpoint-every",
+    "8",
+    "--log-every",
+    "4",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="session")
 def env(tmp_path_factory):
     cache = tmp_path_factory.mktemp("jax_cache")
-    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-            "JAX_COMPILATION_CACHE_DIR": str(cache),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
 
 
 def jaxpg(env, *args, cwd=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "jaxpg", *map(str, args)], env=env,
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxpg", *map(str, args)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
     return proc
@@ -77,8 +103,17 @@ def assert_whole_rows(run_dir: Path, n: int):
 @pytest.fixture(scope="session")
 def tiny_run(env, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    proc = jaxpg(env, "train", *TINY, "--out", out, "--json", "--checkpoint-every", "8",
-                 *(["--tensorboard"] if HAS_TB else []))
+    proc = jaxpg(
+        env,
+        "train",
+        *TINY,
+        "--out",
+        out,
+        "--json",
+        "--checkpoint-every",
+        "8",
+        *(["--tensorboard"] if HAS_TB else []),
+    )
     return out, json.loads(proc.stdout)
 
 
@@ -101,15 +136,27 @@ def test_train_writes_a_complete_run_dir(tiny_run):
 def test_callback_log_mode_streams_the_same_run(env, tiny_run, tmp_path):
     out, _ = tiny_run
     cb = tmp_path / "cb"
-    jaxpg(env, "train", *TINY, "--out", cb, "--checkpoint-every", "8", "--log-every", "4",
-          "--log-mode", "callback")
+    jaxpg(
+        env,
+        "train",
+        *TINY,
+        "--out",
+        cb,
+        "--checkpoint-every",
+        "8",
+        "--log-every",
+        "4",
+        "--log-mode",
+        "callback",
+    )
     assert_whole_rows(cb, 16)
     a, b = read_metrics(out / "metrics.csv"), read_metrics(cb / "metrics.csv")
     np.testing.assert_allclose(a["episode_return"], b["episode_return"], rtol=1e-5)
     import jax
 
-    for x, y in zip(jax.tree.leaves(final_params(out)), jax.tree.leaves(final_params(cb)),
-                    strict=True):
+    for x, y in zip(
+        jax.tree.leaves(final_params(out)), jax.tree.leaves(final_params(cb)), strict=True
+    ):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
 
 
@@ -141,9 +188,13 @@ def test_resume_after_sigkill_and_sigint_matches_uninterrupted(env, tmp_path):
     jaxpg(env, "train", *KILLABLE, "--out", ref)
     for sig in (signal.SIGKILL, signal.SIGINT):
         out = tmp_path / sig.name
-        proc = subprocess.Popen([sys.executable, "-m", "jaxpg", "train", *KILLABLE, "--out",
-                                 str(out)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jaxpg", "train", *KILLABLE, "--out", str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 120
         while not checkpoint.list_checkpoints(out / "checkpoints") and time.time() < deadline:
             time.sleep(0.02)
@@ -181,16 +232,21 @@ def test_resume_rejects_changed_options_and_incompatible_checkpoints(env, tiny_r
     assert "incompatible config: hidden_sizes=(64, 64) (run has (8,))" in proc.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
-    (["train", "--num-envs", "four"], "argument --num-envs: invalid int value: 'four'"),
-    (["train", "--estimator", "a2c"], "argument --estimator: invalid choice: 'a2c'"),
-    (["train", "--env", "Nope-v0"], "env='Nope-v0' is invalid: allowed: "),
-    (["train", "--preset", "nope"], "preset='nope' is unknown; allowed: "),
-    (["train", "--num-minibatches", "3"],
-     "must divide num_envs*num_steps = 2048; allowed: 1, 2, 4"),
-    (["eval", "/no/such/run"], "/no/such/run does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["train", "--num-envs", "four"], "argument --num-envs: invalid int value: 'four'"),
+        (["train", "--estimator", "a2c"], "argument --estimator: invalid choice: 'a2c'"),
+        (["train", "--env", "Nope-v0"], "env='Nope-v0' is invalid: allowed: "),
+        (["train", "--preset", "nope"], "preset='nope' is unknown; allowed: "),
+        (
+            ["train", "--num-minibatches", "3"],
+            "must divide num_envs*num_steps = 2048; allowed: 1, 2, 4",
+        ),
+        (["eval", "/no/such/run"], "/no/such/run does not exist"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     try:
@@ -215,8 +271,9 @@ def test_bad_config_files_and_unwritable_out(env, tmp_path, capsys):
         "x.json": "unknown file type '.json'; allowed: .toml, .yaml, .yml",
     }
     for name, message in cases.items():
-        assert main(["train", "--config", str(tmp_path / name), "--out",
-                     str(tmp_path / "never")]) == 2
+        assert (
+            main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "never")]) == 2
+        )
         assert message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
     proc = jaxpg(env, "train", *TINY, "--out", "/proc/jaxpg/run", check=False)
@@ -236,8 +293,16 @@ def test_layering_defaults_preset_file_options(tmp_path):
     (tmp_path / "c.toml").write_text("[config]\nlr = 0.02\nanneal_lr = false\n")
     parser = build_parser()
     args: argparse.Namespace = parser.parse_args(
-        ["train", "--preset", "acrobot-ppo", "--config", str(tmp_path / "c.yaml"),
-         "--num-envs", "16"])
+        [
+            "train",
+            "--preset",
+            "acrobot-ppo",
+            "--config",
+            str(tmp_path / "c.yaml"),
+            "--num-envs",
+            "16",
+        ]
+    )
     config, sources = resolve_config(args)
     assert config.env == "Acrobot-v1" and sources["env"] == "preset"
     assert config.lr == 0.01 and sources["lr"] == "file"
@@ -270,10 +335,17 @@ def test_sigkill_at_random_moments_never_corrupts_and_resume_is_exact(env, tmp_p
     out = tmp_path / "killed"
     first = True
     for delay in rng.uniform(0.0, 6.0, size=6):
-        args = ["train", *KILLABLE, "--out", str(out)] if first else ["train", "--resume",
-                                                                       str(out), "--quiet"]
-        proc = subprocess.Popen([sys.executable, "-m", "jaxpg", *args], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        args = (
+            ["train", *KILLABLE, "--out", str(out)]
+            if first
+            else ["train", "--resume", str(out), "--quiet"]
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jaxpg", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(delay)
         proc.kill()
         proc.wait(timeout=60)

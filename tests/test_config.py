@@ -31,14 +31,20 @@ def test_defaults_are_cartpole_ppo():
         (dict(rollout="segments", estimator="reinforce"), "needs rollout='episodes'"),
         (dict(total_timesteps=10), "Config.total_timesteps=10"),
         (dict(rollout="chunks"), "allowed: auto, segments, episodes"),
-        (dict(weight_init="xavier"), "Config.weight_init='xavier' is invalid: "
-         "allowed: orthogonal, lecun"),
-        (dict(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=5),
-         "Config.grad_chunk=5 is invalid: must divide the minibatch size"),
+        (
+            dict(weight_init="xavier"),
+            "Config.weight_init='xavier' is invalid: allowed: orthogonal, lecun",
+        ),
+        (
+            dict(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=5),
+            "Config.grad_chunk=5 is invalid: must divide the minibatch size",
+        ),
         (dict(grad_chunk=0), "Config.grad_chunk=0 is invalid: must be an integer >= 1"),
         (dict(estimator="vpg", rollout="episodes", grad_chunk=8), "segments' only"),
-        (dict(minibatch_shuffle="random"), "Config.minibatch_shuffle='random' is invalid: "
-         "allowed: feistel, sort"),
+        (
+            dict(minibatch_shuffle="random"),
+            "Config.minibatch_shuffle='random' is invalid: allowed: feistel, sort",
+        ),
     ],
 )
 def test_bad_config_raises_before_compile(fields, needle, monkeypatch):

@@ -28,8 +28,14 @@ def sample_per_trajectory_grads(estimator, gamma, seed=0):
     values = trans.obs @ BASELINE
     next_values = jnp.zeros_like(values)  # complete episodes: nothing to bootstrap
     w = estimators.weights(
-        estimator, trans.reward, values, next_values, trans.terminated, trans.truncated,
-        gamma=gamma, lam=1.0,
+        estimator,
+        trans.reward,
+        values,
+        next_values,
+        trans.terminated,
+        trans.truncated,
+        gamma=gamma,
+        lam=1.0,
     )
 
     def per_traj(theta, obs, action, psi, mask):
@@ -53,6 +59,7 @@ def exact_weights(estimator, gamma):
         if estimator == "reward_to_go":
             return g0, g1
         return g0 - BASELINE[states[0]], g1 - BASELINE[states[1]]
+
     return fn
 
 

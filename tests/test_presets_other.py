@@ -21,8 +21,10 @@ def test_preset_reaches_its_target(name):
     eval_keys = jax.random.split(jax.random.key(1), 2)
     train = jax.jit(make_train(preset.config))
     evaluate = jax.jit(make_evaluate(preset.config, 16))
-    per_seed = np.array([
-        float(evaluate(ek, train(k).state.params["policy"]).returns.mean())
-        for k, ek in zip(keys, eval_keys, strict=True)
-    ])
+    per_seed = np.array(
+        [
+            float(evaluate(ek, train(k).state.params["policy"]).returns.mean())
+            for k, ek in zip(keys, eval_keys, strict=True)
+        ]
+    )
     assert per_seed.mean() >= preset.target, (name, per_seed, preset.result)

@@ -74,9 +74,7 @@ def test_traced_hyperparameters_do_not_retrace():
     f(*batch, jnp.float32(0.5), jnp.float32(0.1))
     assert len(traces) == 1
     got = f(*batch, jnp.float32(0.5), jnp.float32(0.1))
-    np.testing.assert_allclose(
-        got, reference.gae(*batch, 0.5, 0.1), rtol=RTOL, atol=ATOL
-    )
+    np.testing.assert_allclose(got, reference.gae(*batch, 0.5, 0.1), rtol=RTOL, atol=ATOL)
 
 
 # --- properties --------------------------------------------------------------
@@ -137,6 +135,7 @@ def test_batch_permutation_commutes(seed, gamma, lam):
 
 # --- hand-worked cases: truncation vs termination ------------------------------
 
+
 def test_truncation_bootstraps_from_final_observation_value():
     # Two steps; step 1 is a time-limit truncation. V(final obs) = 10, while the
     # reset observation's value (what a naive `values[t+1]` would read) is -99.
@@ -161,9 +160,7 @@ def test_truncation_mid_segment_cuts_trace_and_bootstraps():
     nv = jnp.array([4.0, 2.0])
     term = jnp.array([False, False])
     trunc = jnp.array([True, False])
-    np.testing.assert_allclose(
-        returns.reward_to_go(r, nv, term, trunc, gamma=1.0), [5.0, 5.0]
-    )
+    np.testing.assert_allclose(returns.reward_to_go(r, nv, term, trunc, gamma=1.0), [5.0, 5.0])
     adv = returns.gae(r, jnp.zeros(2), nv, term, trunc, gamma=1.0, lam=1.0)
     np.testing.assert_allclose(adv, [5.0, 5.0])
 
@@ -175,14 +172,10 @@ def test_termination_does_not_bootstrap():
     nv = jnp.array([0.0, 10.0])
     term = jnp.array([False, True])
     trunc = jnp.array([False, False])
-    np.testing.assert_allclose(
-        returns.reward_to_go(r, nv, term, trunc, gamma=0.5), [1.5, 1.0]
-    )
+    np.testing.assert_allclose(returns.reward_to_go(r, nv, term, trunc, gamma=0.5), [1.5, 1.0])
     adv = returns.gae(r, jnp.zeros(2), nv, term, trunc, gamma=0.5, lam=1.0)
     np.testing.assert_allclose(adv, [1.5, 1.0])
     # Both flags at once (terminal state reached exactly at the time limit):
     # termination wins, no bootstrap.
     both = jnp.array([False, True])
-    np.testing.assert_allclose(
-        returns.reward_to_go(r, nv, both, both, gamma=0.5), [1.5, 1.0]
-    )
+    np.testing.assert_allclose(returns.reward_to_go(r, nv, both, both, gamma=0.5), [1.5, 1.0])

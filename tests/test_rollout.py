@@ -78,19 +78,25 @@ def test_truncation_keeps_true_final_observation():
 
 def test_critic_bootstraps_from_final_observation_at_truncation():
     # V(obs) = 10·count through a real Value network with hand-set weights.
-    cfg = jaxpg.Config(hidden_sizes=(1,), activation="relu", num_envs=2, num_steps=5,
-                       num_minibatches=1)
+    cfg = jaxpg.Config(
+        hidden_sizes=(1,), activation="relu", num_envs=2, num_steps=5, num_minibatches=1
+    )
     agent = update.make_agent(cfg, env=Counter(), env_params=CParams(max_steps_in_episode=3))
-    value_params = {"params": {"MLP_0": {
-        "Dense_0": {"kernel": jnp.array([[1.0]]), "bias": jnp.zeros(1)},
-        "Dense_1": {"kernel": jnp.array([[10.0]]), "bias": jnp.zeros(1)},
-    }}}
+    value_params = {
+        "params": {
+            "MLP_0": {
+                "Dense_0": {"kernel": jnp.array([[1.0]]), "bias": jnp.zeros(1)},
+                "Dense_1": {"kernel": jnp.array([[10.0]]), "bias": jnp.zeros(1)},
+            }
+        }
+    }
     trans = segment(CParams(max_steps_in_episode=3))
     v, nv = update.critic_values(agent, {"value": value_params}, trans)
     # At the truncation (t = 2) V(s'_2) = V([3]) = 30, not V(reset obs [0]) = 0.
     assert float(nv[2, 0]) == 30.0 and float(v[3, 0]) == 0.0
-    w = estimators.weights("baseline", trans.reward, v, nv, trans.terminated,
-                           trans.truncated, gamma=0.5, lam=1.0)
+    w = estimators.weights(
+        "baseline", trans.reward, v, nv, trans.terminated, trans.truncated, gamma=0.5, lam=1.0
+    )
     # G_2 = 1 + 0.5·30 = 16; G_1 = 1 + 0.5·16 = 9; G_0 = 1 + 0.5·9 = 5.5.
     np.testing.assert_allclose(w.value_target[:3, 0], [5.5, 9.0, 16.0])
     # The segment's last step (t = 4, obs [1] → [2]) bootstraps from V([2]) = 20:
@@ -104,8 +110,7 @@ def test_termination_does_not_bootstrap():
     np.testing.assert_array_equal(np.asarray(trans.terminated)[:, 0], [0, 1, 0])
     np.testing.assert_array_equal(np.asarray(trans.truncated)[:, 0], [0, 0, 0])
     nv = jnp.full(trans.reward.shape, 100.0)  # would show up if bootstrapped
-    g = jaxpg.returns.reward_to_go(trans.reward, nv, trans.terminated, trans.truncated,
-                                   gamma=1.0)
+    g = jaxpg.returns.reward_to_go(trans.reward, nv, trans.terminated, trans.truncated, gamma=1.0)
     # G_1 = 1 (terminal); G_0 = 1 + 1 = 2; G_2 = 1 + 100 (segment end bootstraps).
     np.testing.assert_allclose(np.asarray(g)[:, 0], [2.0, 1.0, 101.0])
 

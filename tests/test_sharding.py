@@ -30,9 +30,21 @@ from jaxpg.progress import read_metrics
 ROOT = Path(__file__).resolve().parents[1]
 # 8 envs × 16 steps = 128 steps per update, 32 updates; PPO with 4 minibatches of 32.
 CFG = jaxpg.Config(num_envs=8, num_steps=16, total_timesteps=4096, num_minibatches=4)
-CLI_ARGS = ["--num-envs", "8", "--num-steps", "16", "--total-timesteps", "4096",
-            "--num-minibatches", "4", "--checkpoint-every", "8", "--log-every", "4",
-            "--quiet"]
+CLI_ARGS = [
+    "--num-envs",
+    "8",
+    "--num-steps",
+    "16",
+    "--total-timesteps",
+    "4096",
+    "--num-minibatches",
+    "4",
+    "--checkpoint-every",
+    "8",
+    "--log-every",
+    "4",
+    "--quiet",
+]
 RTOL, ATOL = 1e-5, 1e-5
 PARAM_RTOL, PARAM_ATOL = 1e-4, 1e-5
 
@@ -45,27 +57,35 @@ def _flat(tree) -> np.ndarray:
 def reference():
     """CFG trained on this process's single device: ``jax.jit(make_train(CFG))``."""
     out = jax.jit(jaxpg.make_train(CFG))(jax.random.key(CFG.seed))
-    return {"params": _flat(out.state.params),
-            **{k: np.asarray(v) for k, v in out.metrics.items()}}
+    return {"params": _flat(out.state.params), **{k: np.asarray(v) for k, v in out.metrics.items()}}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     cache = tmp_path_factory.mktemp("jax_cache")
-    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-            "JAX_COMPILATION_CACHE_DIR": str(cache),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
 
 
 def _python(env, *args, timeout=240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _assert_matches(reference, episode_return, params):
-    np.testing.assert_allclose(episode_return, reference["episode_return"],
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(episode_return, reference["episode_return"], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(params, reference["params"], rtol=PARAM_RTOL, atol=PARAM_ATOL)
 
 
@@ -138,8 +158,7 @@ def test_sharded_train_on_four_devices_equals_one_device(env, reference, tmp_pat
 
 def test_cli_devices_4_equals_one_device_and_resumes_exactly(env, reference, tmp_path):
     run = tmp_path / "run"
-    proc = _python(env, "-m", "jaxpg", "train", *CLI_ARGS, "--devices", "4", "--out", run,
-                   "--json")
+    proc = _python(env, "-m", "jaxpg", "train", *CLI_ARGS, "--devices", "4", "--out", run, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["status"] == "completed"
     saved = json.loads((run / "config.json").read_text())
@@ -204,12 +223,31 @@ def test_two_processes_train_one_run_like_one_device(env, reference, tmp_path):
     env2 = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     procs = []
     for pid in (0, 1):
-        args = ["-m", "jaxpg", "train", *CLI_ARGS, "--out", tmp_path / f"run{pid}",
-                "--distributed", "--coordinator-address", f"localhost:{port}",
-                "--num-processes", "2", "--process-id", str(pid)]
-        procs.append(subprocess.Popen([sys.executable, *map(str, args)], env=env2, cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+        args = [
+            "-m",
+            "jaxpg",
+            "train",
+            *CLI_ARGS,
+            "--out",
+            tmp_path / f"run{pid}",
+            "--distributed",
+            "--coordinator-address",
+            f"localhost:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(pid),
+        ]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *map(str, args)],
+                env=env2,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         results = [p.communicate(timeout=240) for p in procs]
     finally:

@@ -85,9 +85,14 @@ def test_ppo_epoch_uses_every_sample_once(how):
     cfg = jaxpg.Config(num_envs=4, num_steps=6, num_minibatches=3, minibatch_shuffle=how)
     agent = update.make_agent(cfg)
     n = 24
-    flat = update.Batch(jnp.arange(n, dtype=jnp.float32)[:, None].repeat(4, 1),
-                        jnp.zeros(n, jnp.int32), jnp.zeros(n), jnp.zeros(n), jnp.zeros(n),
-                        jnp.ones(n))
+    flat = update.Batch(
+        jnp.arange(n, dtype=jnp.float32)[:, None].repeat(4, 1),
+        jnp.zeros(n, jnp.int32),
+        jnp.zeros(n),
+        jnp.zeros(n),
+        jnp.zeros(n),
+        jnp.ones(n),
+    )
     shuffled = update._minibatches(agent, flat, jax.random.key(0))
     obs = np.asarray(shuffled.obs[..., 0])
     assert obs.shape == (3, 8)

@@ -8,8 +8,14 @@ import pytest
 import jaxpg
 from jaxpg.config import ESTIMATORS
 
-SMALL = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 2, num_minibatches=2,
-             num_epochs=2, hidden_sizes=(16,))
+SMALL = dict(
+    num_envs=4,
+    num_steps=16,
+    total_timesteps=4 * 16 * 2,
+    num_minibatches=2,
+    num_epochs=2,
+    hidden_sizes=(16,),
+)
 
 
 def finite(tree):
@@ -25,17 +31,18 @@ def test_every_estimator_updates_cartpole(estimator):
     state = jaxpg.make_init(cfg)(jax.random.key(0))
     new, metrics = jaxpg.make_update(cfg)(state, cfg.hparams())
     assert int(new.update_step) == 1
-    assert finite(new.params) and finite({k: v for k, v in metrics.items()
-                                          if k != "episode_return"})
-    moved = jax.tree.map(lambda a, b: jnp.any(a != b), new.params["policy"],
-                         state.params["policy"])
+    assert finite(new.params) and finite(
+        {k: v for k, v in metrics.items() if k != "episode_return"}
+    )
+    moved = jax.tree.map(lambda a, b: jnp.any(a != b), new.params["policy"], state.params["policy"])
     assert any(jax.tree.leaves(moved)), "the policy did not change"
     if cfg.rollout_mode == "episodes":  # one complete CartPole episode per env
         assert metrics["episodes"] == cfg.num_envs
 
 
-@pytest.mark.parametrize("env", ["Pendulum-v1", "MountainCarContinuous-v0",
-                                 "Breakout-MinAtar", "Acrobot-v1"])
+@pytest.mark.parametrize(
+    "env", ["Pendulum-v1", "MountainCarContinuous-v0", "Breakout-MinAtar", "Acrobot-v1"]
+)
 def test_other_envs_and_continuous_actions(env):
     cfg = jaxpg.Config(env=env, **SMALL)
     out = jax.jit(jaxpg.make_train(cfg))(jax.random.key(1))
@@ -49,8 +56,9 @@ def test_update_does_not_recompile_for_new_hyperparameters():
     state = jaxpg.make_init(cfg)(jax.random.key(0))
     state, _ = update(state, cfg.hparams())
     assert update._cache_size() == 1
-    other = cfg.replace(lr=1e-2, gamma=0.9, lam=0.5, clip_eps=0.3, ent_coef=0.1,
-                        vf_coef=1.0, max_grad_norm=1.0).hparams()
+    other = cfg.replace(
+        lr=1e-2, gamma=0.9, lam=0.5, clip_eps=0.3, ent_coef=0.1, vf_coef=1.0, max_grad_norm=1.0
+    ).hparams()
     new, _ = update(state, other)
     assert update._cache_size() == 1
     # ... and the new values did take effect.
@@ -68,8 +76,9 @@ def test_train_is_pure_under_jit_and_vmap():
     np.testing.assert_allclose(
         batched.metrics["policy_loss"][1], single.metrics["policy_loss"], rtol=1e-5, atol=1e-6
     )
-    pairs = zip(jax.tree.leaves(batched.state.params), jax.tree.leaves(single.state.params),
-                strict=True)
+    pairs = zip(
+        jax.tree.leaves(batched.state.params), jax.tree.leaves(single.state.params), strict=True
+    )
     for a, b in pairs:
         np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
     # vmapped hyperparameters: a batch of learning rates in one program.
@@ -82,8 +91,17 @@ def test_train_is_pure_under_jit_and_vmap():
 def test_metrics_contract():
     cfg = jaxpg.Config(**SMALL)
     out = jax.jit(jaxpg.make_train(cfg))(jax.random.key(0))
-    for name in ("episode_return", "env_steps", "policy_loss", "value_loss", "entropy",
-                 "approx_kl", "clip_frac", "grad_norm", "lr"):
+    for name in (
+        "episode_return",
+        "env_steps",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_frac",
+        "grad_norm",
+        "lr",
+    ):
         assert out.metrics[name].shape == (2,), name
     np.testing.assert_allclose(out.metrics["env_steps"], [64, 128])
     # lr anneals linearly: 1, then 1/2 of the base value.
@@ -115,19 +133,27 @@ def test_weight_init_schemes():
 def test_chunked_minibatch_gradient_equals_whole():
     # grad_chunk splits each PPO minibatch (256 samples) into chunks of 32 and
     # averages their gradients: the same update up to float rounding.
-    base = jaxpg.Config(num_envs=16, num_steps=32, num_minibatches=2, num_epochs=2,
-                        total_timesteps=16 * 32 * 3, grad_chunk=256)
+    base = jaxpg.Config(
+        num_envs=16,
+        num_steps=32,
+        num_minibatches=2,
+        num_epochs=2,
+        total_timesteps=16 * 32 * 3,
+        grad_chunk=256,
+    )
     outs = []
     for chunk in (256, 32):
         cfg = base.replace(grad_chunk=chunk)
         out = jax.jit(jaxpg.make_train(cfg))(jax.random.key(3))
         outs.append(out)
-    for a, b in zip(jax.tree.leaves(outs[0].state.params), jax.tree.leaves(outs[1].state.params),
-                    strict=True):
+    for a, b in zip(
+        jax.tree.leaves(outs[0].state.params), jax.tree.leaves(outs[1].state.params), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm"):
-        np.testing.assert_allclose(outs[0].metrics[name], outs[1].metrics[name],
-                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            outs[0].metrics[name], outs[1].metrics[name], rtol=1e-4, atol=1e-6
+        )
 
 
 def test_auto_grad_chunk_only_for_big_cpu_minibatches():

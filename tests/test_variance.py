@@ -87,10 +87,13 @@ def test_exact_discount_form_vs_common_form():
         theta = jnp.asarray(theta)
         enum = tabular.enumerate_trajectories(mdp)
         exact = tabular.exact_gradient(mdp, theta, gamma)
-        for est in (Estimator("reinforce", gamma=gamma),
-                    Estimator("reward_to_go", gamma=gamma, exact_discount=True)):
+        for est in (
+            Estimator("reinforce", gamma=gamma),
+            Estimator("reward_to_go", gamma=gamma, exact_discount=True),
+        ):
             np.testing.assert_allclose(
-                tabular.exact_moments(enum, theta, est).mean, exact, atol=1e-10)
+                tabular.exact_moments(enum, theta, est).mean, exact, atol=1e-10
+            )
         common = tabular.exact_moments(enum, theta, Estimator("reward_to_go", gamma=gamma))
         assert float(jnp.linalg.norm(common.mean - exact)) > 1e-3
 
@@ -172,12 +175,14 @@ def test_float32_exact_moments_close_to_float64():
     mdp, theta, v = layered_setup()
     est = Estimator("baseline")
     with jax.enable_x64(True):
-        m64 = tabular.exact_moments(tabular.enumerate_trajectories(mdp), jnp.asarray(theta),
-                                    est, jnp.asarray(v))
+        m64 = tabular.exact_moments(
+            tabular.enumerate_trajectories(mdp), jnp.asarray(theta), est, jnp.asarray(v)
+        )
         m64 = (np.asarray(m64.mean), float(m64.trace))
     enum32 = tabular.enumerate_trajectories(mdp, np.float32)
-    m32 = tabular.exact_moments(enum32, jnp.asarray(theta, jnp.float32), est,
-                                jnp.asarray(v, jnp.float32))
+    m32 = tabular.exact_moments(
+        enum32, jnp.asarray(theta, jnp.float32), est, jnp.asarray(v, jnp.float32)
+    )
     np.testing.assert_allclose(m32.mean, m64[0], rtol=1e-4, atol=1e-5)
     assert abs(float(m32.trace) - m64[1]) < 1e-4 * m64[1]
 
@@ -192,15 +197,28 @@ def mc_layered():
     """Sampled per-trajectory gradients of every unbiased estimator, same pool."""
     mdp, theta, v = layered_setup()
     env = tabular.TabularEnv(mdp)
-    pool = sample_episodes(jax.random.key(42), env, env.default_params,
-                           tabular.softmax_policy, jnp.asarray(theta, jnp.float32), K_MC)
-    g = pool_gradients(tabular.softmax_policy, jnp.asarray(theta, jnp.float32), pool, UNBIASED,
-                       value_apply=tabular.table_value,
-                       value_params=jnp.asarray(v, jnp.float32))
+    pool = sample_episodes(
+        jax.random.key(42),
+        env,
+        env.default_params,
+        tabular.softmax_policy,
+        jnp.asarray(theta, jnp.float32),
+        K_MC,
+    )
+    g = pool_gradients(
+        tabular.softmax_policy,
+        jnp.asarray(theta, jnp.float32),
+        pool,
+        UNBIASED,
+        value_apply=tabular.table_value,
+        value_params=jnp.asarray(v, jnp.float32),
+    )
     with jax.enable_x64(True):
         enum = tabular.enumerate_trajectories(mdp)
-        exact = {e.name: tabular.exact_moments(enum, jnp.asarray(theta), e, jnp.asarray(v))
-                 for e in UNBIASED}
+        exact = {
+            e.name: tabular.exact_moments(enum, jnp.asarray(theta), e, jnp.asarray(v))
+            for e in UNBIASED
+        }
         exact = {k: (np.asarray(m.mean), np.asarray(m.cov)) for k, m in exact.items()}
         grad_j = np.asarray(tabular.exact_gradient(mdp, jnp.asarray(theta)))
     return pool, g, exact, grad_j
@@ -274,16 +292,28 @@ def test_cartpole_mlp_gradients_and_critic():
     pp = pol.init(jax.random.key(0), obs)
     vp = val.init(jax.random.key(1), obs)
     g = per_trajectory_gradients(
-        jax.random.key(2), env, env_params, pol.apply, pp, 6, estimator="vpg", lam=0.9,
-        value_apply=val.apply, value_params=vp, max_steps=40)
+        jax.random.key(2),
+        env,
+        env_params,
+        pol.apply,
+        pp,
+        6,
+        estimator="vpg",
+        lam=0.9,
+        value_apply=val.apply,
+        value_params=vp,
+        max_steps=40,
+    )
     d = sum(x.size for x in jax.tree.leaves(pp))
     assert g.shape == (6, d) and bool(jnp.all(jnp.isfinite(g)))
     with pytest.raises(ValueError, match="needs value_apply"):
-        per_trajectory_gradients(jax.random.key(2), env, env_params, pol.apply, pp, 2,
-                                 estimator="baseline", max_steps=10)
+        per_trajectory_gradients(
+            jax.random.key(2), env, env_params, pol.apply, pp, 2, estimator="baseline", max_steps=10
+        )
     with pytest.raises(ValueError, match="allowed"):
-        per_trajectory_gradients(jax.random.key(2), env, env_params, pol.apply, pp, 2,
-                                 estimator="ppo", max_steps=10)
+        per_trajectory_gradients(
+            jax.random.key(2), env, env_params, pol.apply, pp, 2, estimator="ppo", max_steps=10
+        )
 
 
 # --- metrics ---------------------------------------------------------------------------
@@ -308,8 +338,7 @@ def test_batch_metrics_follow_the_noise_scale_law():
     g = np.zeros(d)
     g[0] = 1.0
     x = jnp.asarray(g + rng.normal(size=(k, d)) * np.sqrt(8.0 / d), jnp.float32)  # B = 8
-    out = metrics.batch_metrics(x, 8, jnp.asarray(g), rng=np.random.default_rng(0),
-                                resamples=50)
+    out = metrics.batch_metrics(x, 8, jnp.asarray(g), rng=np.random.default_rng(0), resamples=50)
     assert abs(out["pairwise_cos"] - 0.5) < 0.05
     assert abs(out["cos_ref"] - np.sqrt(0.5)) < 0.05
     assert out["pairwise_cos_lo"] <= out["pairwise_cos"] <= out["pairwise_cos_hi"]
@@ -346,9 +375,24 @@ def test_cli_variance_end_to_end(tmp_path):
 
     from jaxpg.cli import main
 
-    rc = main(["variance", "--out", str(tmp_path), "--pool-size", "64", "--ref-size", "128",
-               "--targets", "60", "--resamples", "20", "--batch-baseline-sizes", "2",
-               "--no-plots"])
+    rc = main(
+        [
+            "variance",
+            "--out",
+            str(tmp_path),
+            "--pool-size",
+            "64",
+            "--ref-size",
+            "128",
+            "--targets",
+            "60",
+            "--resamples",
+            "20",
+            "--batch-baseline-sizes",
+            "2",
+            "--no-plots",
+        ]
+    )
     assert rc == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [c["name"] for c in summary["checkpoints"]][0] == "init"
@@ -366,8 +410,9 @@ def test_vstar_fits_time_limited_returns():
     z = jnp.zeros((T, K))
     pool = rollout.Transition(obs, z.astype(jnp.int32), z, z, z > 0, z > 0, obs, z + 1, z, z)
     g = jnp.broadcast_to(jnp.arange(T, 0, -1, dtype=jnp.float32)[:, None], (T, K))
-    apply, params = vstar.fit(jax.random.key(0), pool, g, T, hidden_sizes=(16,), steps=600,
-                              batch_size=256)
+    apply, params = vstar.fit(
+        jax.random.key(0), pool, g, T, hidden_sizes=(16,), steps=600, batch_size=256
+    )
     # A constant (the mean, 10.5) would be off by 5 on average; time makes it ~exact.
     assert float(jnp.mean(jnp.abs(apply(params, obs) - g))) < 1.0
 
@@ -381,8 +426,9 @@ def test_frozen_params_are_arguments_no_recompile():
     est = [Estimator("reward_to_go")]
 
     def measure(theta):
-        pool = sample_episodes(jax.random.key(0), env, env.default_params,
-                               tabular.softmax_policy, theta, 16)
+        pool = sample_episodes(
+            jax.random.key(0), env, env.default_params, tabular.softmax_policy, theta, 16
+        )
         return pool_gradients(tabular.softmax_policy, theta, pool, est)
 
     measure(jnp.zeros(shape))
@@ -400,8 +446,9 @@ def test_ppo_weights_equal_clipped_surrogate_gradient_at_theta_old():
     theta = jnp.asarray(theta, jnp.float32)
     env = tabular.TabularEnv(mdp)
     n = 6
-    pool = sample_episodes(jax.random.key(3), env, env.default_params, tabular.softmax_policy,
-                           theta, n)
+    pool = sample_episodes(
+        jax.random.key(3), env, env.default_params, tabular.softmax_policy, theta, n
+    )
     values, next_values = grads_mod.critic_values(tabular.table_value, jnp.asarray(v), pool)
     adv = grads_mod.episode_weights(Estimator("vpg", 0.99, 0.95), pool, values, next_values)
     w = batch_baselines.ppo_weights(adv, pool.mask, n)
@@ -416,8 +463,7 @@ def test_ppo_weights_equal_clipped_surrogate_gradient_at_theta_old():
         pick = lambda lp: jnp.take_along_axis(lp, pool.action[..., None], -1)[..., 0]  # noqa: E731
         return estimators.ppo_surrogate(pick(logp), pick(logp_old), norm, pool.mask, 0.2)[0]
 
-    np.testing.assert_allclose(ours, jax.grad(objective)(theta).reshape(-1), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(ours, jax.grad(objective)(theta).reshape(-1), rtol=1e-4, atol=1e-6)
 
 
 def test_r0_monte_carlo_at_protocol_size():
@@ -427,15 +473,31 @@ def test_r0_monte_carlo_at_protocol_size():
     mdp, theta, v = layered_setup(5)
     env = tabular.TabularEnv(mdp)
     th32 = jnp.asarray(theta, jnp.float32)
-    pool = sample_episodes(jax.random.key(11), env, env.default_params, tabular.softmax_policy,
-                           th32, k, chunk_size=8192)
-    g = pool_gradients(tabular.softmax_policy, th32, pool, UNBIASED, chunk_size=8192,
-                       value_apply=tabular.table_value, value_params=jnp.asarray(v, jnp.float32))
+    pool = sample_episodes(
+        jax.random.key(11),
+        env,
+        env.default_params,
+        tabular.softmax_policy,
+        th32,
+        k,
+        chunk_size=8192,
+    )
+    g = pool_gradients(
+        tabular.softmax_policy,
+        th32,
+        pool,
+        UNBIASED,
+        chunk_size=8192,
+        value_apply=tabular.table_value,
+        value_params=jnp.asarray(v, jnp.float32),
+    )
     with jax.enable_x64(True):
         enum = tabular.enumerate_trajectories(mdp)
         grad_j = np.asarray(tabular.exact_gradient(mdp, jnp.asarray(theta)))
-        exact = {e.name: tabular.exact_moments(enum, jnp.asarray(theta), e, jnp.asarray(v))
-                 for e in UNBIASED}
+        exact = {
+            e.name: tabular.exact_moments(enum, jnp.asarray(theta), e, jnp.asarray(v))
+            for e in UNBIASED
+        }
         exact = {n: (np.asarray(m.cov), float(m.trace)) for n, m in exact.items()}
     for name, gi in g.items():
         gi = np.asarray(gi, np.float64)

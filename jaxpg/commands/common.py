@@ -26,8 +26,8 @@ def _field_help(name: str) -> str:
     lines = doc.splitlines()
     for i, line in enumerate(lines):
         if line.strip().startswith(key):
-            text = [line.strip()[len(key):].strip()]
-            for nxt in lines[i + 1:]:
+            text = [line.strip()[len(key) :].strip()]
+            for nxt in lines[i + 1 :]:
                 s = nxt.strip()
                 if not s or (":" in s.split()[0] and s.split()[0].endswith(":")):
                     break
@@ -92,8 +92,13 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run configuration (jaxpg.Config fields)")
     defaults = Config()
     hints = typing.get_type_hints(Config)
-    choices = {"estimator": ESTIMATORS, "activation": ACTIVATIONS, "rollout": ROLLOUTS,
-               "weight_init": INITS, "minibatch_shuffle": SHUFFLES}
+    choices = {
+        "estimator": ESTIMATORS,
+        "activation": ACTIVATIONS,
+        "rollout": ROLLOUTS,
+        "weight_init": INITS,
+        "minibatch_shuffle": SHUFFLES,
+    }
     for f in dataclasses.fields(Config):
         default = getattr(defaults, f.name)
         hint = hints[f.name]
@@ -345,8 +350,13 @@ def resolve_config(args: argparse.Namespace):
         from jaxpg.presets import get_preset
 
         fields.update(get_preset(args.preset).config.to_dict())
-        sources.update({k: "preset" for k, v in fields.items()
-                        if getattr(Config(), k) != (tuple(v) if isinstance(v, list) else v)})
+        sources.update(
+            {
+                k: "preset"
+                for k, v in fields.items()
+                if getattr(Config(), k) != (tuple(v) if isinstance(v, list) else v)
+            }
+        )
     if getattr(args, "config", None):
         from_file = load_config_file(args.config)
         fields.update(from_file)

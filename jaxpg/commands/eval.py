@@ -24,17 +24,25 @@ def register(subparsers) -> None:
         description="Mean and std of the undiscounted return over N complete episodes, "
         "run in parallel (jax.vmap) in one compiled program.",
     )
-    p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="a run directory (its newest checkpoint) or a ckpt_*.msgpack file")
-    p.add_argument("--episodes", type=int, default=64,
-                   help="episodes to run (vmapped) (default: 64)")
-    p.add_argument("--greedy", action="store_true",
-                   help="take the most likely action (the mean for Gaussian policies) "
-                   "instead of sampling")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the evaluation episodes (default: 0)")
-    p.add_argument("--gif", metavar="FILE",
-                   help="also render one episode to FILE with gymnax's visualizer")
+    p.add_argument(
+        "path",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its newest checkpoint) or a ckpt_*.msgpack file",
+    )
+    p.add_argument(
+        "--episodes", type=int, default=64, help="episodes to run (vmapped) (default: 64)"
+    )
+    p.add_argument(
+        "--greedy",
+        action="store_true",
+        help="take the most likely action (the mean for Gaussian policies) instead of sampling",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)"
+    )
+    p.add_argument(
+        "--gif", metavar="FILE", help="also render one episode to FILE with gymnax's visualizer"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -88,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(out)
     else:
-        print(f"{config.env} ({config.estimator}, update {step}): return "
-              f"{out['return_mean']:.2f} ± {out['return_std']:.2f} (std) over "
-              f"{args.episodes} {'greedy' if args.greedy else 'sampled'} episodes, "
-              f"mean length {out['length_mean']:.1f}"
-              + (f"; gif {out['gif']}" if args.gif else ""))
+        print(
+            f"{config.env} ({config.estimator}, update {step}): return "
+            f"{out['return_mean']:.2f} ± {out['return_std']:.2f} (std) over "
+            f"{args.episodes} {'greedy' if args.greedy else 'sampled'} episodes, "
+            f"mean length {out['length_mean']:.1f}" + (f"; gif {out['gif']}" if args.gif else "")
+        )
     return 0

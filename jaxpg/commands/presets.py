@@ -17,8 +17,9 @@ def register(subparsers) -> None:
         description="Named configurations for `jaxpg train --preset NAME`, each with the "
         "result scripts/reproduce_presets.py measured.",
     )
-    p.add_argument("--json", action="store_true",
-                   help="print every preset with its full config as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print every preset with its full config as JSON"
+    )
     p.set_defaults(func=run)
 
 
@@ -26,15 +27,17 @@ def run(args: argparse.Namespace) -> int:
     from jaxpg.presets import PRESETS
 
     if args.json:
-        emit_json({
-            name: {
-                "description": p.description,
-                "result": p.result,
-                "target": p.target,
-                "config": dataclasses.asdict(p.config),
+        emit_json(
+            {
+                name: {
+                    "description": p.description,
+                    "result": p.result,
+                    "target": p.target,
+                    "config": dataclasses.asdict(p.config),
+                }
+                for name, p in PRESETS.items()
             }
-            for name, p in PRESETS.items()
-        })
+        )
         return 0
     width = max(len(n) for n in PRESETS)
     for name, p in PRESETS.items():

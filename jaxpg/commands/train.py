@@ -35,37 +35,70 @@ def register(subparsers) -> None:
         "options. The run is compiled (a scan of updates per chunk); progress and "
         "metrics are streamed from inside it.",
     )
-    p.add_argument("--preset", metavar="NAME",
-                   help="start from a documented preset (see `jaxpg presets`)")
-    p.add_argument("--config", metavar="FILE",
-                   help="TOML or YAML file of Config fields, applied over the preset")
-    p.add_argument("--out", metavar="DIR",
-                   help="run directory (default: runs/<env>-<estimator>-<UTC time>)")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue RUN_DIR from its newest checkpoint with its saved config")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
-                   help="updates between checkpoints, each taken at the first chunk "
-                   "boundary at or after a multiple of UPDATES (default: 100; with --resume, "
-                   "the run's own)")
-    p.add_argument("--log-every", type=int, default=None, metavar="UPDATES",
-                   help="updates per compiled chunk whose metric rows are then streamed "
-                   "to metrics.csv and the progress bar (default: 50; with --resume, the run's)")
-    p.add_argument("--log-mode", choices=("chunks", "callback"), default=None,
-                   help="chunks: rows are read between short compiled chunks "
-                   "(cheapest); callback: rows leave the program by jax.debug.callback "
-                   "(default: chunks)")
-    p.add_argument("--keep-checkpoints", type=int, default=3, metavar="N",
-                   help="how many of the newest checkpoints to keep (default: 3)")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="also write TensorBoard event files to RUN_DIR/tensorboard "
-                   "(needs tensorboardX)")
-    p.add_argument("--devices", type=_parse_devices, default=None, metavar="all|N",
-                   help="split the env batch over the first N devices, or all of them "
-                   "(num-envs must be a multiple of the count; default: 1, all of them "
-                   "when --distributed joined several processes; with --resume, the run's)")
+    p.add_argument(
+        "--preset", metavar="NAME", help="start from a documented preset (see `jaxpg presets`)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML or YAML file of Config fields, applied over the preset",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="run directory (default: runs/<env>-<estimator>-<UTC time>)"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest checkpoint with its saved config",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="UPDATES",
+        help="updates between checkpoints, each taken at the first chunk "
+        "boundary at or after a multiple of UPDATES (default: 100; with --resume, "
+        "the run's own)",
+    )
+    p.add_argument(
+        "--log-every",
+        type=int,
+        default=None,
+        metavar="UPDATES",
+        help="updates per compiled chunk whose metric rows are then streamed "
+        "to metrics.csv and the progress bar (default: 50; with --resume, the run's)",
+    )
+    p.add_argument(
+        "--log-mode",
+        choices=("chunks", "callback"),
+        default=None,
+        help="chunks: rows are read between short compiled chunks "
+        "(cheapest); callback: rows leave the program by jax.debug.callback "
+        "(default: chunks)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=3,
+        metavar="N",
+        help="how many of the newest checkpoints to keep (default: 3)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)",
+    )
+    p.add_argument(
+        "--devices",
+        type=_parse_devices,
+        default=None,
+        metavar="all|N",
+        help="split the env batch over the first N devices, or all of them "
+        "(num-envs must be a multiple of the count; default: 1, all of them "
+        "when --distributed joined several processes; with --resume, the run's)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--json", action="store_true",
-                   help="print the run summary as JSON on stdout")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     add_distributed_options(p, "the same run")
     add_config_options(p)
     p.set_defaults(func=run)
@@ -150,12 +183,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         ret = summary["final_return"]
         ret_s = f"{ret:.2f}" if ret is not None else "n/a"
-        print(f"{summary['status']}: {summary['updates_done']}/{summary['num_updates']} "
-              f"updates, {summary['env_steps']:,.0f} env steps in {summary['wall_time_s']:.1f} s, "
-              f"final return {ret_s}; run dir {run_dir}")
+        print(
+            f"{summary['status']}: {summary['updates_done']}/{summary['num_updates']} "
+            f"updates, {summary['env_steps']:,.0f} env steps in {summary['wall_time_s']:.1f} s, "
+            f"final return {ret_s}; run dir {run_dir}"
+        )
     if summary["status"] == "interrupted":
-        print(f"jaxpg: interrupted at update {summary['updates_done']}; continue with: "
-              f"jaxpg train --resume {run_dir}", file=sys.stderr)
+        print(
+            f"jaxpg: interrupted at update {summary['updates_done']}; continue with: "
+            f"jaxpg train --resume {run_dir}",
+            file=sys.stderr,
+        )
         return 130
     return 0
 
@@ -167,8 +205,11 @@ def _resume_config(args: argparse.Namespace, run_dir: Path):
     from jaxpg import run as runlib
 
     if args.preset or args.config or args.out:
-        given = [o for o, v in (("--preset", args.preset), ("--config", args.config),
-                                ("--out", args.out)) if v]
+        given = [
+            o
+            for o, v in (("--preset", args.preset), ("--config", args.config), ("--out", args.out))
+            if v
+        ]
         raise CommandError(
             f"--resume continues {run_dir} with its saved config; drop {', '.join(given)}"
         )
@@ -192,9 +233,13 @@ def _resume_config(args: argparse.Namespace, run_dir: Path):
             )
     devices = _device_count(args.devices, settings.devices)
     if devices != settings.devices:
-        print(f"jaxpg: note: the run was trained on {settings.devices} device(s) and continues "
-              f"on {devices}: results match an uninterrupted run to float tolerance, not "
-              "bitwise", file=sys.stderr)
-    settings = dataclasses.replace(settings, tensorboard=settings.tensorboard or args.tensorboard,
-                                   devices=devices)
+        print(
+            f"jaxpg: note: the run was trained on {settings.devices} device(s) and continues "
+            f"on {devices}: results match an uninterrupted run to float tolerance, not "
+            "bitwise",
+            file=sys.stderr,
+        )
+    settings = dataclasses.replace(
+        settings, tensorboard=settings.tensorboard or args.tensorboard, devices=devices
+    )
     return config, settings

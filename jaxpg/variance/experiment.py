@@ -95,7 +95,8 @@ class ExperimentConfig:
         if max(sizes) > self.pool_size // 2:
             raise ValueError(
                 f"batch size {max(sizes)} leaves fewer than 2 batches in a pool of "
-                f"{self.pool_size}; allowed: N <= {self.pool_size // 2}")
+                f"{self.pool_size}; allowed: N <= {self.pool_size // 2}"
+            )
         if any(n < 2 or n > self.pool_size // 2 for n in self.batch_baseline_sizes):
             raise ValueError(f"batch_baseline_sizes must lie in [2, {self.pool_size // 2}]")
         if any(not 0.0 <= lam <= 1.0 for lam in self.lambdas):
@@ -109,8 +110,11 @@ class ExperimentConfig:
 
 def estimator_set(lambdas) -> list[Estimator]:
     """The pool estimators: E1, E2, E3-Vagent, GAE(1, λ), PPO-style GAE(0.99, 0.95)."""
-    out = [Estimator("reinforce", label=E1), Estimator("reward_to_go", label=E2),
-           Estimator("baseline", label=E3)]
+    out = [
+        Estimator("reinforce", label=E1),
+        Estimator("reward_to_go", label=E2),
+        Estimator("baseline", label=E3),
+    ]
     out += [Estimator("vpg", 1.0, float(lam), label=f"E4_gae_l{lam:g}") for lam in lambdas]
     out.append(Estimator("vpg", 0.99, 0.95, label=PPO_GAE))
     return out
@@ -127,14 +131,28 @@ def train_checkpoints(cfg: ExperimentConfig, log: Callable[[str], None] = print)
     """
     from jaxpg.update import init_state, make_agent, update
 
-    config = Config(num_envs=32, num_steps=64, lr=1e-3, ent_coef=0.0, anneal_lr=False,
-                    total_timesteps=cfg.train_timesteps, seed=cfg.seed)
+    config = Config(
+        num_envs=32,
+        num_steps=64,
+        lr=1e-3,
+        ent_coef=0.0,
+        anneal_lr=False,
+        total_timesteps=cfg.train_timesteps,
+        seed=cfg.seed,
+    )
     agent = make_agent(config)
     step = jax.jit(lambda s, hp: update(agent, s, hp))
     state = init_state(agent, jax.random.key(cfg.seed))
     hp = config.hparams()
-    ckpts = [{"name": "init", "target": None, "train_return": None, "env_steps": 0,
-              "params": state.params}]
+    ckpts = [
+        {
+            "name": "init",
+            "target": None,
+            "train_return": None,
+            "env_steps": 0,
+            "params": state.params,
+        }
+    ]
     todo = list(cfg.targets)
     ema = None
     for _ in range(agent.num_updates):
@@ -147,10 +165,19 @@ def train_checkpoints(cfg: ExperimentConfig, log: Callable[[str], None] = print)
         if ema is not None and ema >= todo[0]:
             hit = [t for t in todo if ema >= t]
             todo = [t for t in todo if ema < t]
-            ckpts.append({"name": f"R{int(hit[0])}", "target": hit[0], "train_return": ema,
-                          "env_steps": int(m["env_steps"]), "params": state.params})
-            log(f"checkpoint R{int(hit[0])}: smoothed return {ema:.1f} "
-                f"after {int(m['env_steps'])} steps")
+            ckpts.append(
+                {
+                    "name": f"R{int(hit[0])}",
+                    "target": hit[0],
+                    "train_return": ema,
+                    "env_steps": int(m["env_steps"]),
+                    "params": state.params,
+                }
+            )
+            log(
+                f"checkpoint R{int(hit[0])}: smoothed return {ema:.1f} "
+                f"after {int(m['env_steps'])} steps"
+            )
     for t in todo:
         log(f"target {t} not reached within {cfg.train_timesteps} steps")
     return agent, ckpts
@@ -184,15 +211,20 @@ def _clean(x):
     return x
 
 
-def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key,
-                       log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+def measure_checkpoint(
+    cfg: ExperimentConfig, agent, ckpt: dict, index: int, key, log: Callable[[str], None] = print
+) -> tuple[list[dict], dict]:
     """All metrics of one checkpoint: (csv rows, summary dict)."""
     t0 = time.time()
     pol_apply, val_apply = agent.policy.apply, agent.value.apply
     pp, vp = ckpt["params"]["policy"], ckpt["params"]["value"]
     limit = agent.spec.max_episode_steps
-    sample = lambda k, n: _trim(gradients.sample_episodes(  # noqa: E731
-        k, agent.env, agent.env_params, pol_apply, pp, n, chunk_size=cfg.chunk_size), limit)
+    sample = lambda k, n: _trim(
+        gradients.sample_episodes(  # noqa: E731
+            k, agent.env, agent.env_params, pol_apply, pp, n, chunk_size=cfg.chunk_size
+        ),
+        limit,
+    )
     pool = sample(jax.random.fold_in(key, 2 * index), cfg.pool_size)
     ref_pool = sample(jax.random.fold_in(key, 2 * index + 1), cfg.ref_size)
     lengths = np.asarray(jnp.sum(pool.mask, axis=0))
@@ -200,13 +232,15 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
     layers = gradients.param_layers(pp)
     grad_kw = dict(value_apply=val_apply, value_params=vp, chunk_size=cfg.chunk_size)
 
-    ref_g = gradients.pool_gradients(pol_apply, pp, ref_pool, [Estimator("baseline")],
-                                     **grad_kw)["baseline"]
+    ref_g = gradients.pool_gradients(pol_apply, pp, ref_pool, [Estimator("baseline")], **grad_kw)[
+        "baseline"
+    ]
     ref = metrics.pool_stats(ref_g)
     g_ref = ref.mean
     half = cfg.ref_size // 2
-    split_cos = float(metrics.cosine_matrix(jnp.stack(
-        [ref_g[:half].mean(0), ref_g[half:].mean(0)]))[0, 1])
+    split_cos = float(
+        metrics.cosine_matrix(jnp.stack([ref_g[:half].mean(0), ref_g[half:].mean(0)]))[0, 1]
+    )
     rng = np.random.default_rng([cfg.seed, index])
     dirs = rng.normal(size=(ref_g.shape[1], cfg.num_dirs))
     dirs /= np.linalg.norm(dirs, axis=0)
@@ -215,8 +249,9 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
     ref_trace = float(ref.trace)
     del ref_g, ref_pool
 
-    counts = rng.multinomial(cfg.pool_size, np.full(cfg.pool_size, 1.0 / cfg.pool_size),
-                             size=cfg.resamples)
+    counts = rng.multinomial(
+        cfg.pool_size, np.full(cfg.pool_size, 1.0 / cfg.pool_size), size=cfg.resamples
+    )
     rows, summ, boot = [], {}, {}
 
     def record(name, g, sizes, extra):
@@ -224,19 +259,26 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         s.update(extra)
         s["layer_var"] = metrics.layer_variances(metrics.pool_stats(g).var, layers)
         for n in sizes:
-            b = metrics.batch_metrics(g, n, g_ref, max_batches=cfg.max_batches, rng=rng,
-                                      resamples=cfg.resamples)
+            b = metrics.batch_metrics(
+                g, n, g_ref, max_batches=cfg.max_batches, rng=rng, resamples=cfg.resamples
+            )
             b["N_tr_sigma_N"] = b["tr_sigma_N"] * n
             b["pairs"] = n * mean_len
             b["pred_pairwise"] = n / (n + s["B_ref"])
             b["pred_cos_ref"] = math.sqrt(n / (n + s["B_ref"]))
-            rows.append({"checkpoint": ckpt["name"], "level": ckpt["level"],
-                         "seed": ckpt["seed"], "estimator": name, **b})
+            rows.append(
+                {
+                    "checkpoint": ckpt["name"],
+                    "level": ckpt["level"],
+                    "seed": ckpt["seed"],
+                    "estimator": name,
+                    **b,
+                }
+            )
         summ[name] = s
 
     all_sizes = cfg.resolved_batch_sizes()
-    pool_g = gradients.pool_gradients(pol_apply, pp, pool, estimator_set(cfg.lambdas),
-                                      **grad_kw)
+    pool_g = gradients.pool_gradients(pol_apply, pp, pool, estimator_set(cfg.lambdas), **grad_kw)
     zeros = jnp.zeros_like(pool.reward)
     grad_values = gradients.critic_values(val_apply, vp, pool)
     rtg = gradients.episode_weights(Estimator("reward_to_go"), pool, zeros, zeros)
@@ -244,22 +286,27 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
     v_pool = sample(jax.random.fold_in(k_v, 0), cfg.vstar_size)
     v_zeros = jnp.zeros_like(v_pool.reward)
     v_apply, v_params = vstar.fit(
-        jax.random.fold_in(k_v, 1), v_pool,
+        jax.random.fold_in(k_v, 1),
+        v_pool,
         gradients.episode_weights(Estimator("reward_to_go"), v_pool, v_zeros, v_zeros),
-        limit, steps=cfg.vstar_steps)
+        limit,
+        steps=cfg.vstar_steps,
+    )
     v_star = v_apply(v_params, pool.obs)
     vstar_mre = _mre(v_star, rtg, pool.mask)
     # The agent's critic was trained on γ = 0.99 returns: score it against those.
     rtg99 = gradients.episode_weights(Estimator("reward_to_go", gamma=0.99), pool, zeros, zeros)
     agent_mre = _mre(val_apply(vp, pool.obs), rtg99, pool.mask)
     w_star = gradients.episode_weights(Estimator("baseline"), pool, v_star, zeros)
-    pool_g[E3S] = gradients.gradients_from_weights(pol_apply, pp, pool, w_star,
-                                                   chunk_size=cfg.chunk_size)
+    pool_g[E3S] = gradients.gradients_from_weights(
+        pol_apply, pp, pool, w_star, chunk_size=cfg.chunk_size
+    )
     for name, g in pool_g.items():
         z = metrics.projection_z(g, ref_proj, dirs)
         boot[name] = metrics.bootstrap_traces(g, counts)
-        record(name, g, all_sizes, {"z_ref_dir": float(z[0]),
-                                    "z_max_abs": float(np.max(np.abs(z)))})
+        record(
+            name, g, all_sizes, {"z_ref_dir": float(z[0]), "z_max_abs": float(np.max(np.abs(z)))}
+        )
     del pool_g
 
     ppo_adv = gradients.episode_weights(Estimator("vpg", 0.99, 0.95), pool, *grad_values)
@@ -270,19 +317,28 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         record(f"E5a_ppo_N{n}", g, (n,), {"batch_N": n, "expected_scale": None})
         for kind in batch_baselines.BATCH_BASELINES:
             w = batch_baselines.batch_weights(kind, pool, rtg, n)
-            g = gradients.gradients_from_weights(pol_apply, pp, sub, w,
-                                                 chunk_size=cfg.chunk_size)
+            g = gradients.gradients_from_weights(pol_apply, pp, sub, w, chunk_size=cfg.chunk_size)
             # The batch estimate is the mean of its N per-trajectory terms, so the
             # scale ratio of the mean over batches is the per-trajectory one.
-            record(f"E3_{kind}_N{n}", g, (n,), {"batch_N": n, "expected_scale": (
-                1.0 - 1.0 / n) if kind == "mean" else (1.0 if kind == "loo" else None)})
+            record(
+                f"E3_{kind}_N{n}",
+                g,
+                (n,),
+                {
+                    "batch_N": n,
+                    "expected_scale": (1.0 - 1.0 / n)
+                    if kind == "mean"
+                    else (1.0 if kind == "loo" else None),
+                },
+            )
 
     for name, s in summ.items():
         s["ratio_to_E1"] = s["tr_sigma1"] / summ[E1]["tr_sigma1"]
         if name in boot:
             r = boot[name] / boot[E1]
-            s["ratio_to_E1_lo"], s["ratio_to_E1_hi"] = (float(q) for q in
-                                                        np.quantile(r, [0.025, 0.975]))
+            s["ratio_to_E1_lo"], s["ratio_to_E1_hi"] = (
+                float(q) for q in np.quantile(r, [0.025, 0.975])
+            )
         hits = [r["N"] for r in rows if r["estimator"] == name and r["cos_ref"] >= 0.9]
         s["N_cos90"] = min(hits) if hits else None
         s["N_cos90_pred"] = 4.26 * s["B_ref"]
@@ -290,20 +346,33 @@ def measure_checkpoint(cfg: ExperimentConfig, agent, ckpt: dict, index: int, key
         r = boot[a] / boot[b]
         summ[b][f"ratio_{a}_over_self_ci"] = [float(q) for q in np.quantile(r, [0.025, 0.975])]
     info = {
-        "name": ckpt["name"], "level": ckpt["level"], "seed": ckpt["seed"],
-        "target": ckpt["target"], "train_return": ckpt["train_return"],
-        "train_env_steps": ckpt["env_steps"], "mean_length": mean_len,
-        "std_length": float(lengths.std()), "frac_at_cap": float(np.mean(lengths >= limit)),
-        "pool_size": cfg.pool_size, "ref_size": cfg.ref_size,
-        "pool_steps": int(lengths.sum()), "num_params": int(g_ref.shape[0]),
-        "ref_estimator": E3, "ref_split_half_cos": split_cos,
-        "ref_norm_sq": float(jnp.sum(g_ref**2)), "ref_tr_sigma1": ref_trace,
-        "vstar_size": cfg.vstar_size, "vstar_mre": vstar_mre,
+        "name": ckpt["name"],
+        "level": ckpt["level"],
+        "seed": ckpt["seed"],
+        "target": ckpt["target"],
+        "train_return": ckpt["train_return"],
+        "train_env_steps": ckpt["env_steps"],
+        "mean_length": mean_len,
+        "std_length": float(lengths.std()),
+        "frac_at_cap": float(np.mean(lengths >= limit)),
+        "pool_size": cfg.pool_size,
+        "ref_size": cfg.ref_size,
+        "pool_steps": int(lengths.sum()),
+        "num_params": int(g_ref.shape[0]),
+        "ref_estimator": E3,
+        "ref_split_half_cos": split_cos,
+        "ref_norm_sq": float(jnp.sum(g_ref**2)),
+        "ref_tr_sigma1": ref_trace,
+        "vstar_size": cfg.vstar_size,
+        "vstar_mre": vstar_mre,
         "agent_critic_mre_g0.99": agent_mre,
-        "seconds": time.time() - t0, "estimators": summ,
+        "seconds": time.time() - t0,
+        "estimators": summ,
     }
-    log(f"{ckpt['name']}: mean length {mean_len:.1f}, ref split-half cos {split_cos:.3f}, "
-        f"{info['seconds']:.0f}s")
+    log(
+        f"{ckpt['name']}: mean length {mean_len:.1f}, ref split-half cos {split_cos:.3f}, "
+        f"{info['seconds']:.0f}s"
+    )
     return rows, info
 
 
@@ -324,17 +393,21 @@ def criteria(checkpoints: list[dict], rows: list[dict]) -> dict:
             if s.get("expected_scale") is not None:
                 r6[k] = (s["scale_ratio"] - s["expected_scale"]) / s["scale_ratio_se"]
         out[c["name"]] = {
-            "R1_max_abs_z": r1, "R1_pass": all(v < 4 for v in r1.values())
-            and c["ref_split_half_cos"] >= 0.99,
-            "R2_trE1_over_trE2_ci": ci12, "R2_trE2_over_trE3_ci": ci23,
+            "R1_max_abs_z": r1,
+            "R1_pass": all(v < 4 for v in r1.values()) and c["ref_split_half_cos"] >= 0.99,
+            "R2_trE1_over_trE2_ci": ci12,
+            "R2_trE2_over_trE3_ci": ci23,
             "R2_trE3_over_trE3star_ci": ci3s,
             "R2_pass": ci12[0] > 1 and ci23[0] > 1 and ci3s[0] >= 1,
             "R5_trace_nondecreasing_in_lambda": bool(np.all(np.diff(traces) >= 0)),
-            "R6_z": r6, "R6_pass": all(abs(v) < 3 for v in r6.values()),
+            "R6_z": r6,
+            "R6_pass": all(abs(v) < 3 for v in r6.values()),
         }
-        law = {r["N"]: r["N_tr_sigma_N"] / e[E3]["tr_sigma1"] for r in rows
-               if r["checkpoint"] == c["name"] and r["estimator"] == E3 and r["N"] >= 4
-               and r["M"] >= 8}
+        law = {
+            r["N"]: r["N_tr_sigma_N"] / e[E3]["tr_sigma1"]
+            for r in rows
+            if r["checkpoint"] == c["name"] and r["estimator"] == E3 and r["N"] >= 4 and r["M"] >= 8
+        }
         out[c["name"]]["R4_N_trSigmaN_over_trSigma1_E3"] = law
         out[c["name"]]["R4_pass"] = all(abs(v - 1) <= 0.1 for v in law.values())
     by_seed: dict = {}
@@ -365,10 +438,14 @@ def run(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> tuple[list
             r, info = measure_checkpoint(cfg_s, agent, ck, i, key, log)
             rows += r
             infos.append(info)
-    summary = _clean({
-        "config": dataclasses.asdict(cfg) | {"batch_sizes": cfg.resolved_batch_sizes()},
-        "target": "T1: gradient of E[sum_{t<500} r_t], gamma = 1, complete episodes",
-        "checkpoints": infos, "criteria": criteria(infos, rows), "seconds": time.time() - t0,
-        "device": str(jax.devices()[0]),
-    })
+    summary = _clean(
+        {
+            "config": dataclasses.asdict(cfg) | {"batch_sizes": cfg.resolved_batch_sizes()},
+            "target": "T1: gradient of E[sum_{t<500} r_t], gamma = 1, complete episodes",
+            "checkpoints": infos,
+            "criteria": criteria(infos, rows),
+            "seconds": time.time() - t0,
+            "device": str(jax.devices()[0]),
+        }
+    )
     return [_clean(r) for r in rows], summary

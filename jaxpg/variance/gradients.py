@@ -81,9 +81,7 @@ def check_kind(kind: str) -> None:
 
 def _one_episode(key, policy_apply, params, env, env_params, spec, horizon) -> rollout.Transition:
     """One complete episode from its own key: leaves ``[T, ...]``."""
-    trans = rollout.rollout_episodes(
-        key, policy_apply, params, env, env_params, spec, 1, horizon
-    )
+    trans = rollout.rollout_episodes(key, policy_apply, params, env, env_params, spec, 1, horizon)
     return jax.tree.map(lambda x: x[:, 0], trans)
 
 
@@ -91,8 +89,7 @@ def _horizon(spec: envs.EnvSpec, max_steps: int | None) -> int:
     horizon = spec.max_episode_steps if max_steps is None else int(max_steps)
     if horizon < 1:
         raise ValueError(
-            "max_steps is needed: this environment has no max_steps_in_episode to bound "
-            "an episode"
+            "max_steps is needed: this environment has no max_steps_in_episode to bound an episode"
         )
     return horizon
 
@@ -127,9 +124,17 @@ def sample_episodes(
     spec = envs.env_spec(env, env_params)
     if not spec.discrete:
         raise ValueError("per-trajectory gradients need a discrete action space")
-    return _sample(key, env_params, policy_params, policy_apply, env, spec,
-                   _horizon(spec, max_steps), num_trajectories,
-                   min(chunk_size, num_trajectories))
+    return _sample(
+        key,
+        env_params,
+        policy_params,
+        policy_apply,
+        env,
+        spec,
+        _horizon(spec, max_steps),
+        num_trajectories,
+        min(chunk_size, num_trajectories),
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
@@ -230,8 +235,15 @@ def gradients_from_weights(
     Returns:
       ``[K, d]`` float32 (float64 under x64) per-trajectory gradients.
     """
-    return _grads(policy_apply, min(chunk_size, weights.shape[1]), policy_params,
-                  pool.obs, pool.action, weights, pool.mask)
+    return _grads(
+        policy_apply,
+        min(chunk_size, weights.shape[1]),
+        policy_params,
+        pool.obs,
+        pool.action,
+        weights,
+        pool.mask,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -279,8 +291,9 @@ def _traj_gradient(key, policy_params, value_params, env_params, static) -> Arra
     )
     values, next_values = critic_values(value_apply, value_params, ep)
     w = episode_weights(est, ep, values, next_values)
-    return _flat_grad(policy_apply, policy_params, ep.obs[:, 0], ep.action[:, 0], w[:, 0],
-                      ep.mask[:, 0])
+    return _flat_grad(
+        policy_apply, policy_params, ep.obs[:, 0], ep.action[:, 0], w[:, 0], ep.mask[:, 0]
+    )
 
 
 def per_trajectory_gradients(
@@ -345,8 +358,15 @@ def per_trajectory_gradients(
     if not spec.discrete:
         raise ValueError("per-trajectory gradients need a discrete action space")
     static = (policy_apply, value_apply, env, spec, _horizon(spec, max_steps), est)
-    return _ptg(static, num_trajectories, min(chunk_size, num_trajectories), key,
-                policy_params, value_params, env_params)
+    return _ptg(
+        static,
+        num_trajectories,
+        min(chunk_size, num_trajectories),
+        key,
+        policy_params,
+        value_params,
+        env_params,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

@@ -76,8 +76,9 @@ def mean_offdiag(c: np.ndarray, idx: np.ndarray | None = None) -> float:
     return float(sub[distinct].mean()) if distinct.any() else float("nan")
 
 
-def bootstrap_ci(values_fn, m: int, rng: np.random.Generator, resamples: int,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    values_fn, m: int, rng: np.random.Generator, resamples: int, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile CI of ``values_fn(idx)`` over resamples of ``range(m)``."""
     stats = np.array([values_fn(rng.integers(0, m, m)) for _ in range(resamples)])
     stats = stats[np.isfinite(stats)]
@@ -87,8 +88,15 @@ def bootstrap_ci(values_fn, m: int, rng: np.random.Generator, resamples: int,
     return float(lo), float(hi)
 
 
-def batch_metrics(grads: Array, n: int, g_ref: Array, *, max_batches: int = 32,
-                  rng: np.random.Generator, resamples: int = 500) -> dict:
+def batch_metrics(
+    grads: Array,
+    n: int,
+    g_ref: Array,
+    *,
+    max_batches: int = 32,
+    rng: np.random.Generator,
+    resamples: int = 500,
+) -> dict:
     """Metrics of the batch estimate at batch size ``n``.
 
     Returns:
@@ -106,16 +114,22 @@ def batch_metrics(grads: Array, n: int, g_ref: Array, *, max_batches: int = 32,
     out = {"N": n, "M": m, "cos_ref": float(cos_ref.mean()), "rel_err": float(rel_err.mean())}
     for name, vals in (("cos_ref", cos_ref), ("rel_err", rel_err)):
         out[name + "_lo"], out[name + "_hi"] = bootstrap_ci(
-            lambda i, v=vals: v[i].mean(), m, rng, resamples)
+            lambda i, v=vals: v[i].mean(), m, rng, resamples
+        )
     if m >= 2:
         c = cosine_matrix(x)
         out["pairwise_cos"] = mean_offdiag(c)
         out["pairwise_cos_lo"], out["pairwise_cos_hi"] = bootstrap_ci(
-            lambda i: mean_offdiag(c, i), m, rng, resamples)
+            lambda i: mean_offdiag(c, i), m, rng, resamples
+        )
         out["tr_sigma_N"] = float(np.sum(np.var(x, axis=0, ddof=1)))
     else:
-        out.update(pairwise_cos=float("nan"), pairwise_cos_lo=float("nan"),
-                   pairwise_cos_hi=float("nan"), tr_sigma_N=float("nan"))
+        out.update(
+            pairwise_cos=float("nan"),
+            pairwise_cos_lo=float("nan"),
+            pairwise_cos_hi=float("nan"),
+            tr_sigma_N=float("nan"),
+        )
     return out
 
 

@@ -13,10 +13,21 @@ import math
 
 import numpy as np
 
-MAIN = ("E1_reinforce", "E2_reward_to_go", "E3_Vagent", "E3_Vstar", "E4_gae_l0.95",
-        "E4_gae_g0.99_l0.95")
-COLORS = dict(zip(MAIN, ("tab:red", "tab:orange", "tab:green", "tab:olive", "tab:blue",
-                         "tab:purple"), strict=True))
+MAIN = (
+    "E1_reinforce",
+    "E2_reward_to_go",
+    "E3_Vagent",
+    "E3_Vstar",
+    "E4_gae_l0.95",
+    "E4_gae_g0.99_l0.95",
+)
+COLORS = dict(
+    zip(
+        MAIN,
+        ("tab:red", "tab:orange", "tab:green", "tab:olive", "tab:blue", "tab:purple"),
+        strict=True,
+    )
+)
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -35,8 +46,17 @@ def csv_text(rows: list[dict]) -> str:
 def merge_rows(rows: list[dict], summary: dict) -> list[dict]:
     """Attach each estimator's whole-pool summary (tr Σ₁, B, bias...) to its rows."""
     by = {(c["name"], k): v for c in summary["checkpoints"] for k, v in c["estimators"].items()}
-    cols = ("tr_sigma1", "B", "B_ref", "scale_ratio", "scale_ratio_se", "rel_bias",
-            "rel_bias_noise", "ratio_to_E1", "N_cos90")
+    cols = (
+        "tr_sigma1",
+        "B",
+        "B_ref",
+        "scale_ratio",
+        "scale_ratio_se",
+        "rel_bias",
+        "rel_bias_noise",
+        "ratio_to_E1",
+        "N_cos90",
+    )
     return [r | {c: by[(r["checkpoint"], r["estimator"])].get(c) for c in cols} for r in rows]
 
 
@@ -48,9 +68,11 @@ def _fmt(x, spec=".3g") -> str:
 
 def markdown_table(summary: dict, names=None) -> str:
     """T1 table: checkpoint × estimator with tr Σ₁, B, ratio to E1, bias, N for cos ≥ 0.9."""
-    lines = ["| checkpoint (mean length) | estimator | tr Σ₁ | B | tr Σ₁ / tr Σ₁(E1) [95% CI] "
-             "| scale ratio ± SE | rel. bias (noise floor) | N for cos ≥ 0.9 (4.26·B) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| checkpoint (mean length) | estimator | tr Σ₁ | B | tr Σ₁ / tr Σ₁(E1) [95% CI] "
+        "| scale ratio ± SE | rel. bias (noise floor) | N for cos ≥ 0.9 (4.26·B) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for c in summary["checkpoints"]:
         for name, s in c["estimators"].items():
             if names is not None and name not in names:
@@ -63,7 +85,8 @@ def markdown_table(summary: dict, names=None) -> str:
                 f"| {_fmt(s['B_ref'])} | {_fmt(s['ratio_to_E1'])}{ci} "
                 f"| {_fmt(s['scale_ratio'], '.3f')} ± {_fmt(s['scale_ratio_se'], '.3f')} "
                 f"| {_fmt(s['rel_bias'], '.2f')} ({_fmt(s['rel_bias_noise'], '.2f')}) "
-                f"| {_fmt(s['N_cos90'])} ({_fmt(s['N_cos90_pred'], '.0f')}) |")
+                f"| {_fmt(s['N_cos90'])} ({_fmt(s['N_cos90_pred'], '.0f')}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -101,8 +124,9 @@ def figures(rows: list[dict], summary: dict) -> dict:
     lw, alpha = (0.9, 0.6) if many else (1.5, 1.0)
     figs = {}
 
-    fig, axes = plt.subplots(2, len(levels), figsize=(3.2 * len(levels), 5.6), sharey="row",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(levels), figsize=(3.2 * len(levels), 5.6), sharey="row", squeeze=False
+    )
     for j, (level, group) in enumerate(levels.items()):
         for i, key in enumerate(("pairwise_cos", "cos_ref")):
             ax = axes[i, j]
@@ -111,8 +135,16 @@ def figures(rows: list[dict], summary: dict) -> dict:
                     n, y, lo, hi = _series(rows, c["name"], name, key)
                     if n.size == 0:
                         continue
-                    ax.plot(n, y, "o-", ms=2.5, lw=lw, alpha=alpha, color=COLORS[name],
-                            label=name if k == 0 else None)
+                    ax.plot(
+                        n,
+                        y,
+                        "o-",
+                        ms=2.5,
+                        lw=lw,
+                        alpha=alpha,
+                        color=COLORS[name],
+                        label=name if k == 0 else None,
+                    )
                     if not many:
                         ax.fill_between(n, lo, hi, color=COLORS[name], alpha=0.15, lw=0)
                     if key == "cos_ref" and name == "E3_Vagent" and k == 0:
@@ -131,8 +163,10 @@ def figures(rows: list[dict], summary: dict) -> dict:
     axes[1, 0].set_ylabel("cosine to g_ref")
     axes[0, 0].legend(fontsize=6, loc="upper left")
     band = "a line per seed" if many else "95% CI"
-    fig.suptitle(f"CartPole-v1: agreement of batch estimates vs N ({band}; "
-                 "dashed: √(N/(N+B)), E3-Vagent)", fontsize=8)
+    fig.suptitle(
+        f"CartPole-v1: agreement of batch estimates vs N ({band}; dashed: √(N/(N+B)), E3-Vagent)",
+        fontsize=8,
+    )
     fig.tight_layout()
     figs["variance_cosine"] = fig
 
@@ -148,11 +182,19 @@ def figures(rows: list[dict], summary: dict) -> dict:
         lens = "/".join(f"{c['mean_length']:.0f}" for c in group)
         ax.bar(x + j * width, mid, width, yerr=err, capsize=2, label=f"{level} (len {lens})")
     ax.set_yscale("log")
-    ax.set_xticks(x + 0.4 - width / 2, [n.replace("_", " ") for n in names], rotation=30,
-                  ha="right", fontsize=7)
+    ax.set_xticks(
+        x + 0.4 - width / 2,
+        [n.replace("_", " ") for n in names],
+        rotation=30,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_ylabel("tr Σ₁ (per trajectory)")
-    ax.set_title("Trace of the per-trajectory gradient covariance"
-                 + (" (geometric mean, min–max over seeds)" if many else ""), fontsize=9)
+    ax.set_title(
+        "Trace of the per-trajectory gradient covariance"
+        + (" (geometric mean, min–max over seeds)" if many else ""),
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -186,22 +228,33 @@ def figures(rows: list[dict], summary: dict) -> dict:
     for j, (level, group) in enumerate(levels.items()):
         for k, c in enumerate(group):
             for kind, mk in markers.items():
-                pts = sorted((s["batch_N"], s["scale_ratio"], s["scale_ratio_se"])
-                             for n, s in c["estimators"].items() if n.startswith(f"E3_{kind}_N"))
+                pts = sorted(
+                    (s["batch_N"], s["scale_ratio"], s["scale_ratio_se"])
+                    for n, s in c["estimators"].items()
+                    if n.startswith(f"E3_{kind}_N")
+                )
                 if not pts:
                     continue
                 n, r, se = (np.array(v, float) for v in zip(*pts, strict=True))
                 shift = 1 + 0.05 * (j * len(group) + k)
-                ax.errorbar(n * shift, r, 2 * se, fmt=mk, ms=4, capsize=2, color=f"C{j}",
-                            alpha=alpha, label=level if kind == "mean" and k == 0 else None)
+                ax.errorbar(
+                    n * shift,
+                    r,
+                    2 * se,
+                    fmt=mk,
+                    ms=4,
+                    capsize=2,
+                    color=f"C{j}",
+                    alpha=alpha,
+                    label=level if kind == "mean" and k == 0 else None,
+                )
     nn = np.geomspace(2, max(summary["config"]["batch_baseline_sizes"]), 50)
     ax.plot(nn, 1 - 1 / nn, "k--", lw=1, label="1 − 1/N")
     ax.axhline(1.0, color="k", lw=0.5)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size N")
     ax.set_ylabel("scale ratio  E ĝ·g_ref / ‖g_ref‖²  (±2 SE)")
-    ax.set_title("Same-batch baselines: mean (o), leave-one-out (□), refit critic (△)",
-                 fontsize=8)
+    ax.set_title("Same-batch baselines: mean (o), leave-one-out (□), refit critic (△)", fontsize=8)
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()

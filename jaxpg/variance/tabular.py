@@ -80,8 +80,9 @@ def two_step_refund(refund: float = 5.0, bonus: float = 1.0) -> TabularMDP:
     return TabularMDP(np.array([1.0, 0, 0, 0]), P, R, np.array([0, 0, 0, 1], bool), 2)
 
 
-def random_layered(seed: int = 0, layers: int = 3, width: int = 2, num_actions: int = 2,
-                   p_end: float = 0.2) -> TabularMDP:
+def random_layered(
+    seed: int = 0, layers: int = 3, width: int = 2, num_actions: int = 2, p_end: float = 0.2
+) -> TabularMDP:
     """A random MDP whose states are ordered in layers (state ⇒ time).
 
     Layer l holds ``width`` states reachable only at time l, so a state-only
@@ -98,7 +99,7 @@ def random_layered(seed: int = 0, layers: int = 3, width: int = 2, num_actions: 
             for a in range(num_actions):
                 if l + 1 < layers:
                     q = rng.dirichlet(np.ones(width)) * (1.0 - p_end)
-                    P[s, a, (l + 1) * width:(l + 2) * width] = q
+                    P[s, a, (l + 1) * width : (l + 2) * width] = q
                     P[s, a, end] = p_end
                 else:
                     P[s, a, end] = 1.0
@@ -131,8 +132,7 @@ def state_values(mdp: TabularMDP, theta: Array, gamma: float = 1.0) -> Array:
         v = jnp.sum(pi * q, axis=-1)
         return v, v
 
-    _, vs = jax.lax.scan(back, jnp.zeros(mdp.num_states, theta.dtype), None,
-                         length=mdp.horizon)
+    _, vs = jax.lax.scan(back, jnp.zeros(mdp.num_states, theta.dtype), None, length=mdp.horizon)
     return vs[::-1]
 
 
@@ -190,8 +190,9 @@ def enumerate_trajectories(mdp: TabularMDP, dtype=np.float64) -> Enumeration:
         term[L - 1, i] = bool(mdp.terminal[states[L]])
         trunc[L - 1, i] = not term[L - 1, i]
     zeros = np.zeros((H, n), dtype)
-    pool = rollout.Transition(obs, action, zeros, reward, term, trunc, final_obs, mask,
-                              zeros, zeros)
+    pool = rollout.Transition(
+        obs, action, zeros, reward, term, trunc, final_obs, mask, zeros, zeros
+    )
     pool = jax.tree.map(jnp.asarray, pool)
     return Enumeration(pool, np.array([lp for _, _, lp in done]))
 
@@ -200,8 +201,9 @@ def trajectory_probs(enum: Enumeration, theta: Array) -> Array:
     """p_θ(τ) of every enumerated trajectory, ``[n]`` (sums to 1)."""
     logp = jax.nn.log_softmax(softmax_policy(theta, enum.pool.obs), axis=-1)
     logp_a = jnp.take_along_axis(logp, enum.pool.action[..., None], axis=-1)[..., 0]
-    return jnp.exp(jnp.asarray(enum.log_p_env, theta.dtype)
-                   + jnp.sum(logp_a * enum.pool.mask, axis=0))
+    return jnp.exp(
+        jnp.asarray(enum.log_p_env, theta.dtype) + jnp.sum(logp_a * enum.pool.mask, axis=0)
+    )
 
 
 class Moments(NamedTuple):

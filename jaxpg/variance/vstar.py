@@ -31,9 +31,17 @@ def _loss(net, params, x, y):
     return jnp.mean((net.apply(params, x) - y) ** 2)
 
 
-def fit(key: Array, pool: rollout.Transition, returns_to_go: Array, horizon: int, *,
-        hidden_sizes=(64, 64), steps: int = 1500, batch_size: int = 2048,
-        lr: float = 3e-3) -> tuple[Any, Any]:
+def fit(
+    key: Array,
+    pool: rollout.Transition,
+    returns_to_go: Array,
+    horizon: int,
+    *,
+    hidden_sizes=(64, 64),
+    steps: int = 1500,
+    batch_size: int = 2048,
+    lr: float = 3e-3,
+) -> tuple[Any, Any]:
     """Fit V*(s, t) ≈ E[G_t | s, t] on the valid steps of ``pool``.
 
     Args:
