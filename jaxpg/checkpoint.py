@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import jax
 import numpy as np
 
 from jaxpg.config import Config
+from jaxpg.files import write_bytes_atomic
 
 FORMAT = 1
 _NAME = re.compile(r"^ckpt_(\d{8})\.msgpack$")
@@ -37,6 +37,11 @@ SHAPE_FIELDS = (
     "hidden_sizes",
     "activation",
     "rollout",
+    "network",
+    "conv_channels",
+    "layer_norm",
+    "shared_torso",
+    "optimizer",
 )
 
 
@@ -46,34 +51,6 @@ class CheckpointError(ValueError):
 
 class IncompatibleCheckpointError(CheckpointError):
     """A readable checkpoint written for a config with other shapes."""
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename, dir fsync)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def checkpoint_name(update_step: int) -> str:

@@ -17,22 +17,23 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-ESTIMATORS = ("reinforce", "reward_to_go", "baseline", "vpg", "ppo")
+from jaxpg.estimators import ESTIMATORS, REGISTRY
+
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 ROLLOUTS = ("auto", "segments", "episodes")
 SHUFFLES = ("feistel", "sort")
 INITS = ("orthogonal", "lecun")
-
-# Estimators whose weights need complete episodes (no critic to bootstrap with).
-EPISODIC_ESTIMATORS = ("reinforce", "reward_to_go")
-CRITIC_ESTIMATORS = ("baseline", "vpg", "ppo")
-
-# The Config fields that are traced hyperparameters (vmappable, never recompile).
-TRACED_FIELDS = ("lr", "gamma", "lam", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm")
+NETWORKS = ("mlp", "cnn")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 
 class HParams(NamedTuple):
-    """Traced hyperparameters: float32 scalars (or a batch of them under vmap)."""
+    """Traced hyperparameters: float32 scalars (or a batch of them under vmap).
+
+    This NamedTuple is the one declaration of which ``Config`` fields are traced:
+    :data:`TRACED_FIELDS` is its field list, and sweeps, grids and the CLI read it.
+    Build one with :meth:`Config.hparams`, which also broadcasts a batch.
+    """
 
     lr: jax.Array
     gamma: jax.Array
@@ -42,11 +43,22 @@ class HParams(NamedTuple):
     vf_coef: jax.Array
     max_grad_norm: jax.Array
 
+    def valid(self) -> jax.Array:
+        """Boolean array (the batch shape): every value finite (``max_grad_norm`` may
+        be ``inf``) and in its allowed range, as :meth:`Config.validate` requires.
+        Traceable, so a compiled run can refuse bad values (``make_train(guard=True)``).
+        """
+        ok = jnp.logical_and(jnp.isfinite(self.lr), self.lr > 0)
+        for x in (self.gamma, self.lam):
+            ok &= (x >= 0) & (x <= 1)
+        ok &= jnp.isfinite(self.clip_eps) & (self.clip_eps > 0)
+        for x in (self.ent_coef, self.vf_coef):
+            ok &= jnp.isfinite(x) & (x >= 0)
+        return ok & (self.max_grad_norm > 0)  # NaN compares False
 
-def _registered_envs() -> tuple[str, ...]:
-    import gymnax
 
-    return tuple(gymnax.registered_envs)
+# The Config fields that are traced hyperparameters (vmappable, never recompile).
+TRACED_FIELDS: tuple[str, ...] = HParams._fields
 
 
 def _fail(field: str, value, allowed: str) -> None:
@@ -64,8 +76,14 @@ class Config:
     become :class:`HParams`; the rest are static (shapes, names, switches).
 
     Attributes:
-      env: gymnax environment id (see ``gymnax.registered_envs``). Ignored when a
-        gymnax ``Environment`` instance is passed to ``make_train``.
+      env: environment id: a gymnax id (``gymnax.registered_envs``), a name
+        registered with :func:`jaxpg.envs.register`, or ``suite/name`` for the
+        other suites. Ignored when an ``Environment`` instance is passed to
+        ``make_train``.
+      env_module: a Python module imported before ``env`` is looked up, which
+        registers it (``jaxpg.envs.register``); recorded with the run, so the
+        CLI's ``--resume``, ``eval`` and sweeps find a custom environment again.
+        A module in the working directory is found too.
       estimator: one of ``ESTIMATORS``: ``reinforce`` (Ψ = R(τ)),
         ``reward_to_go`` (Ψ = G_t), ``baseline`` (Ψ = G_t − V(s_t)), ``vpg``
         (Ψ = GAE(γ, λ)), ``ppo`` (clipped surrogate with GAE advantages).
@@ -98,8 +116,23 @@ class Config:
       vf_coef: critic loss coefficient (*traced*).
       max_grad_norm: global-norm gradient clip over all parameters (*traced*;
         ``inf`` disables it).
-      hidden_sizes: hidden layer widths of both the policy and the value MLP.
+      hidden_sizes: hidden layer widths of both the policy and the value MLP
+        (after the convolutions for ``network="cnn"``).
       activation: one of ``ACTIVATIONS``.
+      network: one of ``NETWORKS``. ``mlp``: observations flattened into dense
+        layers. ``cnn``: for image/grid observations ``[H, W, C]`` (MinAtar):
+        ``conv_channels`` 3×3 convolutions (stride 1, same padding), then the
+        dense layers of ``hidden_sizes``.
+      conv_channels: output channels of each convolution (``network="cnn"``).
+      layer_norm: LayerNorm after every hidden layer (dense and convolutional).
+      shared_torso: the policy and value heads share one torso (one network with
+        two heads, trained on the summed loss) instead of two separate networks.
+      optimizer: Optax optimizer by name, one of ``OPTIMIZERS`` (``adam`` and
+        ``adamw`` with eps 1e-5). It is chained after
+        ``optax.clip_by_global_norm(max_grad_norm)`` and driven by the
+        (annealed) learning rate; ``make_train(optimizer=...)`` takes any Optax
+        transformation instead.
+      weight_decay: decoupled weight decay of ``adamw`` (ignored by the others).
       weight_init: weight initialisation, one of ``INITS``. ``orthogonal`` (default):
         orthogonal kernels with gain √2 for hidden layers, 0.01 for the policy
         head and 1 for the value head (PureJaxRL, CleanRL). ``lecun``: flax's
@@ -121,6 +154,7 @@ class Config:
     """
 
     env: str = "CartPole-v1"
+    env_module: str | None = None
     estimator: str = "ppo"
     num_envs: int = 32
     num_steps: int = 64
@@ -138,6 +172,12 @@ class Config:
     max_grad_norm: float = 0.5
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    network: str = "mlp"
+    conv_channels: tuple[int, ...] = (16,)
+    layer_norm: bool = False
+    shared_torso: bool = False
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
     weight_init: str = "orthogonal"
     anneal_lr: bool = True
     normalize_advantages: bool | None = None
@@ -146,15 +186,20 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.hidden_sizes, list):
-            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        for name in ("hidden_sizes", "conv_channels"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
 
     # -- validation -----------------------------------------------------------
     def validate(self, check_env: bool = True) -> None:
         """Raise ``ValueError`` naming the field and the allowed values."""
-        if check_env and self.env not in _registered_envs():
-            _fail("env", self.env, f"allowed: {', '.join(_registered_envs())}")
+        if check_env:
+            from jaxpg import envs  # imports gymnax: only when a Config is checked
+
+            if self.env_module is not None:
+                envs.import_module(self.env_module)
+            envs.check_id(self.env)
         if self.estimator not in ESTIMATORS:
             _fail("estimator", self.estimator, f"allowed: {', '.join(ESTIMATORS)}")
         if self.activation not in ACTIVATIONS:
@@ -163,6 +208,16 @@ class Config:
             _fail("rollout", self.rollout, f"allowed: {', '.join(ROLLOUTS)}")
         if self.weight_init not in INITS:
             _fail("weight_init", self.weight_init, f"allowed: {', '.join(INITS)}")
+        if self.network not in NETWORKS:
+            _fail("network", self.network, f"allowed: {', '.join(NETWORKS)}")
+        if self.optimizer not in OPTIMIZERS:
+            _fail("optimizer", self.optimizer, f"allowed: {', '.join(OPTIMIZERS)}")
+        if not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in self.conv_channels
+        ):
+            _fail("conv_channels", self.conv_channels, "must be a tuple of integers >= 1")
+        if not float(self.weight_decay) >= 0.0:
+            _fail("weight_decay", self.weight_decay, "must be >= 0")
         if self.minibatch_shuffle not in SHUFFLES:
             _fail("minibatch_shuffle", self.minibatch_shuffle, f"allowed: {', '.join(SHUFFLES)}")
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
@@ -186,7 +241,7 @@ class Config:
         for name in ("ent_coef", "vf_coef"):
             if not float(getattr(self, name)) >= 0.0:
                 _fail(name, getattr(self, name), "must be >= 0")
-        if self.rollout == "segments" and self.estimator in EPISODIC_ESTIMATORS:
+        if self.rollout == "segments" and REGISTRY[self.estimator].episodic:
             _fail(
                 "rollout",
                 self.rollout,
@@ -206,7 +261,7 @@ class Config:
                     self.grad_chunk,
                     "applies to rollout='segments' only (episodes are masked); use None",
                 )
-        if self.estimator == "ppo" and self.rollout_mode == "segments":
+        if REGISTRY[self.estimator].update == "epochs" and self.rollout_mode == "segments":
             batch = self.num_envs * self.num_steps
             if batch % self.num_minibatches:
                 _fail(
@@ -238,21 +293,50 @@ class Config:
     def rollout_mode(self) -> str:
         if self.rollout != "auto":
             return self.rollout
-        return "episodes" if self.estimator in EPISODIC_ESTIMATORS else "segments"
+        return "episodes" if REGISTRY[self.estimator].episodic else "segments"
 
     @property
     def uses_critic(self) -> bool:
-        return self.estimator in CRITIC_ESTIMATORS
+        return REGISTRY[self.estimator].critic
 
     @property
     def normalize(self) -> bool:
         if self.normalize_advantages is None:
-            return self.estimator == "ppo"
+            return REGISTRY[self.estimator].normalize
         return bool(self.normalize_advantages)
 
-    def hparams(self) -> HParams:
-        """The traced hyperparameters of this config, as float32 scalars."""
-        return HParams(*(jnp.asarray(getattr(self, f), jnp.float32) for f in TRACED_FIELDS))
+    def hparams(self, **values) -> HParams:
+        """The traced hyperparameters: this config's values, with ``values`` overriding.
+
+        Every field becomes float32 and all are broadcast to one shape, so a batch
+        given for one field (``lr=[1e-3, 3e-4]``) yields an ``HParams`` whose every
+        leaf has that batch shape: ready for ``jax.vmap`` with ``in_axes=0``.
+
+        Args:
+          **values: traced fields (``lr``, ``gamma``, ...) as scalars or arrays.
+
+        Returns:
+          :class:`HParams` of float32 arrays of the broadcast shape (``()`` if no
+          batch is given).
+
+        Raises:
+          ValueError: an unknown field name, or shapes that do not broadcast.
+
+        Example:
+          >>> hp = Config().hparams(lr=[1e-3, 3e-4, 1e-4])
+          >>> hp.lr.shape, hp.gamma.shape
+          ((3,), (3,))
+        """
+        unknown = sorted(set(values) - set(TRACED_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"hparams: unknown field(s) {unknown}; allowed: {', '.join(TRACED_FIELDS)}"
+            )
+        leaves = [jnp.asarray(values.get(f, getattr(self, f)), jnp.float32) for f in TRACED_FIELDS]
+        try:
+            return HParams(*jnp.broadcast_arrays(*leaves))
+        except ValueError as exc:
+            raise ValueError(f"hparams: the values' shapes do not broadcast: {exc}") from None
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
@@ -260,6 +344,7 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
+        d["conv_channels"] = list(self.conv_channels)
         return d
 
     @classmethod
@@ -271,8 +356,9 @@ class Config:
                 f"unknown Config field(s) {unknown}; allowed: {', '.join(sorted(names))}"
             )
         d = dict(d)
-        if "hidden_sizes" in d:
-            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        for name in ("hidden_sizes", "conv_channels"):
+            if name in d:
+                d[name] = tuple(d[name])
         return cls(**d)
 
 

@@ -1,92 +1,296 @@
-"""gymnax environments: construction, action spaces, and one auto-resetting step.
+"""Environments: the adapter protocol, a registry of names, and one auto-resetting step.
+
+The protocol is gymnax's (>= 1.0) ``Environment`` interface, which every suite
+adapter implements:
+
+* ``reset(key, params) -> (obs, state)``;
+* ``step(key, state, action, params) -> (obs, state, reward, terminated,
+  truncated, info)``, auto-resetting, with ``info["final_observation"]`` the
+  true last observation of an episode that just ended (``obs`` is then already
+  the next episode's first);
+* ``observation_space(params)``, ``action_space(params)`` (``Discrete`` or
+  ``Box``), ``default_params`` (``max_steps_in_episode`` bounds an episode).
 
 Conventions:
 
-* Any gymnax >= 1.0 environment, by id or as an ``Environment`` instance with
-  its params. Observations are flattened to float32 vectors ``[obs_size]``.
 * :func:`step` keeps ``terminated`` (a true terminal state, future value 0) and
-  ``truncated`` (time limit) apart and returns the true final observation of
-  an episode that just ended (``final_obs``), while ``obs`` is already the
-  first observation of the next episode (gymnax auto-resets).
+  ``truncated`` (time limit) apart.
+* Observations keep their shape (``[H, W, C]`` images stay images) and become
+  float32; the networks flatten them where they want vectors.
+* Ids: a gymnax id (``"CartPole-v1"``), a name given to :func:`register`, or a
+  name that an installed package offers through the ``jaxpg.envs`` entry-point
+  group (``name = "module:factory"``).
+* An environment whose ``step`` returns gymnax 0.x's five values ``(obs, state,
+  reward, done, info)`` is wrapped by :class:`LegacyStep`: without a separate
+  truncation flag, a time limit looks like a termination (no bootstrap there).
 * Episode statistics (running return and length) are carried per env and
   emitted on the step that ends an episode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
 Environment = environment.Environment
+
+#: ``name -> factory``; a factory returns an environment or ``(env, env_params)``.
+_REGISTRY: dict[str, Callable[[], Any]] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+def register(name: str, factory: Callable[[], Any], *, overwrite: bool = False) -> None:
+    """Make ``name`` an environment id usable everywhere an id is (Config, CLI, sweeps).
+
+    Args:
+      name: the id; must not be a gymnax id or contain ``/`` (reserved for suites).
+      factory: ``factory() -> env`` or ``-> (env, env_params)``; called each time the
+        id is built, so it should be cheap and deterministic.
+      overwrite: replace an existing registration instead of raising.
+
+    Raises:
+      ValueError: the name is taken, reserved or not a string.
+
+    Example:
+      >>> import gymnax
+      >>> register("MyCartPole", lambda: gymnax.make("CartPole-v1"), overwrite=True)
+      >>> env, params = make_env("MyCartPole")
+      >>> type(env).__name__
+      'CartPole'
+    """
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"register: name={name!r} must be a non-empty string without '/'")
+    if name in _gymnax_ids():
+        raise ValueError(f"register: name={name!r} is a gymnax id; choose another name")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"register: name={name!r} is already registered (pass overwrite=True)")
+    if not callable(factory):
+        raise ValueError(f"register: factory for {name!r} must be callable")
+    _REGISTRY[name] = factory
+
+
+def registered() -> tuple[str, ...]:
+    """The names given to :func:`register` (and by installed entry points)."""
+    _load_entry_points()
+    return tuple(sorted(_REGISTRY))
+
+
+def _gymnax_ids() -> tuple[str, ...]:
+    import gymnax
+
+    return tuple(gymnax.registered_envs)
+
+
+def _load_entry_points() -> None:
+    """Register the factories installed packages offer in the ``jaxpg.envs`` group."""
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="jaxpg.envs"):
+        if ep.name not in _REGISTRY:
+            _REGISTRY[ep.name] = lambda ep=ep: ep.load()()
+
+
+def import_module(name: str) -> None:
+    """Import ``name`` (which registers environments), from the working directory too.
+
+    Raises:
+      ValueError: naming ``Config.env_module`` and the import error.
+    """
+    import importlib
+    import os
+    import sys
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"Config.env_module={name!r} is invalid: must be a module name")
+    try:
+        importlib.import_module(name)
+        return
+    except ModuleNotFoundError as exc:
+        if exc.name != name.split(".")[0] or os.getcwd() in sys.path:
+            raise ValueError(f"Config.env_module={name!r} is invalid: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's module
+        raise ValueError(f"Config.env_module={name!r} failed to import: {exc}") from None
+    sys.path.insert(0, os.getcwd())  # as `python -m` would have it
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"Config.env_module={name!r} is invalid: {exc}") from None
+
+
+def check_id(env_id: str) -> None:
+    """Raise a one-line ``ValueError`` unless ``env_id`` names a known environment."""
+    if not isinstance(env_id, str):
+        raise ValueError(f"Config.env={env_id!r} is invalid: must be an environment id string")
+    if env_id in _REGISTRY or env_id in _gymnax_ids():
+        return
+    _load_entry_points()
+    if env_id in _REGISTRY:
+        return
+    names = ", ".join((*_gymnax_ids(), *sorted(_REGISTRY)))
+    raise ValueError(
+        f"Config.env={env_id!r} is invalid: allowed: {names} "
+        "(or a name given to jaxpg.envs.register)"
+    )
 
 
 class EnvSpec(NamedTuple):
     """Static facts about an environment that shape the networks."""
 
-    obs_size: int
+    obs_shape: tuple[int, ...]  # one observation's shape (float32)
     discrete: bool
     action_dim: int  # number of actions (discrete) or action vector size
     action_low: Any  # Box bounds (continuous), else None
     action_high: Any
     max_episode_steps: int
 
+    @property
+    def obs_size(self) -> int:
+        """Number of scalars in one observation."""
+        size = 1
+        for d in self.obs_shape:
+            size *= int(d)
+        return size
 
-def make_env(env: str | Environment, env_params: Any = None) -> tuple[Environment, Any]:
-    """Build a gymnax environment and its params from an id or an instance.
+
+def _as_env(made: Any, env_params: Any) -> tuple[Any, Any]:
+    env, params = made if isinstance(made, tuple) else (made, None)
+    params = params if env_params is None else env_params
+    return adapt(env, params)
+
+
+def make_env(env: str | Any, env_params: Any = None) -> tuple[Any, Any]:
+    """Build an environment and its params from an id or an instance.
 
     Args:
-      env: a gymnax id such as ``"CartPole-v1"``, or an ``Environment``.
+      env: an id (see the module docstring) or an environment instance that
+        follows the protocol (gymnax 0.x's five-value ``step`` is wrapped).
       env_params: params for the environment; defaults to its ``default_params``.
 
     Returns:
       ``(env, env_params)``.
+
+    Raises:
+      ValueError: an unknown id, or an object that is not an environment.
     """
     if isinstance(env, str):
+        check_id(env)
+        if env in _REGISTRY:
+            return _as_env(_REGISTRY[env](), env_params)
         import gymnax
 
-        if env not in gymnax.registered_envs:
-            raise ValueError(
-                f"env={env!r} is not a gymnax environment; allowed: "
-                f"{', '.join(gymnax.registered_envs)}"
-            )
-        env_obj, default = gymnax.make(env)
-        return env_obj, default if env_params is None else env_params
-    if not isinstance(env, Environment):
+        return _as_env(gymnax.make(env), env_params)
+    return adapt(env, env_params)
+
+
+def _is_env(env: Any) -> bool:
+    return all(hasattr(env, a) for a in ("reset", "step", "observation_space", "action_space"))
+
+
+def adapt(env: Any, env_params: Any = None) -> tuple[Any, Any]:
+    """Check ``env`` against the protocol; wrap a five-value ``step`` in :class:`LegacyStep`.
+
+    Returns:
+      ``(env, env_params)`` with ``env_params`` defaulted to ``env.default_params``.
+    """
+    if isinstance(env, LegacyStep) or has_standard_step(env):
+        return env, env.default_params if env_params is None else env_params
+    if not _is_env(env):
         raise ValueError(
-            f"env must be a gymnax id or a gymnax Environment, got {type(env).__name__}"
+            "env must be an environment id or an object with reset, step, "
+            f"observation_space and action_space; got {type(env).__name__}"
         )
-    return env, env.default_params if env_params is None else env_params
+    params = env.default_params if env_params is None else env_params
+    if _step_arity(env, params) == 5:
+        return LegacyStep(env), params
+    return env, params
 
 
-def env_spec(env: Environment, env_params: Any) -> EnvSpec:
-    """Read the observation size, action space and episode limit of ``env``."""
-    obs_shape = env.observation_space(env_params).shape
-    obs_size = 1
-    for d in obs_shape:
-        obs_size *= int(d)
+def _step_arity(env: Any, params: Any) -> int:
+    """How many values ``env.step`` returns (traced abstractly, nothing runs)."""
+
+    def probe(key):
+        _, state = env.reset(key, params)
+        action = env.action_space(params).sample(key)
+        return env.step(key, state, action, params)
+
+    return len(jax.eval_shape(probe, jax.random.key(0)))
+
+
+class LegacyStep(Environment):
+    """Adapt an environment whose ``step`` returns gymnax 0.x's ``(obs, state, reward,
+    done, info)``.
+
+    ``done`` becomes ``terminated`` and ``truncated`` is always False: a time
+    limit inside ``done`` is indistinguishable from a true termination, so a
+    critic does not bootstrap there (the one thing lost). ``final_observation``
+    is the returned ``obs``, which is only read where the step did not end
+    the episode (a segment's end), and there it is the true next observation.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def default_params(self) -> Any:
+        return self.inner.default_params
+
+    def reset(self, key, params=None):
+        return self.inner.reset(key, params)
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, done, info = self.inner.step(key, state, action, params)
+        done = jnp.asarray(done, bool)
+        info = dict(info)
+        info["final_observation"] = obs
+        return obs, state, reward, done, jnp.zeros_like(done), info
+
+    def observation_space(self, params):
+        return self.inner.observation_space(params)
+
+    def action_space(self, params):
+        return self.inner.action_space(params)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.inner, "name", type(self.inner).__name__)
+
+
+def env_spec(env: Any, env_params: Any) -> EnvSpec:
+    """Read the observation shape, action space and episode limit of ``env``.
+
+    ``Discrete`` spaces are recognised by their ``n``, ``Box`` spaces by ``low``,
+    ``high`` and ``shape`` (any suite's space classes work).
+    """
+    obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)
     space = env.action_space(env_params)
     max_steps = int(getattr(env_params, "max_steps_in_episode", 0) or 0)
-    if isinstance(space, spaces.Discrete):
-        return EnvSpec(obs_size, True, int(space.n), None, None, max_steps)
-    if isinstance(space, spaces.Box):
+    if hasattr(space, "n"):
+        return EnvSpec(obs_shape, True, int(space.n), None, None, max_steps)
+    if all(hasattr(space, a) for a in ("low", "high", "shape")):
         shape = tuple(space.shape) or (1,)
         size = 1
         for d in shape:
             size *= int(d)
         low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), (size,))
         high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), (size,))
-        return EnvSpec(obs_size, False, size, low, high, max_steps)
+        return EnvSpec(obs_shape, False, size, low, high, max_steps)
     raise ValueError(
         f"action space {type(space).__name__} is not supported; allowed: Discrete, Box"
     )
 
 
-def flatten_obs(obs: jax.Array) -> jax.Array:
-    """``[..., *obs_shape]`` of any dtype → float32 ``[obs_size]`` (single env)."""
-    return jnp.reshape(obs, (-1,)).astype(jnp.float32)
+def as_obs(obs: Any) -> jax.Array:
+    """One observation as float32, its shape kept."""
+    return jnp.asarray(obs).astype(jnp.float32)
 
 
 class EpisodeStats(NamedTuple):
@@ -122,12 +326,12 @@ def _finish_step(spec: EnvSpec, obs, state, reward, terminated, truncated, final
     terminated = jnp.asarray(terminated, bool)
     truncated = jnp.logical_and(jnp.asarray(truncated, bool), ~terminated)
     return StepOut(
-        flatten_obs(obs),
+        as_obs(obs),
         state,
         jnp.asarray(reward, jnp.float32),
         terminated,
         truncated,
-        flatten_obs(final_obs),
+        as_obs(final_obs),
     )
 
 
@@ -152,9 +356,11 @@ def step(
     return _finish_step(spec, obs, state, reward, terminated, truncated, info["final_observation"])
 
 
-def has_standard_step(env: Environment) -> bool:
+def has_standard_step(env: Any) -> bool:
     """True when ``env`` uses gymnax's own ``step`` and ``is_truncated`` (no override),
     so :func:`step_with_reset` reproduces its auto-reset exactly."""
+    if not isinstance(env, Environment):
+        return False
     cls = type(env)
     return cls.step is Environment.step and cls.is_truncated is Environment.is_truncated
 
@@ -193,6 +399,6 @@ def step_with_reset(
 
 
 def reset(key: jax.Array, env: Environment, env_params: Any) -> tuple[jax.Array, Any]:
-    """Reset one environment; returns (flat obs, state)."""
+    """Reset one environment; returns (float32 obs, state)."""
     obs, state = env.reset(key, env_params)
-    return flatten_obs(obs), state
+    return as_obs(obs), state

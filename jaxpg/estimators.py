@@ -25,13 +25,13 @@ wrapped in ``stop_gradient`` here. Normalisation of the loss:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxpg import returns
-from jaxpg.config import ESTIMATORS
 
 Array = jax.Array
 
@@ -39,6 +39,79 @@ Array = jax.Array
 class Weights(NamedTuple):
     psi: Array  # Ψ_t, [T, B]
     value_target: Array | None  # critic regression target, [T, B] or None
+
+
+def _reinforce(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+    del values, next_values, lam
+    return Weights(returns.episode_returns(reward, terminated, truncated, gamma=gamma), None)
+
+
+def _reward_to_go(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+    del values, next_values, lam
+    zeros = jnp.zeros_like(reward)
+    return Weights(returns.reward_to_go(reward, zeros, terminated, truncated, gamma=gamma), None)
+
+
+def _baseline(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+    del lam
+    g = returns.reward_to_go(reward, next_values, terminated, truncated, gamma=gamma)
+    return Weights(g - values, g)
+
+
+def _gae(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+    adv = returns.gae(reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam)
+    return Weights(adv, adv + values)
+
+
+class EstimatorInfo(NamedTuple):
+    """What an estimator is and what the trainer must give it.
+
+    Attributes:
+      name: the ``Config.estimator`` value.
+      weights: ``(reward, values, next_values, terminated, truncated, *, gamma, lam)
+        -> Weights``, all ``[T, ...]``.
+      critic: trains a value network and uses it in Ψ (segments can be bootstrapped).
+      episodic: needs complete episodes (no critic to bootstrap a cut episode).
+      update: ``"step"`` (one full-batch gradient step per rollout, on-policy) or
+        ``"epochs"`` (PPO's ``num_epochs × num_minibatches`` clipped-ratio steps).
+      normalize: advantage normalisation is on by default.
+    """
+
+    name: str
+    weights: Callable[..., Weights]
+    critic: bool
+    episodic: bool
+    update: str
+    normalize: bool
+
+
+#: The one table of estimators: everything else (Config validation, the update,
+#: the CLI's choices, the docs' tests) reads it.
+REGISTRY: dict[str, EstimatorInfo] = {
+    e.name: e
+    for e in (
+        EstimatorInfo("reinforce", _reinforce, False, True, "step", False),
+        EstimatorInfo("reward_to_go", _reward_to_go, False, True, "step", False),
+        EstimatorInfo("baseline", _baseline, True, False, "step", False),
+        EstimatorInfo("vpg", _gae, True, False, "step", False),
+        EstimatorInfo("ppo", _gae, True, False, "epochs", True),
+    )
+}
+ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def info(estimator: str) -> EstimatorInfo:
+    """The registry entry of ``estimator``.
+
+    Raises:
+      ValueError: naming the allowed estimators.
+    """
+    try:
+        return REGISTRY[estimator]
+    except KeyError:
+        raise ValueError(
+            f"estimator={estimator!r} is unknown; allowed: {', '.join(ESTIMATORS)}"
+        ) from None
 
 
 def weights(
@@ -64,20 +137,9 @@ def weights(
     Returns:
       :class:`Weights` with ``psi`` ``[T, ...]`` and the critic target.
     """
-    if estimator == "reinforce":
-        psi = returns.episode_returns(reward, terminated, truncated, gamma=gamma)
-        return Weights(psi, None)
-    if estimator == "reward_to_go":
-        zeros = jnp.zeros_like(reward)
-        g = returns.reward_to_go(reward, zeros, terminated, truncated, gamma=gamma)
-        return Weights(g, None)
-    if estimator == "baseline":
-        g = returns.reward_to_go(reward, next_values, terminated, truncated, gamma=gamma)
-        return Weights(g - values, g)
-    if estimator in ("vpg", "ppo"):
-        adv = returns.gae(reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam)
-        return Weights(adv, adv + values)
-    raise ValueError(f"estimator={estimator!r} is unknown; allowed: {', '.join(ESTIMATORS)}")
+    return info(estimator).weights(
+        reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam
+    )
 
 
 def masked_mean(x: Array, mask: Array) -> Array:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxpg import networks, rollout
 from jaxpg.config import Config
-from jaxpg.update import Agent, make_agent
+from jaxpg.runspec import RunSpec, make_runspec
 
 
 class EvalResult(NamedTuple):
@@ -17,9 +17,9 @@ class EvalResult(NamedTuple):
     lengths: jax.Array  # [num_episodes]
 
 
-def _greedy(agent: Agent):
+def _greedy(run: RunSpec):
     def apply(params, obs):
-        dist = agent.policy_apply(params, obs)
+        dist = run.model.policy(params, obs)
         if isinstance(dist, networks.Gaussian):
             # Zero noise: the mean action.
             return networks.Gaussian(dist.mean, jnp.full_like(dist.log_std, -30.0))
@@ -28,35 +28,56 @@ def _greedy(agent: Agent):
     return apply
 
 
-def evaluate_agent(
-    key: jax.Array, agent: Agent, policy_params, num_episodes: int, greedy: bool = False
+def evaluate_run(
+    key: jax.Array, run: RunSpec, params: Any, num_episodes: int, greedy: bool = False
 ) -> EvalResult:
-    """Run ``num_episodes`` complete episodes of π and return their returns/lengths."""
-    apply = _greedy(agent) if greedy else agent.policy_apply
+    """Run ``num_episodes`` complete episodes of π and return their returns/lengths.
+
+    ``params`` are the run's model parameters (``TrainState.params``).
+    """
+    apply = _greedy(run) if greedy else run.model.policy
     trans = rollout.rollout_episodes(
-        key,
-        apply,
-        policy_params,
-        agent.env,
-        agent.env_params,
-        agent.spec,
-        num_episodes,
-        agent.spec.max_episode_steps,
-    )
+        key, apply, params, run.env, run.env_params, run.spec, num_episodes,
+        run.spec.max_episode_steps,
+    )  # fmt: skip
     ret = jnp.sum(trans.reward * trans.mask, axis=0)
     length = jnp.sum(trans.mask, axis=0)
     return EvalResult(ret, length)
 
 
 def make_evaluate(
-    config: Config, num_episodes: int = 64, greedy: bool = False, env=None, env_params=None
+    config: Config,
+    num_episodes: int = 64,
+    greedy: bool = False,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    network: Any = None,
 ):
-    """Return ``evaluate(key, policy_params) -> EvalResult`` (safe to jit/vmap).
+    """Return ``evaluate(key, params) -> EvalResult`` (safe to jit/vmap).
 
+    ``params`` are a trained state's ``TrainState.params`` (the whole model's).
     Episodes run until termination or the environment's time limit, so the
     environment must define ``max_steps_in_episode``.
+
+    Args:
+      config: the run's configuration (env, networks).
+      num_episodes: episodes per call, run in parallel.
+      greedy: act with the most likely action (the mean for Gaussians).
+      env, env_params, network: as in :func:`jaxpg.make_train`.
+
+    Returns:
+      ``evaluate(key, params) -> EvalResult`` with ``returns`` and ``lengths``
+      ``[num_episodes]``.
+
+    Example:
+      >>> import jax, jaxpg
+      >>> cfg = jaxpg.Config(num_envs=2, num_steps=16, total_timesteps=32)
+      >>> out = jaxpg.make_train(cfg)(jax.random.key(0))
+      >>> make_evaluate(cfg, 3)(jax.random.key(1), out.state.params).returns.shape
+      (3,)
     """
-    agent = make_agent(config, env, env_params)
-    if agent.spec.max_episode_steps < 1:
+    run = make_runspec(config, env, env_params, network=network)
+    if run.spec.max_episode_steps < 1:
         raise ValueError("evaluation needs env_params.max_steps_in_episode >= 1")
-    return lambda key, params: evaluate_agent(key, agent, params, num_episodes, greedy)
+    return lambda key, params: evaluate_run(key, run, params, num_episodes, greedy)

@@ -1,13 +1,26 @@
-"""Policy and value networks (flax.linen) and the two action distributions.
+"""Networks: the protocol the trainer calls, the built-in modules, the two distributions.
 
-* ``Policy``: MLP torso; a categorical head (logits ``[..., n]``) for discrete
-  actions, or a diagonal Gaussian (mean ``[..., d]`` plus a state-independent
-  log-std parameter) for continuous ones.
-* ``Value``: a separate MLP returning a scalar ``[...]``.
-* ``weight_init="orthogonal"``: hidden layers use orthogonal init with gain √2, the
-  policy head gain 0.01 and the value head gain 1 (the initialisation PPO
-  implementations share). ``weight_init="lecun"``: flax's default LeCun-normal kernels
-  everywhere. Biases start at zero.
+The protocol (:class:`Model`): a run's networks are three pure functions of a
+parameter pytree,
+
+* ``policy(params, obs[..., *obs_shape]) -> dist``: categorical logits
+  ``[..., n]`` (discrete actions) or a :class:`Gaussian` (continuous);
+* ``value(params, obs) -> v[...]``: the state value, a scalar per observation;
+* ``policy_value(params, obs) -> (dist, v)``: both at once (one torso pass when
+  they share it);
+
+plus ``init(key, obs[1, *obs_shape]) -> params``. Build one from flax modules:
+:func:`separate` (a policy module and a value module, ``params = {"policy",
+"value"}``) or :func:`shared` (one actor-critic module returning ``(dist, v)``,
+``params = {"actor_critic"}``); :func:`from_config` builds the built-in ones by
+``Config`` name.
+
+Built-in modules take observations in their natural shape: ``network="mlp"``
+flattens them, ``network="cnn"`` applies 3×3 convolutions to ``[H, W, C]`` grids
+first. ``weight_init="orthogonal"``: hidden layers use orthogonal init with
+gain √2, the policy head 0.01 and the value head 1 (PureJaxRL, CleanRL);
+``"lecun"``: flax's default LeCun-normal kernels everywhere. Biases start at zero.
+``layer_norm`` adds a LayerNorm before each hidden activation.
 
 The distributions are plain functions on the head's output so they work on any
 leading batch shape and under ``vmap``.
@@ -16,8 +29,8 @@ leading batch shape and under ``vmap``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -33,46 +46,62 @@ _ACTIVATIONS = {
 }
 
 
-class MLP(nn.Module):
-    """Dense layers with the chosen activation, then a linear head of ``out_dim``."""
-
-    hidden_sizes: Sequence[int]
-    activation: str
-    out_dim: int
-    out_gain: float
-    weight_init: str = "orthogonal"
-
-    def _kernel(self, gain: float):
-        if self.weight_init == "lecun":
-            return nn.initializers.lecun_normal()
-        return nn.initializers.orthogonal(gain)
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        act = _ACTIVATIONS[self.activation]
-        for h in self.hidden_sizes:
-            x = act(nn.Dense(h, kernel_init=self._kernel(np.sqrt(2.0)))(x))
-        return nn.Dense(self.out_dim, kernel_init=self._kernel(self.out_gain))(x)
-
-
 class Gaussian(NamedTuple):
     mean: jax.Array  # [..., d]
     log_std: jax.Array  # [d] or broadcastable to mean
 
 
-class Policy(nn.Module):
-    """π_θ(·|s): logits ``[..., n]`` (discrete) or a :class:`Gaussian` (continuous)."""
+def _kernel(weight_init: str, gain: float):
+    if weight_init == "lecun":
+        return nn.initializers.lecun_normal()
+    return nn.initializers.orthogonal(gain)
 
+
+class Torso(nn.Module):
+    """Hidden layers: optional 3×3 convolutions over ``[H, W, C]``, then dense layers.
+
+    Input ``[..., *obs_shape]``; output ``[..., features]``. With no convolutions
+    the observation is flattened first.
+    """
+
+    obs_shape: Sequence[int]
     hidden_sizes: Sequence[int]
-    activation: str
+    activation: str = "tanh"
+    conv_channels: Sequence[int] = ()
+    layer_norm: bool = False
+    weight_init: str = "orthogonal"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = _ACTIVATIONS[self.activation]
+        batch = x.shape[: x.ndim - len(self.obs_shape)]
+        init = _kernel(self.weight_init, np.sqrt(2.0))
+        if self.conv_channels:
+            if len(self.obs_shape) != 3:
+                raise ValueError(
+                    f"network='cnn' needs [H, W, C] observations; got shape {tuple(self.obs_shape)}"
+                )
+            for c in self.conv_channels:
+                x = nn.Conv(c, (3, 3), padding="SAME", kernel_init=init)(x)
+                x = act(nn.LayerNorm()(x) if self.layer_norm else x)
+        x = x.reshape(batch + (-1,))
+        for h in self.hidden_sizes:
+            x = nn.Dense(h, kernel_init=init)(x)
+            x = act(nn.LayerNorm()(x) if self.layer_norm else x)
+        return x
+
+
+class PolicyHead(nn.Module):
+    """Features → logits ``[..., n]`` or a :class:`Gaussian` (state-independent log-std)."""
+
     action_dim: int
     discrete: bool
     log_std_init: float = 0.0
     weight_init: str = "orthogonal"
 
     @nn.compact
-    def __call__(self, obs: jax.Array):
-        out = MLP(self.hidden_sizes, self.activation, self.action_dim, 0.01, self.weight_init)(obs)
+    def __call__(self, x: jax.Array):
+        out = nn.Dense(self.action_dim, kernel_init=_kernel(self.weight_init, 0.01))(x)
         if self.discrete:
             return out
         log_std = self.param(
@@ -81,16 +110,147 @@ class Policy(nn.Module):
         return Gaussian(out, log_std)
 
 
-class Value(nn.Module):
-    """V_φ(s): a scalar per observation, ``[...]``."""
+class ValueHead(nn.Module):
+    """Features → a scalar per observation ``[...]``."""
 
-    hidden_sizes: Sequence[int]
-    activation: str
     weight_init: str = "orthogonal"
 
     @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.Dense(1, kernel_init=_kernel(self.weight_init, 1.0))(x)[..., 0]
+
+
+class Policy(nn.Module):
+    """π_θ(·|s): a :class:`Torso` and a :class:`PolicyHead`."""
+
+    torso: Torso
+    head: PolicyHead
+
+    def __call__(self, obs: jax.Array):
+        return self.head(self.torso(obs))
+
+
+class Value(nn.Module):
+    """V_φ(s): a :class:`Torso` and a :class:`ValueHead`, ``[...]``."""
+
+    torso: Torso
+    head: ValueHead
+
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, self.activation, 1, 1.0, self.weight_init)(obs)[..., 0]
+        return self.head(self.torso(obs))
+
+
+class ActorCritic(nn.Module):
+    """One shared :class:`Torso` with a policy head and a value head: ``obs -> (dist, v)``."""
+
+    torso: Torso
+    policy_head: PolicyHead
+    value_head: ValueHead
+
+    def __call__(self, obs: jax.Array):
+        x = self.torso(obs)
+        return self.policy_head(x), self.value_head(x)
+
+
+class Model(NamedTuple):
+    """How the trainer calls a run's networks (see the module docstring).
+
+    Attributes:
+      init: ``(key, obs[1, *obs_shape]) -> params``.
+      policy: ``(params, obs[..., *obs_shape]) -> dist``.
+      value: ``(params, obs) -> v[...]`` (float32).
+      policy_value: ``(params, obs) -> (dist, v)``.
+    """
+
+    init: Callable[[jax.Array, jax.Array], Any]
+    policy: Callable[[Any, jax.Array], Any]
+    value: Callable[[Any, jax.Array], jax.Array]
+    policy_value: Callable[[Any, jax.Array], tuple[Any, jax.Array]]
+
+
+def separate(policy: nn.Module, value: nn.Module) -> Model:
+    """A :class:`Model` of two flax modules: ``policy(obs) -> dist``, ``value(obs) -> v``.
+
+    ``params`` is ``{"policy": ..., "value": ...}``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> torso = Torso(obs_shape=(4,), hidden_sizes=(8,))
+      >>> m = separate(Policy(torso, PolicyHead(2, True)), Value(torso, ValueHead()))
+      >>> params = m.init(jax.random.key(0), jnp.zeros((1, 4)))
+      >>> m.policy(params, jnp.zeros((5, 4))).shape, m.value(params, jnp.zeros((5, 4))).shape
+      ((5, 2), (5,))
+    """
+
+    def init(key, obs):
+        k_pol, k_val = jax.random.split(key)
+        return {"policy": policy.init(k_pol, obs), "value": value.init(k_val, obs)}
+
+    def pol(params, obs):
+        return policy.apply(params["policy"], obs)
+
+    def val(params, obs):
+        return value.apply(params["value"], obs)
+
+    return Model(init, pol, val, lambda p, o: (pol(p, o), val(p, o)))
+
+
+def shared(actor_critic: nn.Module) -> Model:
+    """A :class:`Model` of one flax module ``obs -> (dist, v)`` (a shared torso).
+
+    ``params`` is ``{"actor_critic": ...}``; the policy and the value are its two
+    outputs, and training differentiates the summed loss through the torso.
+    """
+
+    def init(key, obs):
+        return {"actor_critic": actor_critic.init(key, obs)}
+
+    def both(params, obs):
+        return actor_critic.apply(params["actor_critic"], obs)
+
+    return Model(init, lambda p, o: both(p, o)[0], lambda p, o: both(p, o)[1], both)
+
+
+def from_config(config, spec) -> Model:
+    """The built-in networks that ``config`` names, for an env of ``spec`` (an ``EnvSpec``)."""
+
+    def torso() -> Torso:
+        conv = config.conv_channels if config.network == "cnn" else ()
+        return Torso(
+            spec.obs_shape,
+            config.hidden_sizes,
+            config.activation,
+            conv,
+            config.layer_norm,
+            config.weight_init,
+        )
+
+    p_head = PolicyHead(spec.action_dim, spec.discrete, config.log_std_init, config.weight_init)
+    v_head = ValueHead(config.weight_init)
+    if config.shared_torso:
+        return shared(ActorCritic(torso(), p_head, v_head))
+    return separate(Policy(torso(), p_head), Value(torso(), v_head))
+
+
+def as_model(network: Any) -> Model:
+    """Turn what a user passes as ``network=`` into a :class:`Model`.
+
+    Accepts a :class:`Model`, a ``(policy_module, value_module)`` pair, or one
+    actor-critic flax module returning ``(dist, v)``.
+
+    Raises:
+      ValueError: anything else, naming what is accepted.
+    """
+    if isinstance(network, Model):
+        return network
+    if isinstance(network, tuple) and len(network) == 2:
+        return separate(*network)
+    if isinstance(network, nn.Module):
+        return shared(network)
+    raise ValueError(
+        "network must be a jaxpg.networks.Model, a (policy_module, value_module) pair "
+        f"or an actor-critic flax module returning (dist, value); got {type(network).__name__}"
+    )
 
 
 # --- distributions ------------------------------------------------------------

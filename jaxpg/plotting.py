@@ -14,7 +14,7 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from jaxpg.checkpoint import write_bytes_atomic
+    from jaxpg.files import write_bytes_atomic
     from jaxpg.progress import read_metrics
 
     m = read_metrics(csv_path)

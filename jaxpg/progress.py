@@ -41,6 +41,7 @@ COLUMNS = (
     "clip_frac",
     "grad_norm",
     "lr",
+    "explained_variance",
 )
 # The metrics the compiled program sends to the host each update.
 STREAMED = COLUMNS[4:]
@@ -55,7 +56,7 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
     Returns:
       The number of data rows kept.
     """
-    from jaxpg.checkpoint import write_bytes_atomic
+    from jaxpg.files import write_bytes_atomic
 
     path = Path(path)
     header = ",".join(COLUMNS) + "\n"

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxpg import envs, networks
 from jaxpg.config import Config
-from jaxpg.update import make_agent
+from jaxpg.runspec import make_runspec
 
 # Environments gymnax's Visualizer draws (gymnax 1.0). The classic-control ones
 # render through gymnasium, which needs pygame.
@@ -34,16 +34,16 @@ CLASSIC = SUPPORTED[:5]
 
 
 def episode_states(
-    config: Config, policy_params, key: jax.Array, greedy: bool = False, max_steps: int = 1000
+    config: Config, params, key: jax.Array, greedy: bool = False, max_steps: int = 1000
 ):
     """Run one episode; returns the list of env states and cumulative rewards."""
-    agent = make_agent(config)
-    env, env_params, spec = agent.env, agent.env_params, agent.spec
+    run = make_runspec(config)
+    env, env_params, spec = run.env, run.env_params, run.spec
 
     @jax.jit
     def act_step(key, state, obs):
         k_act, k_env = jax.random.split(key)
-        dist = agent.policy_apply(policy_params, obs[None])
+        dist = run.model.policy(params, obs[None])
         if greedy:
             action = (
                 dist.mean
@@ -68,7 +68,7 @@ def episode_states(
         state = next_state
         states.append(state)
         rewards.append(total)
-    return agent.env, agent.env_params, states, rewards
+    return run.env, run.env_params, states, rewards
 
 
 def check_supported(env_id: str) -> None:
@@ -87,9 +87,7 @@ def check_supported(env_id: str) -> None:
             ) from None
 
 
-def render_gif(
-    config: Config, policy_params, path: Path, seed: int = 0, greedy: bool = False
-) -> Path:
+def render_gif(config: Config, params, path: Path, seed: int = 0, greedy: bool = False) -> Path:
     """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
     check_supported(config.env)
     import matplotlib
@@ -97,11 +95,9 @@ def render_gif(
     matplotlib.use("Agg")
     from gymnax.visualize import Visualizer
 
-    from jaxpg.checkpoint import write_bytes_atomic
+    from jaxpg.files import write_bytes_atomic
 
-    env, env_params, states, rewards = episode_states(
-        config, policy_params, jax.random.key(seed), greedy
-    )
+    env, env_params, states, rewards = episode_states(config, params, jax.random.key(seed), greedy)
     tmp = path.with_name(f".{path.stem}.render.gif")
     try:
         Visualizer(env, env_params, states, rewards).animate(str(tmp))

@@ -10,7 +10,7 @@ Layout of a run directory::
     tensorboard/         event files (with ``--tensorboard``)
 
 The run is a sequence of dispatches of one compiled program, a ``lax.scan``
-over ``log_every`` updates (:func:`jaxpg.chunk.make_chunk`). JAX dispatches the next chunk
+over ``log_every`` updates (:func:`jaxpg.loop.make_dispatch`). JAX dispatches the next chunk
 before the host reads the previous chunk's metric rows, so the host work
 (``metrics.csv``, the progress bar, TensorBoard; see
 :class:`~jaxpg.progress.MetricsSink`) overlaps the compute, and checkpoints
@@ -49,10 +49,15 @@ import jax
 import numpy as np
 
 from jaxpg import checkpoint, sharding
-from jaxpg.chunk import make_chunk
 from jaxpg.config import Config, HParams
-from jaxpg.progress import MetricsSink, truncate_metrics
-from jaxpg.update import TrainState, init_state, make_agent
+from jaxpg.files import write_json_atomic
+from jaxpg.loop import make_dispatch
+from jaxpg.progress import STREAMED, MetricsSink, truncate_metrics
+from jaxpg.runspec import TrainState, init_state, make_runspec
+
+# The columns the compiled dispatch emits per update (the host adds the wall time
+# and steps/s columns of metrics.csv).
+DISPATCH_COLUMNS = ("update", "env_steps", *STREAMED)
 
 CONFIG_JSON = "config.json"
 METRICS_CSV = "metrics.csv"
@@ -170,8 +175,6 @@ def prepare_run_dir(
     argv: list[str] | None = None,
 ) -> None:
     """Create a fresh run directory and write ``config.json`` (errors before any write)."""
-    from jaxpg.commands.common import write_json_atomic
-
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"--out {run_dir} exists and is not a directory")
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -299,12 +302,10 @@ def train_run(
       NonFiniteError: training produced NaN/inf (the last good checkpoint stays).
       RunError: the devices cannot take the run (see :func:`env_mesh_for`).
     """
-    from jaxpg.commands.common import write_json_atomic
-
     mesh = env_mesh_for(config, settings)
-    agent = make_agent(config)._replace(mesh=mesh)
+    runspec = make_runspec(config)._replace(mesh=mesh)
     key = jax.random.key(config.seed)
-    state = init_state(agent, key)
+    state = init_state(runspec, key)
     shardings = None if mesh is None else sharding.state_shardings(state, mesh)
     writer = jax.process_index() == 0
     wall0, ckpt_step = 0.0, None
@@ -318,11 +319,11 @@ def train_run(
             wall0 = float(meta.get("wall_time_s", 0.0))
         if writer:
             truncate_metrics(run_dir / METRICS_CSV, ckpt_step or 0)
-    steps_per_update = config.num_envs * agent.horizon
+    steps_per_update = config.num_envs * runspec.horizon
     sink = (
         MetricsSink(
             run_dir / METRICS_CSV,
-            total_steps=agent.num_updates * steps_per_update,
+            total_steps=runspec.num_updates * steps_per_update,
             start_wall=wall0,
             start_steps=float(state.env_steps),
             progress=settings.progress,
@@ -335,7 +336,7 @@ def train_run(
         state = sharding.put_state(state, shardings)
     hp = config.hparams()
     status = "completed"
-    loop = _Loop(agent, config, settings, run_dir, sink, ckpt_step, shardings)
+    loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings)
     try:
         with _StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
@@ -351,7 +352,7 @@ def train_run(
     finally:
         sink.close()
         if writer:
-            summary = _summary(run_dir, config, agent, state, sink, status, ckpt_step)
+            summary = _summary(run_dir, config, runspec, state, sink, status, ckpt_step)
             write_json_atomic(run_dir / SUMMARY_JSON, summary)
             _plot_quietly(run_dir)
         else:
@@ -369,18 +370,23 @@ class _Loop:
     rows reach the sink by ``jax.debug.callback`` from inside the program.
     """
 
-    def __init__(self, agent, config, settings, run_dir, sink, ckpt_step, shardings=None):
-        self.agent, self.config, self.settings = agent, config, settings
+    def __init__(self, runspec, config, settings, run_dir, sink, ckpt_step, shardings=None):
+        self.runspec, self.config, self.settings = runspec, config, settings
         self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
         self.stopped_early = False
         self._future = None
-        n = agent.num_updates
+        n = runspec.num_updates
         if settings.log_mode == "callback":
             self.chunk_len = max(1, min(settings.checkpoint_every, n))
-            self.chunk = make_chunk(agent, self.chunk_len, sink, settings.log_every, shardings)
+            self.chunk = make_dispatch(
+                runspec, self.chunk_len, DISPATCH_COLUMNS, sink=sink,
+                log_every=settings.log_every, shardings=shardings,
+            )  # fmt: skip
         else:
             self.chunk_len = max(1, min(settings.log_every, settings.checkpoint_every, n))
-            self.chunk = make_chunk(agent, self.chunk_len, None, shardings=shardings)
+            self.chunk = make_dispatch(
+                runspec, self.chunk_len, DISPATCH_COLUMNS, shardings=shardings
+            )
 
     def _drain(self, pending: list) -> None:
         """Read the rows of dispatched chunks (blocking) and hand them to the sink."""
@@ -422,7 +428,7 @@ class _Loop:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        n = self.agent.num_updates
+        n = self.runspec.num_updates
         every = self.settings.checkpoint_every
         step = int(state.update_step)
         last_ckpt = step
@@ -466,7 +472,7 @@ def _host_state(state: TrainState) -> TrainState:
     return sharding.fetch(state.replace(key=jax.random.key_data(state.key)))
 
 
-def _summary(run_dir, config, agent, state, sink, status, ckpt_step) -> dict:
+def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
     from jaxpg.progress import read_metrics
 
     m = read_metrics(run_dir / METRICS_CSV)
@@ -484,7 +490,7 @@ def _summary(run_dir, config, agent, state, sink, status, ckpt_step) -> dict:
         "env": config.env,
         "estimator": config.estimator,
         "updates_done": int(m["update"][-1]) if len(ret) else 0,
-        "num_updates": agent.num_updates,
+        "num_updates": runspec.num_updates,
         "env_steps": steps,
         "last_checkpoint_update": ckpt_step,
         "final_return": float(tail.mean()) if len(tail) else None,
@@ -505,7 +511,11 @@ def _plot_quietly(run_dir: Path) -> None:
 
 
 def load_policy(path: Path) -> tuple[Config, Any, int]:
-    """Config, policy params and update step from a run directory or checkpoint file."""
+    """Config, network params and update step from a run directory or checkpoint file.
+
+    The params are the whole model's (``networks.from_config(config, spec).policy``
+    takes them).
+    """
     if path.is_dir():
         ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
         if not ckpts:
@@ -514,7 +524,6 @@ def load_policy(path: Path) -> tuple[Config, Any, int]:
     elif not path.is_file():
         raise RunError(f"{path} does not exist (give a run directory or a checkpoint file)")
     _, config, _ = checkpoint.read(path)
-    agent = make_agent(config)
-    template = init_state(agent, jax.random.key(config.seed))
+    template = init_state(make_runspec(config), jax.random.key(config.seed))
     state, _ = checkpoint.restore(path, template, config)
-    return config, state.params["policy"], int(state.update_step)
+    return config, state.params, int(state.update_step)

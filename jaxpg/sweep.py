@@ -25,7 +25,8 @@ import numpy as np
 from jaxpg import sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.grid import ALIASES, Grid, check_grid, hparams_batch
-from jaxpg.update import init_state, make_agent, update
+from jaxpg.loop import scan_updates
+from jaxpg.runspec import init_state, make_runspec
 
 log = logging.getLogger("jaxpg.sweep")
 
@@ -133,12 +134,13 @@ def estimate_run_bytes(config: Config, env=None, env_params=None) -> int:
     both MLPs over the batch. It errs high (about 3× the compiled figure for
     small CartPole runs); the compiled program's own figure is checked after.
     """
-    agent = make_agent(config, env, env_params)
-    state = jax.eval_shape(lambda k: init_state(agent, k), jax.random.key(0))
-    n = agent.horizon * config.num_envs
-    transition = n * (2 * agent.spec.obs_size + agent.spec.action_dim + 10) * 4
-    activations = n * sum(config.hidden_sizes) * 4 * 2 * 3
-    metrics = agent.num_updates * 16 * 4
+    run = make_runspec(config, env, env_params)
+    state = jax.eval_shape(lambda k: init_state(run, k), jax.random.key(0))
+    n = run.horizon * config.num_envs
+    transition = n * (2 * run.spec.obs_size + run.spec.action_dim + 10) * 4
+    conv = n * run.spec.obs_size * sum(config.conv_channels) if config.network == "cnn" else 0
+    activations = (n * sum(config.hidden_sizes) + conv) * 4 * 2 * 3
+    metrics = run.num_updates * 16 * 4
     return 3 * _tree_bytes(state) + metrics + 6 * transition + activations
 
 
@@ -169,16 +171,15 @@ def make_batched_train(
       ``state`` the stacked final ``TrainState`` if ``keep_state`` else ``None``.
       ``runs.num_traces`` counts how often it has been traced.
     """
-    agent = make_agent(config, env, env_params)
+    run = make_runspec(config, env, env_params)
 
     def one(state, hp):
-        body = lambda s, _: update(agent, s, hp)  # noqa: E731 - as in make_train
-        state, metrics = jax.lax.scan(body, state, None, length=agent.num_updates)
-        return (metrics["episode_return"], metrics["env_steps"]), state
+        out = scan_updates(run, state, hp, run.num_updates)  # as in make_train
+        return (out.metrics["episode_return"], out.metrics["env_steps"]), out.state
 
     def runs(seeds: jax.Array, hp: HParams):
         runs.num_traces += 1  # Python side effect: runs at trace time only
-        states = jax.lax.map(lambda s: init_state(agent, jax.random.key(s)), seeds)
+        states = jax.lax.map(lambda s: init_state(run, jax.random.key(s)), seeds)
         curves, state = jax.vmap(one)(states, hp)
         return curves, (state if keep_state else None)
 
@@ -200,7 +201,9 @@ def _compile(fn, chunk: int, shard, info: ProgramInfo, cache_key):
         info.compiled_bytes_per_device = _compiled_bytes(compiled)
         return compiled
     spec_seeds = jax.ShapeDtypeStruct((chunk,), jnp.int32, sharding=shard)
-    spec_hp = HParams(*[jax.ShapeDtypeStruct((chunk,), jnp.float32, sharding=shard)] * 7)
+    spec_hp = HParams(
+        *[jax.ShapeDtypeStruct((chunk,), jnp.float32, sharding=shard) for _ in HParams._fields]
+    )
     t0 = time.perf_counter()
     compiled = jax.jit(fn, out_shardings=shard).lower(spec_seeds, spec_hp).compile()
     info.compile_s += time.perf_counter() - t0

@@ -8,29 +8,58 @@ split over several devices (:mod:`jaxpg.sharding`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
-from jaxpg import sharding
+from jaxpg import loop, sharding
 from jaxpg.config import Config, HParams
-from jaxpg.update import TrainState, init_state, make_agent, update
+from jaxpg.runspec import RunSpec, TrainState, init_state, make_runspec
 
 
 class TrainOutput(NamedTuple):
     state: TrainState  # final state (params, optimizer, envs, key)
     metrics: dict  # per-update metrics, each ``[num_updates]``
+    stopped_at: jax.Array  # int32: 0, or the update where ``guard`` stopped the run
 
 
-def make_train(config: Config, env=None, env_params=None):
+def make_train(
+    config: Config,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    network: Any = None,
+    optimizer: Any = None,
+    guard: bool = False,
+):
     """Return a pure ``train(key, hparams=None) -> TrainOutput`` for ``config``.
 
     ``hparams`` defaults to ``config.hparams()``; pass an :class:`HParams` (or
-    vmap over one) to sweep learning rate, γ, λ, clip ε and coefficients without
-    recompiling. Metrics include ``episode_return`` (mean return of the
-    episodes finished in each update; NaN until one finishes), ``env_steps``,
+    vmap over one, e.g. ``config.hparams(lr=[...])``) to sweep learning rate,
+    γ, λ, clip ε, coefficients and the clip norm without recompiling, also with
+    your own network and optimizer. Metrics include ``episode_return`` (mean
+    return of the episodes finished in each update; the previous value if none
+    did, NaN until one finishes), ``episode_length``, ``env_steps``,
     ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clip_frac``,
-    ``grad_norm`` and ``lr``.
+    ``grad_norm``, ``lr``, ``update`` and, for critic estimators,
+    ``explained_variance``.
+
+    Args:
+      config: the run's static configuration.
+      env: an environment instance (or id) overriding ``config.env``
+        (:mod:`jaxpg.envs`).
+      env_params: params for ``env``.
+      network: your networks: a :class:`jaxpg.networks.Model`, a
+        ``(policy_module, value_module)`` pair of flax modules, or one
+        actor-critic flax module returning ``(dist, value)``.
+      optimizer: an Optax ``GradientTransformation`` (used as is: it owns its
+        learning rate and clipping), or a factory ``learning_rate ->
+        GradientTransformation`` (chained after global-norm clipping, driven by
+        the traced, annealed ``lr``); default ``config.optimizer``.
+      guard: check the hyperparameters (:meth:`HParams.valid`) and stop at the
+        first update whose loss or parameters are not finite: that update and
+        all later ones are not applied (metrics zero, ``update`` 0) and
+        ``stopped_at`` names it. Costs a select per update.
 
     On a small CPU, ``jax.vmap`` over whole runs can deadlock XLA:CPU's worker
     threads in the batched QR of the orthogonal initialisation; ``jaxpg.sweep``
@@ -43,29 +72,36 @@ def make_train(config: Config, env=None, env_params=None):
       >>> out.metrics["episode_return"].shape
       (2,)
     """
-    agent = make_agent(config, env, env_params)
+    run = make_runspec(config, env, env_params, network=network, optimizer=optimizer)
 
     def train(key: jax.Array, hparams: HParams | None = None) -> TrainOutput:
-        return _train(agent, None, key, hparams)
+        return _train(run, None, guard, key, hparams)
 
-    train.num_updates = agent.num_updates
+    train.num_updates = run.num_updates
+    train.runspec = run
     return train
 
 
-def _train(agent, shardings, key: jax.Array, hparams: HParams | None) -> TrainOutput:
+def _train(
+    run: RunSpec, shardings, guard: bool, key: jax.Array, hparams: HParams | None
+) -> TrainOutput:
     """The whole run; with ``shardings``, the state is pinned to them after every update."""
-    hp = agent.config.hparams() if hparams is None else hparams
-    state = sharding.constrain(init_state(agent, key), shardings)
-
-    def body(s, _):
-        s, metrics = update(agent, s, hp)
-        return sharding.constrain(s, shardings), metrics
-
-    state, metrics = jax.lax.scan(body, state, None, length=agent.num_updates)
-    return TrainOutput(state, metrics)
+    hp = run.config.hparams() if hparams is None else hparams
+    state = sharding.constrain(init_state(run, key), shardings)
+    out = loop.scan_updates(run, state, hp, run.num_updates, guard=guard, shardings=shardings)
+    return TrainOutput(out.state, out.metrics, out.stopped_at)
 
 
-def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
+def make_sharded_train(
+    config: Config,
+    devices: Any = None,
+    env: Any = None,
+    env_params: Any = None,
+    *,
+    network: Any = None,
+    optimizer: Any = None,
+    guard: bool = False,
+):
     """Return a jitted ``train(key, hparams=None) -> TrainOutput`` with the env batch sharded.
 
     The program is :func:`make_train`'s, compiled once over a 1-D mesh of
@@ -85,8 +121,7 @@ def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
       config: the run; ``config.num_envs`` must be a multiple of the device count.
       devices: devices to shard over (default: all, every host after
         :func:`jaxpg.sharding.initialize_distributed`).
-      env: optional gymnax ``Environment`` instance overriding ``config.env``.
-      env_params: optional params for ``env``.
+      env, env_params, network, optimizer, guard: as in :func:`make_train`.
 
     Returns:
       The jitted ``train``, with attributes ``num_updates``, ``mesh`` and
@@ -106,14 +141,15 @@ def make_sharded_train(config: Config, devices=None, env=None, env_params=None):
     """
     mesh = sharding.env_mesh(devices)
     sharding.check_env_split(config.num_envs, mesh.size)
-    agent = make_agent(config, env, env_params)._replace(mesh=mesh)
-    abstract = jax.eval_shape(lambda k: init_state(agent, k), jax.random.key(0))
+    run = make_runspec(config, env, env_params, network=network, optimizer=optimizer)
+    run = run._replace(mesh=mesh)
+    abstract = jax.eval_shape(lambda k: init_state(run, k), jax.random.key(0))
     shardings = sharding.state_shardings(abstract, mesh)
     replicated = shardings.update_step
 
     def train(key: jax.Array, hparams: HParams | None = None) -> TrainOutput:
-        return _train(agent, shardings, key, hparams)
+        return _train(run, shardings, guard, key, hparams)
 
-    jitted = jax.jit(train, out_shardings=TrainOutput(shardings, replicated))
-    jitted.num_updates, jitted.mesh, jitted.shardings = agent.num_updates, mesh, shardings
+    jitted = jax.jit(train, out_shardings=TrainOutput(shardings, replicated, replicated))
+    jitted.num_updates, jitted.mesh, jitted.shardings = run.num_updates, mesh, shardings
     return jitted

@@ -78,7 +78,7 @@ class JaxpgSystem:
         t = time.perf_counter()
         out = jax.block_until_ready(self.compiled(key))
         dt = time.perf_counter() - t
-        self.policies.append(out.state.params["policy"])
+        self.policies.append(out.state.params)
         return dt
 
     def evaluate(self, episodes):

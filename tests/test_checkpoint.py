@@ -14,7 +14,7 @@ from jaxpg import checkpoint
 from jaxpg import run as runlib
 from jaxpg.config import Config
 from jaxpg.progress import COLUMNS, read_metrics, truncate_metrics
-from jaxpg.update import init_state, make_agent
+from jaxpg.runspec import init_state, make_runspec
 
 TINY = Config(
     num_envs=2,
@@ -40,7 +40,7 @@ def _leaves_equal(a, b) -> bool:
 
 
 def test_roundtrip_is_exact_and_leaves_no_temp_files(tmp_path):
-    agent = make_agent(TINY)
+    agent = make_runspec(TINY)
     state = init_state(agent, jax.random.key(3))
     path = checkpoint.save(tmp_path, state, TINY, {"wall_time_s": 1.5})
     assert path.name == "ckpt_00000000.msgpack"
@@ -53,7 +53,7 @@ def test_roundtrip_is_exact_and_leaves_no_temp_files(tmp_path):
 
 
 def test_keeps_only_the_newest(tmp_path):
-    agent = make_agent(TINY)
+    agent = make_runspec(TINY)
     state = init_state(agent, jax.random.key(0))
     for step in range(5):
         checkpoint.save(tmp_path, state.replace(update_step=jnp.int32(step)), TINY, keep=2)
@@ -61,10 +61,10 @@ def test_keeps_only_the_newest(tmp_path):
 
 
 def test_incompatible_config_is_one_clear_error(tmp_path):
-    agent = make_agent(TINY)
+    agent = make_runspec(TINY)
     path = checkpoint.save(tmp_path, init_state(agent, jax.random.key(0)), TINY)
     other = TINY.replace(hidden_sizes=(16,))
-    template = init_state(make_agent(other), jax.random.key(0))
+    template = init_state(make_runspec(other), jax.random.key(0))
     with pytest.raises(checkpoint.CheckpointError, match=r"incompatible config: hidden_sizes"):
         checkpoint.restore(path, template, other)
 
@@ -87,7 +87,7 @@ def test_truncate_metrics_drops_rows_past_the_checkpoint_and_partial_lines(tmp_p
 
 
 def test_nonfinite_update_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    from jaxpg import chunk
+    from jaxpg import loop as chunk
 
     real_update = chunk.update
 
@@ -98,7 +98,7 @@ def test_nonfinite_update_stops_and_keeps_last_good_checkpoint(tmp_path, monkeyp
 
     monkeypatch.setattr(chunk, "update", poisoned)
     settings = runlib.RunSettings(checkpoint_every=4, log_every=2, progress=False)
-    agent = make_agent(TINY)
+    agent = make_runspec(TINY)
     runlib.prepare_run_dir(tmp_path / "run", TINY, settings, agent.num_updates, argv=[])
     with pytest.raises(runlib.NonFiniteError, match="at update 7;.*checkpoint kept at update 4"):
         runlib.train_run(tmp_path / "run", TINY, settings)

@@ -25,7 +25,7 @@ def mean_eval_return(cfg: jaxpg.Config, seeds: int = SEEDS) -> float:
     keys = jax.random.split(jax.random.key(cfg.seed), seeds)
     eval_keys = jax.random.split(jax.random.key(123), seeds)
     returns = [
-        float(evaluate(ek, train(k).state.params["policy"]).returns.mean())
+        float(evaluate(ek, train(k).state.params).returns.mean())
         for k, ek in zip(keys, eval_keys, strict=True)
     ]
     return sum(returns) / len(returns)

@@ -23,7 +23,7 @@ def test_preset_reaches_its_target(name):
     evaluate = jax.jit(make_evaluate(preset.config, 16))
     per_seed = np.array(
         [
-            float(evaluate(ek, train(k).state.params["policy"]).returns.mean())
+            float(evaluate(ek, train(k).state.params).returns.mean())
             for k, ek in zip(keys, eval_keys, strict=True)
         ]
     )

@@ -10,6 +10,7 @@ from gymnax.environments import environment, spaces
 
 import jaxpg
 from jaxpg import envs, estimators, rollout, update
+from jaxpg.runspec import init_state, make_runspec
 
 
 @struct.dataclass
@@ -81,13 +82,11 @@ def test_critic_bootstraps_from_final_observation_at_truncation():
     cfg = jaxpg.Config(
         hidden_sizes=(1,), activation="relu", num_envs=2, num_steps=5, num_minibatches=1
     )
-    agent = update.make_agent(cfg, env=Counter(), env_params=CParams(max_steps_in_episode=3))
+    agent = make_runspec(cfg, env=Counter(), env_params=CParams(max_steps_in_episode=3))
     value_params = {
         "params": {
-            "MLP_0": {
-                "Dense_0": {"kernel": jnp.array([[1.0]]), "bias": jnp.zeros(1)},
-                "Dense_1": {"kernel": jnp.array([[10.0]]), "bias": jnp.zeros(1)},
-            }
+            "torso": {"Dense_0": {"kernel": jnp.array([[1.0]]), "bias": jnp.zeros(1)}},
+            "head": {"Dense_0": {"kernel": jnp.array([[10.0]]), "bias": jnp.zeros(1)}},
         }
     }
     trans = segment(CParams(max_steps_in_episode=3))
@@ -161,9 +160,9 @@ def test_env_with_its_own_step_keeps_it():
     assert envs.has_standard_step(Counter())
     assert not envs.has_standard_step(Wrapped())
     cfg = jaxpg.Config(num_envs=2, num_steps=7, total_timesteps=14, num_minibatches=1)
-    a = update.make_agent(cfg, Counter())
-    b = update.make_agent(cfg, Wrapped())
-    sa, sb = update.init_state(a, jax.random.key(0)), update.init_state(b, jax.random.key(0))
+    a = make_runspec(cfg, Counter())
+    b = make_runspec(cfg, Wrapped())
+    sa, sb = init_state(a, jax.random.key(0)), init_state(b, jax.random.key(0))
     _, ta = update.collect(a, sa, jax.random.key(1))
     _, tb = update.collect(b, sb, jax.random.key(1))
     # Counter's resets are deterministic, so both paths give the same rollout.

@@ -102,9 +102,9 @@ def test_env_split_error_names_num_envs_and_device_count():
 
 
 def test_state_shardings_split_only_the_env_batch():
-    from jaxpg.update import init_state, make_agent
+    from jaxpg.runspec import init_state, make_runspec
 
-    agent = make_agent(CFG)
+    agent = make_runspec(CFG)
     state = jax.eval_shape(lambda k: init_state(agent, k), jax.random.key(0))
     specs = sharding.state_shardings(state, sharding.env_mesh(jax.devices()[:1]))
     env_specs = {s.spec for s in jax.tree.leaves(specs.env)}

@@ -9,6 +9,7 @@ import pytest
 
 import jaxpg
 from jaxpg import update
+from jaxpg.runspec import make_runspec
 from jaxpg.shuffle import permutation
 
 
@@ -83,7 +84,7 @@ def test_minibatch_co_membership_matches_uniform_shuffle():
 @pytest.mark.parametrize("how", ["feistel", "sort"])
 def test_ppo_epoch_uses_every_sample_once(how):
     cfg = jaxpg.Config(num_envs=4, num_steps=6, num_minibatches=3, minibatch_shuffle=how)
-    agent = update.make_agent(cfg)
+    agent = make_runspec(cfg)
     n = 24
     flat = update.Batch(
         jnp.arange(n, dtype=jnp.float32)[:, None].repeat(4, 1),

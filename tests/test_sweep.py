@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import jaxpg
+from jaxpg import loop as loop_mod
 from jaxpg import sharding
 from jaxpg.commands import sweep as sweep_cmd
 from jaxpg.grid import check_grid, hparams_batch
@@ -53,7 +54,7 @@ def swept():
         return 0, "test"
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sweep_mod, "update", counting_update)
+        mp.setattr(loop_mod, "update", counting_update)
         mp.setattr(sharding, "device_memory_budget", small_budget)
         result = sweep_mod.sweep(TINY, seeds=SEEDS, grid=GRID, return_states=True)
     return result, traces

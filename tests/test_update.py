@@ -125,7 +125,7 @@ def test_weight_init_schemes():
     for scheme in ("orthogonal", "lecun"):
         cfg = jaxpg.Config(num_envs=2, num_steps=8, num_minibatches=2, weight_init=scheme)
         state = jaxpg.make_init(cfg)(jax.random.key(0))
-        heads[scheme] = state.params["policy"]["params"]["MLP_0"]["Dense_2"]["kernel"]
+        heads[scheme] = state.params["policy"]["params"]["head"]["Dense_0"]["kernel"]
     assert float(jnp.abs(heads["orthogonal"]).max()) < 0.02
     assert 0.05 < float(jnp.std(heads["lecun"])) < 0.25
 
@@ -157,24 +157,26 @@ def test_chunked_minibatch_gradient_equals_whole():
 
 
 def test_auto_grad_chunk_only_for_big_cpu_minibatches():
-    from jaxpg.update import grad_chunk_size, make_agent
+    from jaxpg.blocking import grad_chunk_size
+    from jaxpg.runspec import make_runspec
 
-    agent = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2))
+    agent = make_runspec(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2))
     cpu = jax.default_backend() == "cpu"
     assert grad_chunk_size(agent, 16384) == 16384
     assert grad_chunk_size(agent, 131072) == (8192 if cpu else 131072)
     assert grad_chunk_size(agent, 3 * 10**5) == (7500 if cpu else 3 * 10**5)
-    fixed = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=4))
+    fixed = make_runspec(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2, grad_chunk=4))
     assert grad_chunk_size(fixed, 16) == 4
 
 
 def test_chunked_apply_matches_whole_pass_with_padding():
-    from jaxpg.update import chunked_apply, make_agent
+    from jaxpg.blocking import chunked_apply
+    from jaxpg.runspec import make_runspec
 
-    agent = make_agent(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2))
-    params = agent.value.init(jax.random.key(0), jnp.zeros((1, agent.spec.obs_size)))
+    agent = make_runspec(jaxpg.Config(num_envs=4, num_steps=8, num_minibatches=2))
+    params = agent.model.init(jax.random.key(0), jnp.zeros((1, agent.spec.obs_size)))
     x = jax.random.normal(jax.random.key(1), (20_001, agent.spec.obs_size))  # 3 chunks, padded
-    fn = lambda o: agent.value_apply(params, o)  # noqa: E731
+    fn = lambda o: agent.model.value(params, o)  # noqa: E731
     got = jax.jit(lambda o: chunked_apply(agent, fn, o))(x)
     assert got.shape == (20_001,)
     np.testing.assert_allclose(got, fn(x), rtol=1e-5, atol=1e-6)

@@ -13,6 +13,8 @@ import json
 import sys
 import typing
 
+from jaxpg.files import json_default, write_json_atomic  # noqa: F401 - re-exported for commands
+
 
 class CommandError(Exception):
     """A user error: printed as one line, exit code 2."""
@@ -87,7 +89,16 @@ def _parse_optional_int(text: str) -> int | None:
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """Add one ``--field`` option per ``Config`` field, all defaulting to "not given"."""
-    from jaxpg.config import ACTIVATIONS, ESTIMATORS, INITS, ROLLOUTS, SHUFFLES, Config
+    from jaxpg.config import (
+        ACTIVATIONS,
+        ESTIMATORS,
+        INITS,
+        NETWORKS,
+        OPTIMIZERS,
+        ROLLOUTS,
+        SHUFFLES,
+        Config,
+    )
 
     group = parser.add_argument_group("run configuration (jaxpg.Config fields)")
     defaults = Config()
@@ -98,6 +109,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "rollout": ROLLOUTS,
         "weight_init": INITS,
         "minibatch_shuffle": SHUFFLES,
+        "network": NETWORKS,
+        "optimizer": OPTIMIZERS,
     }
     for f in dataclasses.fields(Config):
         default = getattr(defaults, f.name)
@@ -108,7 +121,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if hint is bool:
             group.add_argument(opt, action=argparse.BooleanOptionalAction, **kw)
             continue
-        if f.name == "hidden_sizes":
+        if f.name in ("hidden_sizes", "conv_channels"):
             kw.update(type=_parse_sizes, metavar="N,N")
         elif hint == bool | None:
             kw.update(type=_auto_marker(_parse_optional_bool), metavar="{true,false,auto}")
@@ -185,34 +198,9 @@ def start_distributed(argv: list[str]) -> None:
 
 def emit_json(obj) -> None:
     """Print one JSON document on stdout (the ``--json`` contract)."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=_json_default)
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=json_default)
     sys.stdout.write("\n")
     sys.stdout.flush()
-
-
-def _json_default(x):
-    try:
-        import numpy as np
-
-        if isinstance(x, np.generic):
-            return x.item()
-        if isinstance(x, np.ndarray):
-            return x.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if dataclasses.is_dataclass(x):
-        return dataclasses.asdict(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write JSON to ``path`` atomically (see ``jaxpg.checkpoint.write_bytes_atomic``)."""
-    from jaxpg.checkpoint import write_bytes_atomic
-
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-    write_bytes_atomic(path, text.encode())
 
 
 def _coerce_field(name: str, value, source: str):
@@ -246,7 +234,7 @@ def _coerce_field(name: str, value, source: str):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
         return float(value)
-    if name == "hidden_sizes":
+    if name in ("hidden_sizes", "conv_channels"):
         if isinstance(value, str):
             try:
                 return _parse_sizes(value)
@@ -257,6 +245,8 @@ def _coerce_field(name: str, value, source: str):
         ):
             raise bad
         return tuple(value)
+    if hint == str | None and value is None:
+        return None
     if not isinstance(value, str):
         raise bad
     return value

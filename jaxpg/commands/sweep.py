@@ -132,7 +132,7 @@ def _parse_value(field: str, text: str):
             return int(text)
         if hint is float:
             return float(text)
-        if field == "hidden_sizes":
+        if field in ("hidden_sizes", "conv_channels"):
             return tuple(int(x) for x in text.replace(":", "x").split("x") if x)
         return text
     except ValueError:

@@ -161,16 +161,16 @@ def run(args: argparse.Namespace) -> int:
             tensorboard=args.tensorboard,
             devices=_device_count(args.devices),
         )
-        from jaxpg.update import make_agent
+        from jaxpg.runspec import make_runspec
 
         try:
-            agent = make_agent(config)
+            runspec = make_runspec(config)
             runlib.env_mesh_for(config, settings)  # the devices can take it
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         run_dir = Path(args.out) if args.out else runlib.default_run_dir(config)
         if jax.process_index() == 0:
-            runlib.prepare_run_dir(run_dir, config, settings, agent.num_updates)
+            runlib.prepare_run_dir(run_dir, config, settings, runspec.num_updates)
     settings = runlib.dataclasses.replace(settings, progress=not args.quiet)
     try:
         summary = runlib.train_run(run_dir, config, settings, resume=bool(args.resume))

@@ -129,7 +129,8 @@ def train_checkpoints(cfg: ExperimentConfig, log: Callable[[str], None] = print)
     Returns:
       ``(agent, [{"name", "target", "train_return", "env_steps", "params"}])``.
     """
-    from jaxpg.update import init_state, make_agent, update
+    from jaxpg.runspec import init_state, make_runspec
+    from jaxpg.update import update
 
     config = Config(
         num_envs=32,
@@ -140,7 +141,7 @@ def train_checkpoints(cfg: ExperimentConfig, log: Callable[[str], None] = print)
         total_timesteps=cfg.train_timesteps,
         seed=cfg.seed,
     )
-    agent = make_agent(config)
+    agent = make_runspec(config)
     step = jax.jit(lambda s, hp: update(agent, s, hp))
     state = init_state(agent, jax.random.key(cfg.seed))
     hp = config.hparams()
@@ -216,7 +217,9 @@ def measure_checkpoint(
 ) -> tuple[list[dict], dict]:
     """All metrics of one checkpoint: (csv rows, summary dict)."""
     t0 = time.time()
-    pol_apply, val_apply = agent.policy.apply, agent.value.apply
+    # The built-in networks are separate: each reads only its own half of the params.
+    pol_apply = lambda p, obs: agent.model.policy({"policy": p}, obs)  # noqa: E731
+    val_apply = lambda p, obs: agent.model.value({"value": p}, obs)  # noqa: E731
     pp, vp = ckpt["params"]["policy"], ckpt["params"]["value"]
     limit = agent.spec.max_episode_steps
     sample = lambda k, n: _trim(

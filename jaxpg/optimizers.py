@@ -1,0 +1,105 @@
+"""Optimizers: Optax chains driven by the traced hyperparameters.
+
+Optax owns the optimizer pipeline; this module only says how a run's optimizer
+is built from :class:`~jaxpg.config.HParams`, so that ``lr`` and
+``max_grad_norm`` stay *traced* (a sweep over them compiles once) whatever the
+optimizer is:
+
+* by name (``Config.optimizer``): ``optax.chain(clip_by_global_norm(max_grad_norm),
+  OPT(learning_rate=schedule))``;
+* a factory ``learning_rate -> GradientTransformation`` (``learning_rate`` is an
+  Optax schedule ``step -> lr``): wrapped in the same chain, so clipping and the
+  schedule still come from ``HParams``;
+* a ready ``GradientTransformation``: used as it is. It owns its learning rate and
+  clipping, so ``HParams.lr`` and ``max_grad_norm`` no longer act on it.
+
+The schedule is ``lr × (1 − u / num_updates)`` with ``annealing`` (else ``lr``),
+``u`` the update that an optimizer step belongs to (``step // steps_per_update``):
+every gradient step of one update uses the same rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxpg.config import Config, HParams
+
+_BY_NAME: dict[str, Callable[[Config, Any], optax.GradientTransformation]] = {
+    "adam": lambda c, lr: optax.adam(lr, eps=1e-5),
+    "adamw": lambda c, lr: optax.adamw(lr, eps=1e-5, weight_decay=c.weight_decay),
+    "sgd": lambda c, lr: optax.sgd(lr),
+    "rmsprop": lambda c, lr: optax.rmsprop(lr),
+}
+
+
+class Optimizer(NamedTuple):
+    """A run's optimizer as a function of the traced hyperparameters.
+
+    Attributes:
+      build: ``hparams -> optax.GradientTransformation``, called inside the
+        compiled update (the state's structure never depends on the values).
+      schedule: ``(hparams, step) -> lr``, the learning rate of optimizer step
+        ``step`` (reported as the ``lr`` metric; NaN for a ready-made
+        transformation, whose rate jaxpg does not know).
+    """
+
+    build: Callable[[HParams], optax.GradientTransformation]
+    schedule: Callable[[HParams, jax.Array], jax.Array]
+
+
+def make_optimizer(
+    config: Config,
+    num_updates: int,
+    steps_per_update: int,
+    optimizer: optax.GradientTransformation | Callable | None = None,
+) -> Optimizer:
+    """The :class:`Optimizer` of a run.
+
+    Args:
+      config: gives ``optimizer`` (by name), ``anneal_lr`` and ``weight_decay``.
+      num_updates: updates in the run (the annealing horizon).
+      steps_per_update: optimizer steps per update (PPO: epochs × minibatches).
+      optimizer: ``None`` (use ``config.optimizer``), a factory
+        ``learning_rate -> GradientTransformation``, or a ``GradientTransformation``.
+
+    Returns:
+      The :class:`Optimizer`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> cfg = Config(anneal_lr=True)
+      >>> opt = make_optimizer(cfg, num_updates=10, steps_per_update=4)
+      >>> float(opt.schedule(cfg.hparams(lr=1.0), jnp.asarray(8)))  # update 2 of 10
+      0.8
+    """
+
+    def schedule(hp: HParams, step: jax.Array) -> jax.Array:
+        if not config.anneal_lr:
+            return hp.lr
+        update = (step // steps_per_update).astype(jnp.float32)
+        return hp.lr * (1.0 - update / num_updates)
+
+    if isinstance(optimizer, optax.GradientTransformation):
+        unknown = lambda hp, step: jnp.full((), jnp.nan, jnp.float32)  # noqa: E731
+        return Optimizer(lambda hp: optimizer, unknown)
+    if optimizer is None:
+        named = _BY_NAME[config.optimizer]
+        factory = lambda lr: named(config, lr)  # noqa: E731
+    elif callable(optimizer):
+        factory = optimizer
+    else:
+        raise ValueError(
+            "optimizer must be an optax.GradientTransformation or a factory "
+            f"learning_rate -> GradientTransformation; got {type(optimizer).__name__}"
+        )
+
+    def build(hp: HParams) -> optax.GradientTransformation:
+        lr = lambda step: schedule(hp, step)  # noqa: E731
+        return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), factory(lr))
+
+    return Optimizer(build, schedule)
