@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxpg import sharding
+from jaxpg import compiling, sharding
 from jaxpg.config import HParams
 from jaxpg.runspec import RunSpec, TrainState
 from jaxpg.update import update
@@ -191,9 +191,9 @@ def make_dispatch(
         return out.state, out.stopped_at, metric_rows(out.metrics, columns)
 
     if shardings is None:
-        return jax.jit(dispatch)
+        return compiling.jit(dispatch)
     replicated = shardings.update_step
-    return jax.jit(
+    return compiling.jit(
         dispatch,
         in_shardings=(shardings, replicated),
         out_shardings=(shardings, replicated, replicated),

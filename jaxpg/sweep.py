@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpg import sharding, stats
+from jaxpg import compiling, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.grid import ALIASES, Grid, check_grid, hparams_batch
 from jaxpg.loop import scan_updates
@@ -205,7 +205,7 @@ def _compile(fn, chunk: int, shard, info: ProgramInfo, cache_key):
         *[jax.ShapeDtypeStruct((chunk,), jnp.float32, sharding=shard) for _ in HParams._fields]
     )
     t0 = time.perf_counter()
-    compiled = jax.jit(fn, out_shardings=shard).lower(spec_seeds, spec_hp).compile()
+    compiled = compiling.jit(fn, out_shardings=shard).lower(spec_seeds, spec_hp).compile()
     info.compile_s += time.perf_counter() - t0
     info.compiles += 1
     info.compiled_bytes_per_device = _compiled_bytes(compiled)

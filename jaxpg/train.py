@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from jaxpg import loop, sharding
+from jaxpg import compiling, loop, sharding
 from jaxpg.config import Config, HParams
 from jaxpg.runspec import RunSpec, TrainState, init_state, make_runspec
 
@@ -150,6 +150,6 @@ def make_sharded_train(
     def train(key: jax.Array, hparams: HParams | None = None) -> TrainOutput:
         return _train(run, shardings, guard, key, hparams)
 
-    jitted = jax.jit(train, out_shardings=TrainOutput(shardings, replicated, replicated))
+    jitted = compiling.jit(train, out_shardings=TrainOutput(shardings, replicated, replicated))
     jitted.num_updates, jitted.mesh, jitted.shardings = run.num_updates, mesh, shardings
     return jitted

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxpg import blocking, estimators, networks, rollout, sharding, shuffle
+from jaxpg import blocking, compiling, estimators, networks, rollout, sharding, shuffle
 from jaxpg.config import Config, HParams
 from jaxpg.runspec import RunSpec, TrainState, init_state, make_runspec
 
@@ -249,7 +249,7 @@ def make_update(
       1
     """
     run = make_runspec(config, env, env_params, network=network, optimizer=optimizer)
-    return jax.jit(lambda state, hp: update(run, state, hp))
+    return compiling.jit(lambda state, hp: update(run, state, hp))
 
 
 def make_init(

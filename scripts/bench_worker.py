@@ -5,10 +5,18 @@ virtual environment). Protocol: one JSON object per line on stdin, one reply per
 line on stdout.
 
   {"cmd": "prepare", "system": "jaxpg" | "rejax", "settings": {...}}
-      -> {"compile_s": float, "steps": int, "versions": {...}}
-  {"cmd": "run", "seed": int}    -> {"run_s": float}
+      -> {"trace_s", "compile_s", "trace_cpu_s", "compile_cpu_s": float,
+          "steps": int, "versions": {...}}
+  {"cmd": "run", "seed": int}    -> {"run_s": float, "run_cpu_s": float}
   {"cmd": "eval", "episodes": n} -> {"return": [float]}  (each run's final policy)
   {"cmd": "quit"}
+
+``settings["seeds"] > 1`` compiles ``jax.vmap`` of the whole run over that many
+keys (one program); ``steps`` then counts every seed's steps. ``trace_s`` is
+tracing and lowering to StableHLO (``jit(f).lower``), ``compile_s`` XLA's
+compilation of it (``.compile()``), timed apart. ``*_cpu_s`` are the same spans
+in CPU seconds of this process (all threads): on a shared machine they count
+the work done, however long the wait for a core.
 """
 
 from __future__ import annotations
@@ -19,6 +27,53 @@ import time
 import warnings
 
 warnings.filterwarnings("ignore")
+
+
+class Timed:
+    """Wall-clock and process CPU seconds of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def _lower_and_compile(system, fn, key, jit=None):
+    """Set ``system.compiled`` and its trace/compile times (wall and CPU) at ``key``."""
+    import jax
+
+    jit = jit or jax.jit
+    with Timed() as trace:
+        lowered = jit(fn).lower(key)
+    with Timed() as comp:
+        system.compiled = lowered.compile()
+    system.trace_s, system.trace_cpu_s = trace.wall, trace.cpu
+    system.compile_s, system.compile_cpu_s = comp.wall, comp.cpu
+
+
+def _seed_keys(seed, seeds, make_key):
+    import jax
+
+    key = make_key(seed)
+    return jax.random.split(key, seeds) if seeds > 1 else key
+
+
+def _unstack(tree, seeds):
+    import jax
+
+    if seeds == 1:
+        return [tree]
+    return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(seeds)]
+
+
+def _before_runspec() -> bool:
+    """Source trees before the RunSpec refactor evaluate the policy's own params."""
+    import jaxpg.update
+
+    return hasattr(jaxpg.update, "make_agent")
 
 
 def _versions(*names):
@@ -59,27 +114,32 @@ class JaxpgSystem:
             anneal_lr=s.get("anneal_lr", True),
             weight_init=s.get("weight_init", "orthogonal"),
         )
+        self.seeds = s.get("seeds", 1)
         train = jaxpg.make_train(self.cfg)
-        t0 = time.perf_counter()
-        self.compiled = jax.jit(train).lower(jax.random.key(0)).compile()
-        self.compile_s = time.perf_counter() - t0
-        agent_steps = train.num_updates * self.cfg.num_envs
+        fn = jax.vmap(train) if self.seeds > 1 else train
+        try:  # the product's own compiler options, where it has them
+            from jaxpg.compiling import jit
+        except ImportError:
+            jit = None
+        _lower_and_compile(self, fn, _seed_keys(0, self.seeds, jax.random.key), jit)
+        agent_steps = train.num_updates * self.cfg.num_envs * self.seeds
         self.steps = agent_steps * (
             self.cfg.num_steps if self.cfg.rollout_mode == "segments" else 500
         )
         self._eval = jax.jit(make_evaluate(self.cfg, num_episodes=128))
+        self._policy_only = _before_runspec()
         self.versions = _versions("jax", "jaxlib", "gymnax", "flax", "optax", "jaxpg")
         self.policies = []
 
     def run(self, seed):
         import jax
 
-        key = jax.random.key(seed)
-        t = time.perf_counter()
-        out = jax.block_until_ready(self.compiled(key))
-        dt = time.perf_counter() - t
-        self.policies.append(out.state.params)
-        return dt
+        key = jax.block_until_ready(_seed_keys(seed, self.seeds, jax.random.key))
+        with Timed() as t:
+            out = jax.block_until_ready(self.compiled(key))
+        params = out.state.params["policy"] if self._policy_only else out.state.params
+        self.policies.extend(_unstack(params, self.seeds))
+        return t
 
     def evaluate(self, episodes):
         import jax
@@ -120,13 +180,15 @@ class RejaxSystem:
         if len(env.step(jax.random.PRNGKey(0), st, 0, env_params)) == 6:
             env = _FiveTuple(env)
         batch = s["num_envs"] * s["num_steps"]
-        self.steps = (s["total_timesteps"] // batch) * batch
+        self.seeds = s.get("seeds", 1)
+        per_seed = (s["total_timesteps"] // batch) * batch
+        self.steps = per_seed * self.seeds
         algo = rejax.PPO.create(
             env=env,
             env_params=env_params,
             num_envs=s["num_envs"],
             num_steps=s["num_steps"],
-            total_timesteps=self.steps,
+            total_timesteps=per_seed,
             num_epochs=s["num_epochs"],
             num_minibatches=s["num_minibatches"],
             learning_rate=s["lr"],
@@ -138,26 +200,25 @@ class RejaxSystem:
             max_grad_norm=0.5,
             normalize_observations=False,
             normalize_rewards=False,
-            eval_freq=self.steps,
+            eval_freq=per_seed,
             skip_initial_evaluation=True,
             agent_kwargs={"activation": "tanh", "hidden_layer_sizes": (64, 64)},
         )
         self._real_eval = algo.eval_callback
         self.algo = algo.replace(eval_callback=lambda a, ts, rng: jnp.zeros((), jnp.float32))
-        t0 = time.perf_counter()
-        self.compiled = jax.jit(self.algo.train).lower(jax.random.PRNGKey(0)).compile()
-        self.compile_s = time.perf_counter() - t0
+        fn = jax.vmap(self.algo.train) if self.seeds > 1 else self.algo.train
+        _lower_and_compile(self, fn, _seed_keys(0, self.seeds, jax.random.PRNGKey))
         self.versions = _versions("jax", "jaxlib", "gymnax", "flax", "optax", "rejax")
         self.states = []
 
     def run(self, seed):
         import jax
 
-        t = time.perf_counter()
-        ts, _ = jax.block_until_ready(self.compiled(jax.random.PRNGKey(seed)))
-        dt = time.perf_counter() - t
-        self.states.append(ts)
-        return dt
+        key = jax.block_until_ready(_seed_keys(seed, self.seeds, jax.random.PRNGKey))
+        with Timed() as t:
+            ts, _ = jax.block_until_ready(self.compiled(key))
+        self.states.extend(_unstack(ts, self.seeds))
+        return t
 
     def evaluate(self, episodes):
         import jax
@@ -177,12 +238,16 @@ def main() -> None:
             cls = JaxpgSystem if msg["system"] == "jaxpg" else RejaxSystem
             system = cls(msg["settings"])
             reply = {
+                "trace_s": system.trace_s,
                 "compile_s": system.compile_s,
+                "trace_cpu_s": system.trace_cpu_s,
+                "compile_cpu_s": system.compile_cpu_s,
                 "steps": system.steps,
                 "versions": system.versions,
             }
         elif cmd == "run":
-            reply = {"run_s": system.run(msg["seed"])}
+            t = system.run(msg["seed"])
+            reply = {"run_s": t.wall, "run_cpu_s": t.cpu}
         elif cmd == "eval":
             reply = {"return": system.evaluate(msg.get("episodes", 128))}
         elif cmd == "quit":

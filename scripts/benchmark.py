@@ -72,11 +72,25 @@ class Worker:
             self.proc.kill()
 
 
-def settings_for(num_envs: int, total: int | None, args) -> dict:
+def parse_points(text: str) -> list[tuple[int, int]]:
+    """``"4,64,4x8"`` → ``[(4, 1), (64, 1), (4, 8)]``: num_envs, optionally × seeds vmapped."""
+    points = []
+    for item in filter(None, text.split(",")):
+        envs, _, seeds = item.partition("x")
+        points.append((int(envs), int(seeds or 1)))
+    return points
+
+
+def point_name(num_envs: int, seeds: int) -> str:
+    return f"{num_envs}" if seeds == 1 else f"{num_envs} x {seeds} seeds"
+
+
+def settings_for(num_envs: int, total: int | None, args, seeds: int = 1) -> dict:
     batch = num_envs * args.num_steps
     total = total or max(args.total_timesteps, batch * args.min_updates)
     # weight_init="lecun": rejax's flax-default initialisation, so both learn alike.
     return dict(
+        seeds=seeds,
         num_envs=num_envs,
         num_steps=args.num_steps,
         total_timesteps=total,
@@ -92,15 +106,19 @@ def settings_for(num_envs: int, total: int | None, args) -> dict:
 def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict]:
     """Alternate the systems at each num_envs; return one row per setting."""
     rows = []
-    for num_envs in args.num_envs:
-        s = settings_for(num_envs, None, args)
+    for num_envs, seeds in args.num_envs:
+        s = settings_for(num_envs, None, args, seeds)
         workers, info = [], {}
         for label, python, src, kind in systems:
             w = Worker(label, python, src)
             rep = w.ask(cmd="prepare", system=kind, settings=s)
             workers.append(w)
             info[label] = {
+                "trace_s": rep.get("trace_s", float("nan")),
                 "compile_s": rep["compile_s"],
+                "trace_cpu_s": rep.get("trace_cpu_s", float("nan")),
+                "compile_cpu_s": rep.get("compile_cpu_s", float("nan")),
+                "run_cpu_s": [],
                 "steps": rep["steps"],
                 "versions": rep["versions"],
                 "run_s": [],
@@ -108,7 +126,9 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
         for r in range(args.repeats):
             order = workers if r % 2 == 0 else workers[::-1]
             for w in order:
-                info[w.name]["run_s"].append(w.ask(cmd="run", seed=r)["run_s"])
+                rep = w.ask(cmd="run", seed=r)
+                info[w.name]["run_s"].append(rep["run_s"])
+                info[w.name]["run_cpu_s"].append(rep.get("run_cpu_s", float("nan")))
         for w in workers:
             returns = w.ask(cmd="eval", episodes=128)["return"]  # one per run (seed)
             info[w.name]["returns"] = returns
@@ -119,29 +139,69 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
                 else float("nan")
             )
             w.close()
-        row = {"num_envs": num_envs, "settings": s}
+        row = {"num_envs": num_envs, "seeds": seeds, "settings": s}
         for label, d in info.items():
             med = statistics.median(d["run_s"])
-            row[label] = {**d, "median_s": med, "steps_per_s": d["steps"] / med}
+            med_cpu = statistics.median(d["run_cpu_s"])
+            row[label] = {
+                **d,
+                "median_s": med,
+                "steps_per_s": d["steps"] / med,
+                "median_cpu_s": med_cpu,
+                "steps_per_cpu_s": d["steps"] / med_cpu,
+            }
         base = systems[0][0]
         for label, *_ in systems[1:]:
             row[f"ratio_{base}_over_{label}"] = row[base]["steps_per_s"] / row[label]["steps_per_s"]
+            row[f"cpu_ratio_{base}_over_{label}"] = (
+                row[base]["steps_per_cpu_s"] / row[label]["steps_per_cpu_s"]
+            )
         rows.append(row)
-        line = f"num_envs={num_envs:6d} steps/run={s['total_timesteps']:>9}"
+        line = f"num_envs={point_name(num_envs, seeds):>12} steps/run={s['total_timesteps']:>9}"
         for label in info:
             line += (
                 f" | {label}: {row[label]['steps_per_s']:>9.0f} steps/s "
-                f"(compile {row[label]['compile_s']:.1f}s, return "
+                f"(trace {row[label]['trace_s']:.1f}s + compile {row[label]['compile_s']:.1f}s "
+                f"wall, {row[label]['trace_cpu_s']:.1f}s + {row[label]['compile_cpu_s']:.1f}s "
+                "CPU, "
+                "return "
                 f"{row[label]['return']:.0f}±{row[label]['return_se']:.0f})"
             )
         for k, v in row.items():
-            if k.startswith("ratio_"):
+            if k.startswith(("ratio_", "cpu_ratio_")):
                 line += f" | {k}={v:.2f}"
         for label, *_ in systems[1:]:
             row[f"same_return_{base}_{label}"] = same = same_return(row[base], row[label])
             line += f" | same return as {label}: {'yes' if same else 'NO'}"
         print(line, flush=True)
     return rows
+
+
+def print_table(rows: list[dict], systems: list[str]) -> None:
+    """The summary: steps/s ratios (wall-clock, and per CPU second) and trace + compile
+    CPU seconds (wall-clock in brackets) of every system."""
+    base, others = systems[0], systems[1:]
+    head = "| num_envs |" + "".join(f" {base} / {o} steps/s | per CPU second |" for o in others)
+    head += "".join(f" {name} trace + compile, CPU s (wall) |" for name in systems)
+    print("\n" + head)
+    print("| ---: " * (1 + 2 * len(others) + len(systems)) + "|")
+    for row in rows:
+        line = f"| {point_name(row['num_envs'], row['seeds'])} |"
+        for o in others:
+            line += (
+                f" **{row[f'ratio_{base}_over_{o}']:.2f}×** "
+                f"({row[base]['steps_per_s'] / 1e3:.0f}k vs {row[o]['steps_per_s'] / 1e3:.0f}k) |"
+                f" {row[f'cpu_ratio_{base}_over_{o}']:.2f}× |"
+            )
+        for name in systems:
+            d = row[name]
+            cpu = d["trace_cpu_s"] + d["compile_cpu_s"]
+            line += (
+                f" {cpu:.1f} ({d['trace_cpu_s']:.1f} + {d['compile_cpu_s']:.1f}; "
+                f"wall {d['trace_s'] + d['compile_s']:.1f}) |"
+            )
+        print(line)
+    print(flush=True)
 
 
 def same_return(a: dict, b: dict) -> bool:
@@ -174,7 +234,7 @@ def estimator_throughput(args) -> list[dict]:
     import jax
 
     import jaxpg
-    from jaxpg.update import make_agent
+    from jaxpg.runspec import make_runspec as make_agent
 
     rows = []
     for est in ("reinforce", "reward_to_go", "baseline", "vpg", "ppo"):
@@ -202,7 +262,7 @@ def scaling(args) -> list[dict]:
     import jax
 
     import jaxpg
-    from jaxpg.update import make_agent
+    from jaxpg.runspec import make_runspec as make_agent
 
     rows = []
     points = [("num_envs", n, 16) for n in args.scale_envs]
@@ -259,6 +319,7 @@ def profile(args, num_envs: int) -> dict:
     import jaxpg
     from jaxpg import estimators, rollout
     from jaxpg import update as U
+    from jaxpg.runspec import init_state, make_runspec
 
     cfg = jaxpg.Config(
         num_envs=num_envs,
@@ -268,8 +329,8 @@ def profile(args, num_envs: int) -> dict:
         lr=2.5e-4,
         ent_coef=0.01,
     )
-    agent = U.make_agent(cfg)
-    state = U.init_state(agent, jax.random.key(0))
+    agent = make_runspec(cfg)
+    state = init_state(agent, jax.random.key(0))
     n_up = 5
 
     def repeat(step):
@@ -282,7 +343,7 @@ def profile(args, num_envs: int) -> dict:
 
     def env_only(s):
         carry, tr = rollout.rollout_segment(
-            s.key, uniform, None, agent.env, agent.env_params, agent.spec, s.env, cfg.num_steps
+            s.key, uniform, s.params, agent.env, agent.env_params, agent.spec, s.env, cfg.num_steps
         )
         return s.replace(
             env=carry, key=jax.random.fold_in(s.key, 1), env_steps=s.env_steps + tr.reward.sum()
@@ -336,10 +397,7 @@ def profile(args, num_envs: int) -> dict:
 
     def fwd_bwd(params):
         def total(p):
-            return (
-                agent.policy_apply(p["policy"], obs).sum()
-                + agent.value_apply(p["value"], obs).sum()
-            )
+            return agent.model.policy(p, obs).sum() + agent.model.value(p, obs).sum()
 
         g = jax.grad(total)(params)
         return jax.tree.map(lambda x, y: x - 1e-9 * y, params, g)
@@ -401,7 +459,10 @@ def main(argv=None) -> int:
         help="another jaxpg source tree to compare against (A/B of a change)",
     )
     p.add_argument(
-        "--num-envs", type=lambda s: [int(x) for x in s.split(",")], default=[4, 64, 512, 4096]
+        "--num-envs",
+        type=parse_points,
+        default=parse_points("4,64,1024,4x8"),
+        help="comma list of num_envs; NxS runs N envs x S seeds vmapped in one program",
     )
     p.add_argument("--num-steps", type=int, default=128)
     p.add_argument("--total-timesteps", type=int, default=500_000)
@@ -415,7 +476,7 @@ def main(argv=None) -> int:
     args.scale_envs = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
     args.scale_steps = [8, 32, 128, 512]
     if args.quick:
-        args.num_envs, args.total_timesteps, args.min_updates = [4, 64], 32_768, 2
+        args.num_envs, args.total_timesteps, args.min_updates = [(4, 1), (64, 1), (4, 2)], 32_768, 2
         args.repeats = 2
         args.scale_envs, args.scale_steps = [1, 16, 256], [8, 32]
     skip = set(filter(None, args.skip.split(",")))
@@ -443,6 +504,7 @@ def main(argv=None) -> int:
         )
     if "compare" not in skip:
         result["compare"] = compare(args, systems)
+        print_table(result["compare"], [label for label, *_ in systems])
     if "estimators" not in skip:
         result["estimators"] = estimator_throughput(args)
     if "scaling" not in skip:
@@ -451,7 +513,7 @@ def main(argv=None) -> int:
         result["compile_s"] = compile_time()
     if "profile" not in skip:
         args.matmul_peak = result["matmul_peak_gflops"] = matmul_peak()
-        result["profile"] = [profile(args, n) for n in args.num_envs]
+        result["profile"] = [profile(args, n) for n, seeds in args.num_envs if seeds == 1]
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0

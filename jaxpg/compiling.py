@@ -1,0 +1,34 @@
+"""XLA compiler options for jaxpg's compiled programs.
+
+On the CPU backend jaxpg compiles with LLVM optimisation level 1 instead of
+XLA's default 3 (``xla_backend_optimization_level``). A training program is
+hundreds of small fused loops (env step, threefry, 64-wide MLP layers, Adam);
+level 3 spends about a third of the compile time on them and buys no speed
+that ``scripts/benchmark.py`` can measure on them (A/B figures in the README's
+Throughput section). Accelerator backends keep their defaults.
+
+Every ``jax.jit`` inside jaxpg goes through :func:`jit`; code that jits
+``make_train``'s pure function itself can pass :func:`compiler_options` to
+``jax.jit(..., compiler_options=...)`` for the same effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+#: Options for the CPU backend (XLA's debug-option names).
+CPU_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1}
+
+
+def compiler_options() -> dict[str, Any] | None:
+    """The options for the default backend: :data:`CPU_OPTIONS` on CPU, else ``None``."""
+    return dict(CPU_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
+def jit(fn: Callable, **kwargs) -> Callable:
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (unless given in ``kwargs``)."""
+    kwargs.setdefault("compiler_options", compiler_options())
+    return jax.jit(fn, **kwargs)
