@@ -453,6 +453,12 @@ def main(argv=None) -> int:
         "$JAXPG_REJAX_PYTHON); without it the peer is skipped",
     )
     p.add_argument(
+        "--src",
+        type=Path,
+        default=ROOT,
+        help="the jaxpg source tree measured as 'jaxpg' (default: this checkout)",
+    )
+    p.add_argument(
         "--baseline-src",
         type=Path,
         default=None,
@@ -493,7 +499,7 @@ def main(argv=None) -> int:
             "python": sys.version.split()[0],
         }
     }
-    systems = [("jaxpg", sys.executable, ROOT, "jaxpg")]
+    systems = [("jaxpg", sys.executable, args.src.resolve(), "jaxpg")]
     if args.baseline_src:
         systems.append(("baseline", sys.executable, args.baseline_src.resolve(), "jaxpg"))
     if args.rejax_python:
