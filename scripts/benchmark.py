@@ -174,6 +174,8 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
             row[f"same_return_{base}_{label}"] = same = same_return(row[base], row[label])
             line += f" | same return as {label}: {'yes' if same else 'NO'}"
         print(line, flush=True)
+        if args.json:  # row by row, so a run cut short keeps what it measured
+            args.json.write_text(json.dumps({"compare": rows}, indent=2, default=str))
     return rows
 
 
