@@ -7,9 +7,11 @@ level 3 spends about a third of the compile time on them and buys no speed
 that ``scripts/benchmark.py`` can measure on them (A/B figures in the README's
 Throughput section). Accelerator backends keep their defaults.
 
-Every ``jax.jit`` inside jaxpg goes through :func:`jit`; code that jits
-``make_train``'s pure function itself can pass :func:`compiler_options` to
-``jax.jit(..., compiler_options=...)`` for the same effect.
+The training programs jaxpg compiles itself (the CLI's dispatches,
+``make_update``, ``make_sharded_train``, sweeps) go through :func:`jit`; code
+that jits ``make_train``'s pure function itself can pass
+:func:`compiler_options` to ``jax.jit(..., compiler_options=...)`` for the same
+effect.
 """
 
 from __future__ import annotations
