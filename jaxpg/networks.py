@@ -276,12 +276,32 @@ def sample_with_noise(dist, noise: jax.Array) -> jax.Array:
 
 
 def sample(key: jax.Array, dist) -> jax.Array:
-    """Draw an action: ``[...]`` int32 (categorical) or ``[..., d]`` float32."""
+    """Draw an action from ``dist``.
+
+    Args:
+      key: PRNG key.
+      dist: logits ``[..., n]`` or a :class:`Gaussian` with mean ``[..., d]``.
+
+    Returns:
+      ``[...]`` int32 (categorical) or ``[..., d]`` float32 (Gaussian, unclipped).
+    """
     return sample_with_noise(dist, sample_noise(key, dist))
 
 
 def log_prob(dist, action: jax.Array) -> jax.Array:
-    """log π(a|s), shape ``[...]``."""
+    """log π(a|s).
+
+    Args:
+      dist: logits ``[..., n]`` or a :class:`Gaussian` (mean ``[..., d]``).
+      action: ``[...]`` integer or ``[..., d]`` float actions.
+
+    Returns:
+      ``[...]`` float32: log-softmax at the action, or Σ_d log N(a_d; μ_d, σ_d).
+
+    Example:
+      >>> float(log_prob(jnp.zeros(2), jnp.int32(1)))  # uniform over 2: log ½
+      -0.6931471824645996
+    """
     if isinstance(dist, Gaussian):
         z = (action - dist.mean) * jnp.exp(-dist.log_std)
         per_dim = -0.5 * z**2 - dist.log_std - 0.5 * math.log(2 * math.pi)
@@ -291,7 +311,14 @@ def log_prob(dist, action: jax.Array) -> jax.Array:
 
 
 def entropy(dist) -> jax.Array:
-    """Entropy H(π(·|s)), shape ``[...]``."""
+    """Entropy H(π(·|s)).
+
+    Args:
+      dist: logits ``[..., n]`` or a :class:`Gaussian`.
+
+    Returns:
+      ``[...]`` float32: −Σ p log p, or Σ_d (log σ_d + ½ log 2πe).
+    """
     if isinstance(dist, Gaussian):
         per_dim = dist.log_std + 0.5 * (1.0 + math.log(2 * math.pi))
         return jnp.sum(jnp.broadcast_to(per_dim, dist.mean.shape), axis=-1)
