@@ -49,6 +49,12 @@ def _registered_envs() -> tuple[str, ...]:
     return tuple(gymnax.registered_envs)
 
 
+def _is_suite_id(env: str) -> bool:
+    from jaxpg import suites
+
+    return suites.is_suite_id(env)
+
+
 def _fail(field: str, value, allowed: str) -> None:
     raise ValueError(f"Config.{field}={value!r} is invalid: {allowed}")
 
@@ -64,7 +70,8 @@ class Config:
     become :class:`HParams`; the rest are static (shapes, names, switches).
 
     Attributes:
-      env: gymnax environment id (see ``gymnax.registered_envs``). Ignored when a
+      env: gymnax environment id (see ``gymnax.registered_envs``) or ``"suite/name"``
+        (``brax``, ``craftax``, ``jumanji``, ``navix``; see ``jaxpg.suites``). Ignored when a
         gymnax ``Environment`` instance is passed to ``make_train``.
       estimator: one of ``ESTIMATORS``: ``reinforce`` (Ψ = R(τ)),
         ``reward_to_go`` (Ψ = G_t), ``baseline`` (Ψ = G_t − V(s_t)), ``vpg``
@@ -153,8 +160,9 @@ class Config:
     # -- validation -----------------------------------------------------------
     def validate(self, check_env: bool = True) -> None:
         """Raise ``ValueError`` naming the field and the allowed values."""
-        if check_env and self.env not in _registered_envs():
-            _fail("env", self.env, f"allowed: {', '.join(_registered_envs())}")
+        if check_env and self.env not in _registered_envs() and not _is_suite_id(self.env):
+            allowed = ", ".join(_registered_envs())
+            _fail("env", self.env, f"allowed: {allowed}, or suite/name (jaxpg.suites.SUITES)")
         if self.estimator not in ESTIMATORS:
             _fail("estimator", self.estimator, f"allowed: {', '.join(ESTIMATORS)}")
         if self.activation not in ACTIVATIONS:

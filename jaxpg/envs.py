@@ -38,12 +38,18 @@ def make_env(env: str | Environment, env_params: Any = None) -> tuple[Environmen
     """Build a gymnax environment and its params from an id or an instance.
 
     Args:
-      env: a gymnax id such as ``"CartPole-v1"``, or an ``Environment``.
+      env: a gymnax id such as ``"CartPole-v1"``, a suite id ``"suite/name"`` (see
+        :mod:`jaxpg.suites`), or an ``Environment``.
       env_params: params for the environment; defaults to its ``default_params``.
 
     Returns:
       ``(env, env_params)``.
     """
+    if isinstance(env, str) and "/" in env:  # "suite/name": Brax, Craftax, Jumanji, Navix
+        from jaxpg import suites
+
+        env_obj, default = suites.make(env)
+        return env_obj, default if env_params is None else env_params
     if isinstance(env, str):
         import gymnax
 
