@@ -72,6 +72,9 @@ def check_train(env_id):
     assert float(out.metrics["env_steps"][-1]) == 32.0
     for name in ("loss", "entropy", "grad_norm"):
         assert np.isfinite(np.asarray(out.metrics[name])).all(), name
+    # Suite keys are stored raw, so checkpoints can write the env state with NumPy.
+    for leaf in jax.tree.leaves(out.state.env):
+        assert not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
 # -- suite-independent ----------------------------------------------------------

@@ -19,6 +19,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import jax
+
+
+def raw_key(key: jax.Array) -> jax.Array:
+    """A typed PRNG key as its ``uint32`` key data (raw keys pass through).
+
+    Suites keep keys inside their states; stored raw, the env state is a tree of
+    plain arrays (checkpoints convert it with NumPy) and its dtype does not change
+    between reset and step (gymnax's auto-reset selects between the two).
+    """
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
+
+
 # prefix -> (module, pip extra)
 SUITES: dict[str, tuple[str, str]] = {
     "brax": ("jaxpg.suites.brax", "brax"),

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from jaxpg.suites import raw_key
+
 
 @struct.dataclass
 class BraxState:
@@ -61,7 +63,7 @@ class BraxEnv(environment.Environment):
         return BraxParams(max_steps_in_episode=self._max_steps)
 
     def reset_env(self, key: jax.Array, params: BraxParams) -> tuple[jax.Array, BraxState]:
-        inner = self.env.reset(key)
+        inner = self.env.reset(raw_key(key))
         return self._obs(inner), BraxState(inner, jnp.zeros((), jnp.int32))
 
     def step_env(self, key, state: BraxState, action, params: BraxParams):

@@ -30,6 +30,8 @@ from craftax.craftax_env import make_craftax_env_from_name
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from jaxpg.suites import raw_key
+
 _NAMES = (
     "Craftax-Symbolic-v1",
     "Craftax-Pixels-v1",
@@ -64,7 +66,7 @@ class CraftaxEnv(environment.Environment):
         return CraftaxParams(max_steps_in_episode=int(inner.max_timesteps), inner=inner)
 
     def reset_env(self, key: jax.Array, params: CraftaxParams):
-        obs, state = self.env.reset_env(key, params.inner)
+        obs, state = self.env.reset_env(raw_key(key), params.inner)
         return jnp.asarray(obs, jnp.float32), state
 
     def _terminated(self, state, params: CraftaxParams) -> jax.Array:
@@ -73,7 +75,7 @@ class CraftaxEnv(environment.Environment):
 
     def step_env(self, key, state, action, params: CraftaxParams):
         inner = params.inner.replace(max_timesteps=params.max_steps_in_episode)
-        obs, state, reward, _, info = self.env.step_env(key, state, action, inner)
+        obs, state, reward, _, info = self.env.step_env(raw_key(key), state, action, inner)
         terminated = self._terminated(state, params)
         info = {**info, "discount": 1.0 - terminated.astype(jnp.float32)}
         return (

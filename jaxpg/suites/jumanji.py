@@ -43,6 +43,8 @@ from gymnax.environments import environment, spaces
 from jumanji import specs
 from jumanji.types import StepType
 
+from jaxpg.suites import raw_key
+
 _NO_LIMIT = 2**31 - 1
 # Tasks whose rewards or dynamics read time_limit, so it cannot be switched off.
 _KEEP_OWN_LIMIT = frozenset({"SearchAndRescue"})
@@ -111,7 +113,7 @@ class JumanjiEnv(environment.Environment):
         return JumanjiParams(max_steps_in_episode=self._max_steps)
 
     def reset_env(self, key: jax.Array, params: JumanjiParams):
-        inner, ts = self.env.reset(key)
+        inner, ts = self.env.reset(raw_key(key))
         false = jnp.zeros((), bool)
         return _flatten(ts.observation), JumanjiState(inner, jnp.zeros((), jnp.int32), false, false)
 

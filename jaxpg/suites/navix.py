@@ -26,6 +26,8 @@ import navix
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from jaxpg.suites import raw_key
+
 
 @struct.dataclass
 class NavixState:
@@ -59,7 +61,7 @@ class NavixEnv(environment.Environment):
         return NavixParams(max_steps_in_episode=int(self.env.max_steps))
 
     def reset_env(self, key: jax.Array, params: NavixParams) -> tuple[jax.Array, NavixState]:
-        ts = self.env.reset(key)
+        ts = self.env.reset(raw_key(key))
         return self._obs(ts), NavixState(ts, jnp.zeros((), jnp.int32))
 
     def step_env(self, key, state: NavixState, action, params: NavixParams):
