@@ -8,7 +8,12 @@ and the policy's action are traced arguments), plus one tiny training run.
 """
 
 import functools
+import json
+import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +22,9 @@ import pytest
 
 import jaxpg
 import jaxpg.train  # noqa: F401 - loaded up front: gymnax and optax call jax.jit on import
-from jaxpg import envs, networks, rollout, suites
+from jaxpg import checkpoint, envs, networks, rollout, suites
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # -- helpers ------------------------------------------------------------------
 
@@ -133,6 +140,41 @@ def test_navix_time_limit_truncates_and_goal_terminates():
 def test_navix_trains():
     pytest.importorskip("navix")
     check_train("navix/Navix-Empty-5x5-v0")
+
+
+@pytest.mark.suites
+def test_navix_cli_trains_resumes_bitwise_and_evaluates(tmp_path):
+    pytest.importorskip("navix")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+
+    def cli(*args):
+        cmd = [sys.executable, "-m", "jaxpg", *map(str, args)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    cli(
+        "train",
+        *("--env", "navix/Navix-Empty-5x5-v0", "--num-envs", "4", "--num-steps", "16"),
+        *("--total-timesteps", "512", "--num-minibatches", "2", "--hidden-sizes", "16"),
+        *("--checkpoint-every", "4", "--log-every", "4", "--out", ref, "--quiet"),
+    )
+    shutil.copytree(ref, cut)
+    (cut / "checkpoints" / checkpoint.checkpoint_name(8)).unlink()
+    cli("train", "--resume", cut, "--quiet")  # from update 4
+    a, _, _ = checkpoint.read(ref / "checkpoints" / checkpoint.checkpoint_name(8))
+    b, _, _ = checkpoint.read(cut / "checkpoints" / checkpoint.checkpoint_name(8))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)  # params, optimizer and the Navix env state
+    result = json.loads(cli("eval", cut, "--episodes", "4", "--json"))
+    assert result["update"] == 8 and 0.0 <= result["return_mean"] <= 1.0
 
 
 # -- Jumanji ----------------------------------------------------------------------
