@@ -103,7 +103,8 @@ class RunSettings:
 def default_run_dir(config: Config, root: str = "runs") -> Path:
     """``runs/<env>-<estimator>-<UTC timestamp>``."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{config.env}-{config.estimator}-{stamp}"
+    env = config.env.replace("/", "_")  # "suite/name" ids: one directory, not two
+    return Path(root) / f"{env}-{config.estimator}-{stamp}"
 
 
 def environment_info() -> dict:
