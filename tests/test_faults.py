@@ -211,7 +211,7 @@ def test_enospc_on_a_checkpoint_stops_keeps_the_rest_and_resume_is_bitwise(
     assert _summary(run_dir)["status"] == "completed"
 
 
-def test_eio_on_metrics_keeps_whole_rows_and_exit_code_1(tmp_path, monkeypatch, capsys):
+def test_eio_on_metrics_keeps_whole_rows(tmp_path, monkeypatch, capsys):
     run_dir = _fresh(tmp_path / "run")
     calls = []
 
