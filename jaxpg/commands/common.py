@@ -203,6 +203,34 @@ def emit_json(obj) -> None:
     sys.stdout.flush()
 
 
+def check_memory(config, devices: int = 1, what: str = "the run") -> None:
+    """Refuse a run whose analytic memory estimate exceeds the free device memory.
+
+    Uses :func:`jaxpg.sweep.estimate_run_bytes` (no tracing, no compile) against
+    all the free memory of one device (host RAM on CPU), the env batch split
+    over ``devices``. Nothing is checked where the free memory cannot be measured.
+
+    Raises:
+      CommandError: one line with the estimate and the budget.
+    """
+    from jaxpg import sharding
+    from jaxpg.sweep import estimate_run_bytes
+
+    mesh = sharding.run_mesh(sharding.select_devices(devices))
+    budget, source = sharding.device_memory_budget(mesh, 1.0)
+    if source == "fallback":
+        return
+    need = estimate_run_bytes(config) / max(1, devices)
+    if need > budget:
+        where = "free device memory" if source == "device" else "available host RAM"
+        raise CommandError(
+            f"{what} needs about {need / 2**30:.2f} GiB per device (analytic estimate for "
+            f"num_envs={config.num_envs}, num_steps={config.num_steps}, hidden_sizes="
+            f"{config.hidden_sizes}) but the budget is {budget / 2**30:.2f} GiB ({where}); "
+            "use fewer envs or steps, more devices, or --skip-memory-check"
+        )
+
+
 def _coerce_field(name: str, value, source: str):
     """Check/convert one config-file value to the ``Config`` field's type."""
     from jaxpg.config import Config

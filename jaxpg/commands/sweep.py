@@ -20,12 +20,14 @@ import math
 import sys
 import time
 import typing
+from contextlib import ExitStack
 from pathlib import Path
 
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
+    check_memory,
     config_overrides,
     emit_json,
     write_json_atomic,
@@ -88,6 +90,11 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--restart", action="store_true", help="discard chunks saved in --out by an earlier run"
+    )
+    p.add_argument(
+        "--skip-memory-check",
+        action="store_true",
+        help="start even if one run's analytic memory estimate exceeds the free device memory",
     )
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -153,6 +160,11 @@ def parse_grid(items: list[str]) -> dict:
             field = canonical_name(name)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if name in grid:
+            raise CommandError(
+                f"--grid {name} given twice; list all its values in one --grid "
+                f"{name}=V1,V2,... (repeat --grid only for different fields)"
+            )
         grid[name] = [_parse_value(field, v) for v in values.split(",") if v.strip()]
     return grid
 
@@ -220,25 +232,64 @@ def _program_dict(info) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sweep, write its files, print the JSON summary if asked."""
+    """Check every input, then run the sweep with ``--out`` locked."""
+    import jax
+
+    from jaxpg import files
+    from jaxpg.config import Config
+    from jaxpg.grid import check_grid
+    from jaxpg.lock import RunLock
+    from jaxpg.sweep import _seed_list as seed_list  # the sweep's own seed check
+
+    if args.resume and args.restart:
+        raise CommandError("--resume and --restart exclude each other")
+    if not 0.0 < args.memory_fraction <= 1.0:  # also false for NaN
+        raise CommandError(f"--memory-fraction={args.memory_fraction} must lie in (0, 1]")
+    if args.chunk is not None and args.chunk < 1:
+        raise CommandError(f"--chunk={args.chunk} must be an integer >= 1")
+    if not 0 <= args.bootstrap_seed < 2**63:
+        raise CommandError(f"--bootstrap-seed={args.bootstrap_seed} must lie in [0, 2**63)")
+    config = Config(**config_overrides(args))
+    grid = parse_grid(args.grid)
+    checked = check_grid(config, grid)  # every name and value, before any compile
+    seeds = _parse_seeds(args.seeds)
+    try:
+        seed_list(config, seeds)
+    except ValueError as exc:
+        raise CommandError(f"--seeds {args.seeds}: {exc}") from None
+    out = Path(args.out)
+    try:
+        files.check_writable_dir(out, "--out")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.resume and not (out / "chunks" / "fingerprint.json").is_file():
+        raise CommandError(f"--resume: no unfinished sweep found in {out}")
+    if not args.skip_memory_check:
+        for static in checked.static_points:  # one run must fit on one device
+            check_memory(config.replace(**static), what=f"one run{_where(static)}")
+    writer = jax.process_index() == 0
+    with ExitStack() as stack:
+        if writer:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CommandError(f"--out {out} is not writable: {files.describe(exc)}") from None
+            stack.enter_context(RunLock(out, "sweep", quiet=args.quiet))
+        return _run_locked(args, config, grid, seeds, out, writer)
+
+
+def _where(static: dict) -> str:
+    return f" of {static}" if static else ""
+
+
+def _run_locked(args, config, grid, seeds, out: Path, writer: bool) -> int:
+    """The sweep proper, with ``out`` locked (see :func:`run`)."""
     import jax
 
     import jaxpg
     from jaxpg.commands import _sweep_files as files
-    from jaxpg.config import Config
-    from jaxpg.grid import check_grid
     from jaxpg.sweep import sweep
 
-    if args.resume and args.restart:
-        raise CommandError("--resume and --restart exclude each other")
-    config = Config(**config_overrides(args))
-    grid = parse_grid(args.grid)
-    check_grid(config, grid)  # every name and value, before any compile
-    seeds = _parse_seeds(args.seeds)
-    out = Path(args.out)
-    writer = jax.process_index() == 0
-    if writer:
-        out.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": config.to_dict(),
         "grid": {k: list(v) for k, v in grid.items()},

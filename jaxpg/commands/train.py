@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
+from jaxpg import files
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
+    check_memory,
     config_overrides,
     emit_json,
     resolve_config,
 )
+from jaxpg.lock import RunLock
 
 ORDER = 10
 
@@ -97,6 +101,17 @@ def register(subparsers) -> None:
         "(num-envs must be a multiple of the count; default: 1, all of them "
         "when --distributed joined several processes; with --resume, the run's)",
     )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="with --resume: when every checkpoint of the run is damaged, retrain from "
+        "update 0 (without it that is an error)",
+    )
+    p.add_argument(
+        "--skip-memory-check",
+        action="store_true",
+        help="start even if the analytic memory estimate exceeds the free device memory",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     add_distributed_options(p, "the same run")
@@ -141,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--log-every={args.log_every} must be >= 1")
     if args.keep_checkpoints < 1:
         raise CommandError(f"--keep-checkpoints={args.keep_checkpoints} must be >= 1")
+    if args.from_scratch and not args.resume:
+        raise CommandError("--from-scratch applies to --resume only")
     if args.tensorboard:
         try:
             import tensorboardX  # noqa: F401
@@ -169,13 +186,29 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         run_dir = Path(args.out) if args.out else runlib.default_run_dir(config)
-        if jax.process_index() == 0:
-            runlib.prepare_run_dir(run_dir, config, settings, runspec.num_updates)
+        try:
+            files.check_writable_dir(run_dir, "--out")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if not args.skip_memory_check:
+            check_memory(config, settings.devices)
     settings = runlib.dataclasses.replace(settings, progress=not args.quiet)
-    try:
-        summary = runlib.train_run(run_dir, config, settings, resume=bool(args.resume))
-    except runlib.NonFiniteError as exc:
-        raise CommandError(str(exc)) from None
+    with ExitStack() as stack:
+        if jax.process_index() == 0:
+            if not args.resume:
+                runlib.check_fresh_run_dir(run_dir)
+                try:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CommandError(
+                        f"--out {run_dir} is not writable: {files.describe(exc)}"
+                    ) from None
+            stack.enter_context(RunLock(run_dir, "run", quiet=args.quiet))
+            if not args.resume:
+                runlib.prepare_run_dir(run_dir, config, settings, runspec.num_updates)
+        summary = runlib.train_run(
+            run_dir, config, settings, resume=bool(args.resume), from_scratch=args.from_scratch
+        )
     if jax.process_index() != 0:
         return 0
     if args.json:
