@@ -369,6 +369,66 @@ def test_cli_variance_help_and_bad_input(capsys):
     assert len(err) == 1 and err[0].startswith("jaxpg: error:")
 
 
+def test_cli_variance_parts_scale_and_gamma():
+    """--parts/--scale/--gamma reach the ExperimentConfig: explicit > scale > default."""
+    import argparse
+
+    from jaxpg.cli import main
+    from jaxpg.commands import variance as cmd
+    from jaxpg.variance import experiment
+
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["variance", "--scale", "accelerator", "--ppo-seeds", "3"])
+    cfg = cmd.experiment_config(args)
+    assert cfg.law_pool == cmd.ACCELERATOR["law_pool"] and cfg.ppo_seeds == 3
+    assert cfg.parts == experiment.PARTS
+    assert max(cfg.resolved_law_sizes()) == 4096  # R4 up to N = 4096, 32 batches
+    args = parser.parse_args(["variance", "--parts", "law,gae_map", "--gamma", "0.97"])
+    cfg = cmd.experiment_config(args)
+    assert cfg.parts == ("law", "gae_map") and cfg.gamma == 0.97
+    assert cfg.law_pool == experiment.ExperimentConfig().law_pool
+    assert experiment.estimator_set((), 0.97)[-1].gamma == 0.97
+    with pytest.raises(SystemExit) as exc:  # argparse's own error
+        main(["variance", "--parts", "bogus", "--out", "/tmp/none"])
+    assert exc.value.code == 2
+    for bad in (["--gamma", "1.5"], ["--ppo-sizes", "3"], ["--law-pool", "1000"]):
+        assert main(["variance", *bad, "--out", "/tmp/none"]) == 2
+    with pytest.raises(ValueError, match="powers of two"):
+        experiment.ExperimentConfig(law_batch_sizes=(6,))
+
+
+@pytest.mark.slow
+def test_ppo_step_uses_the_public_update_and_points_uphill():
+    """E5b through jaxpg.make_update: lr = 1e-30 moves nothing (float32); at a random CartPole policy
+    the full PPO update Δθ has a positive cosine to an independent T1 gradient."""
+    import jaxpg
+    from jaxpg.update import make_agent
+    from jaxpg.variance import ppo_step
+
+    cfg = jaxpg.Config(num_epochs=2, num_minibatches=2, hidden_sizes=(16,), ent_coef=0.0)
+    state = jaxpg.make_init(cfg)(jax.random.key(0))
+    agent = make_agent(cfg)
+    g = per_trajectory_gradients(
+        jax.random.key(1),
+        agent.env,
+        agent.env_params,
+        agent.policy.apply,
+        state.params["policy"],
+        1024,
+        estimator="reward_to_go",
+    )
+    zero = ppo_step.step_directions(
+        jax.random.key(2), cfg.replace(lr=1e-30), state.params, None, 4, 2
+    )
+    assert zero.shape == (2, g.shape[1]) and np.abs(zero).max() < 1e-20
+    rows = ppo_step.measure(
+        jax.random.key(3), cfg, state.params, state.opt_state, g.mean(0), (16,), 4
+    )
+    assert rows[0]["N"] == 16 and len(rows[0]["cos_ref_all"]) == 4
+    assert rows[0]["cos_ref_lo"] > 0.1, rows
+
+
 @pytest.mark.slow
 def test_cli_variance_end_to_end(tmp_path):
     import json
@@ -390,7 +450,24 @@ def test_cli_variance_end_to_end(tmp_path):
             "20",
             "--batch-baseline-sizes",
             "2",
-            "--no-plots",
+            "--vstar-size",
+            "64",
+            "--vstar-steps",
+            "50",
+            "--decomp-states",
+            "64",
+            "--law-pool",
+            "256",
+            "--law-chunk",
+            "128",
+            "--ppo-sizes",
+            "2",
+            "--ppo-seeds",
+            "2",
+            "--gae-gammas",
+            "0.99,1",
+            "--gae-lambdas",
+            "0.5,1",
         ]
     )
     assert rc == 0
@@ -398,6 +475,12 @@ def test_cli_variance_end_to_end(tmp_path):
     assert [c["name"] for c in summary["checkpoints"]][0] == "init"
     header = (tmp_path / "variance.csv").read_text().splitlines()[0].split(",")
     assert {"checkpoint", "seed", "estimator", "N", "cos_ref", "tr_sigma1"} <= set(header)
+    first = summary["checkpoints"][0]
+    assert {"estimators", "decomposition", "law", "ppo_step", "gae_map"} <= set(first)
+    assert len(first["gae_map"]["rel_mse_N"]) == 2
+    for stem in ("decomposition", "law", "ppo_step", "gae_map", "cosine"):
+        assert (tmp_path / f"variance_{stem}.png").exists()
+    assert "## R4" in (tmp_path / "table.md").read_text()
 
 
 def test_vstar_fits_time_limited_returns():
@@ -617,3 +700,60 @@ def test_decomposition_sampled_components_match_exact():
         assert abs(z) < 4, (key, got[key], value)
     for b in tables:
         assert abs(got[f"total/{b}"]["value"] - got[f"total_direct/{b}"]["value"]) < 1e-9
+
+
+# --- R4: the 1/N law on disjoint batches ------------------------------------------------
+
+
+def _fake_stream(data):
+    """``sample``/``grads_of`` pair that serves rows of ``data`` [K, d] in order."""
+    pos = {"i": 0}
+
+    def sample(key, n):
+        i = pos["i"]
+        pos["i"] = i + n
+        return data[i : i + n]
+
+    return sample, lambda rows: {"g": rows}
+
+
+def test_law_stream_keeps_disjoint_batch_means_whatever_the_chunk():
+    """Batch means for N below and above the chunk, and tr Σ₁ from streamed sums,
+    equal the direct NumPy values."""
+    from jaxpg.variance import law
+
+    data = np.random.default_rng(0).standard_t(3, size=(256, 5)) + 2.0
+    plan = law.batch_plan(256, (1, 2, 8, 32, 64), 16)
+    assert plan == {1: 16, 2: 16, 8: 16, 32: 8, 64: 4}
+    acc = law.stream_pool(jax.random.key(0), *_fake_stream(data), 256, 16, plan)["g"]
+    for n, m in plan.items():
+        want = data[: m * n].reshape(m, n, -1).mean(1)
+        np.testing.assert_allclose(acc["means"][n], want, rtol=1e-12)
+    rows = law.law_rows({"g": acc}, rng=np.random.default_rng(0), resamples=50)
+    tr1 = np.var(data, axis=0, ddof=1).sum()
+    assert all(abs(r["tr_sigma1"] - tr1) < 1e-9 * tr1 for r in rows)
+    with pytest.raises(ValueError, match="powers of two"):
+        law.batch_plan(256, (3,), 16)
+    with pytest.raises(ValueError, match="leaves 1"):
+        law.batch_plan(256, (256,), 16)
+
+
+def test_law_holds_for_independent_rows_and_fails_for_duplicated_ones():
+    """Independent rows: every N·tr Σ_N/tr Σ₁ interval covers 1 and R4 passes.
+    Each row repeated twice (dependent neighbours): the ratio is ≈ 2 for N ≥ 2,
+    every interval excludes 1, and R4 fails."""
+    from jaxpg.variance import law
+
+    rng = np.random.default_rng(1)
+    iid = rng.normal(size=(8192, 20)) * np.linspace(0.5, 2.0, 20)
+    dup = np.repeat(iid[:4096], 2, axis=0)
+    plan = law.batch_plan(8192, (4, 16, 64, 256), 128)
+    for data, expect in ((iid, 1.0), (dup, 2.0)):
+        acc = law.stream_pool(jax.random.key(0), *_fake_stream(data), 8192, 1024, plan)
+        rows = law.law_rows(acc, rng=np.random.default_rng(2), resamples=300)
+        for r in rows:
+            assert r["ratio_lo"] <= expect <= r["ratio_hi"], r
+        v = law.verdict(rows)["g"]
+        assert v["pass"] == (expect == 1.0)
+        if expect == 2.0:
+            assert all(r["ratio_lo"] > 1.2 for r in rows)

@@ -52,7 +52,9 @@ def fit(
       hidden_sizes, steps, batch_size, lr: MLP width and Adam schedule.
 
     Returns:
-      ``(apply, params)`` where ``apply(params, obs[T, K, o]) -> [T, K]`` values.
+      ``(apply, params)`` where ``apply(params, obs[T, K, o]) -> [T, K]`` values
+      (time from the array's index), or ``apply(params, obs[..., o], t[...])`` at
+      explicit time steps t.
     """
     net = networks.Value(tuple(hidden_sizes), "tanh")
     x = time_features(pool.obs, horizon).reshape(-1, pool.obs.shape[-1] + 1)
@@ -64,8 +66,11 @@ def fit(
     idx = jax.random.choice(k_idx, x.shape[0], (steps, batch_size), p=p)
     params = _train(net, opt, params, x, y, idx)
 
-    def apply(prm, obs):
-        return net.apply(prm, time_features(obs, horizon)) * horizon
+    def apply(prm, obs, t=None):
+        if t is None:  # a time-major [T, K, o] pool: t is the time index
+            return net.apply(prm, time_features(obs, horizon)) * horizon
+        left = (horizon - jnp.asarray(t, obs.dtype)[..., None]) / horizon
+        return net.apply(prm, jnp.concatenate([obs, left], axis=-1)) * horizon
 
     return apply, params
 
