@@ -1,13 +1,16 @@
 """Reproduce the CartPole gradient-variance results of docs/variance.md.
 
 Runs ``jaxpg variance`` (every option is passed through) and, with ``--docs``,
-copies the PNG plots to ``docs/img/`` (the table is in ``OUT/table.md``).
+copies the PNG plots to ``docs/img/`` (the tables are in ``OUT/table.md``).
 
 Examples:
-  python scripts/reproduce_variance.py --out runs/variance --docs   # CPU default, minutes
-  # accelerator scale (>= 10^6 steps per checkpoint pool, 2^18-trajectory reference):
-  python scripts/reproduce_variance.py --out runs/variance_gpu --pool-size 65536 \\
-      --ref-size 262144 --chunk-size 4096 --batch-baseline-sizes 2,8,64,512
+  # CPU scale, every part (estimators, decomposition, law, ppo_step, gae_map)
+  python scripts/reproduce_variance.py --out runs/variance --docs
+  # one part at a time, as docs/variance.md reports them
+  python scripts/reproduce_variance.py --out runs/variance_law --parts law
+  # accelerator scale (2^16-trajectory test pools, 2^18 reference, R4 to N = 4096,
+  # E5b to 2048 episodes, 3 training seeds); run this on a GPU machine
+  python scripts/reproduce_variance.py --out runs/variance_gpu --scale accelerator
 """
 
 from __future__ import annotations

@@ -502,7 +502,7 @@ def test_vstar_fits_time_limited_returns():
 
 def test_frozen_params_are_arguments_no_recompile():
     """A new checkpoint (new param values, same shapes) reuses the compiled sampler
-    and gradient programs: freezing = passing params as arguments (VARIANCE.md 2.1)."""
+    and gradient programs: freezing = passing params as arguments (docs/variance.md, "Protocol")."""
     mdp = tabular.random_layered(2)
     env = tabular.TabularEnv(mdp)
     shape = (mdp.num_states, mdp.num_actions)
@@ -550,7 +550,7 @@ def test_ppo_weights_equal_clipped_surrogate_gradient_at_theta_old():
 
 
 def test_r0_monte_carlo_at_protocol_size():
-    """R0 as VARIANCE.md states it: K = 2·10⁵ sampled trajectories, every coordinate
+    """R0 as docs/variance.md ("Criteria") states it: K = 2·10⁵ sampled trajectories, every coordinate
     |z| < 4 against the exact gradient and tr Cov within 2% of the exact one."""
     k = 200_000
     mdp, theta, v = layered_setup(5)

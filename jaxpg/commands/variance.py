@@ -321,8 +321,8 @@ def run(args: argparse.Namespace) -> int:
     log = lambda msg: print(f"jaxpg variance: {msg}", file=sys.stderr)  # noqa: E731
     rows, summary = experiment.run(cfg, log=log)
     has_table = any("estimators" in c for c in summary["checkpoints"])
-    (out / "variance.csv").write_text(report.csv_text(report.merge_rows(rows, summary)))
     write_json_atomic(out / "summary.json", summary)
+    (out / "variance.csv").write_text(report.csv_text(report.merge_rows(rows, summary)))
     (out / "table.md").write_text(report.full_markdown(summary, rows))
     if not args.no_plots:
         figs = report.figures(rows, summary) if has_table else {}

@@ -45,7 +45,11 @@ def csv_text(rows: list[dict]) -> str:
 
 def merge_rows(rows: list[dict], summary: dict) -> list[dict]:
     """Attach each estimator's whole-pool summary (tr Σ₁, B, bias...) to its rows."""
-    by = {(c["name"], k): v for c in summary["checkpoints"] for k, v in c["estimators"].items()}
+    by = {
+        (c["name"], k): v
+        for c in summary["checkpoints"]
+        for k, v in c.get("estimators", {}).items()
+    }
     cols = (
         "tr_sigma1",
         "B",
@@ -339,7 +343,7 @@ def ppo_step_table(summary: dict, rows: list[dict]) -> str:
             lines.append(
                 f"| {c['name']} ({c['mean_length']:.0f}) | {r['N']} | {_fmt(r['cos_ref'], '.2f')} "
                 f"[{_fmt(r['cos_ref_lo'], '.2f')}, {_fmt(r['cos_ref_hi'], '.2f')}] "
-                f"| {_fmt(r['pairwise_cos'], '.2f')} | {_fmt(r['cos_own'], '.2f')} "
+                f"| {_fmt(r['pairwise_cos'], '.2f')} | {_fmt(r.get('cos_own'), '.2f')} "
                 f"| {_fmt(_row_cos(rows, c['name'], 'E3_Vagent', r['N']), '.2f')} |"
             )
     return "\n".join(lines) + "\n"
@@ -498,7 +502,7 @@ def part_figures(rows: list[dict], summary: dict) -> dict:
             ax.errorbar(n, y, err, fmt="o-", ms=3, capsize=2, color="k", label="E5b: PPO update Δθ")
             ax.plot(
                 n,
-                [r["cos_own"] for r in pr],
+                [r.get("cos_own", np.nan) for r in pr],
                 "s:",
                 ms=3,
                 color="tab:purple",

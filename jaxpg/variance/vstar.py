@@ -1,7 +1,7 @@
 """A time-aware critic V*(s, t) fit on a fresh pool, for the E3-Vstar baseline.
 
 The time-limited return G_t = Σ_{k≥t} r_k of CartPole depends on the time left,
-so V* takes x = [s, (T − t)/T] (pitfall 8 iii). It is fit by minibatch Adam
+so V* takes x = [s, (T − t)/T] (``docs/variance.md``, pitfall 8 iii). It is fit by minibatch Adam
 regression of G_t/T on a pool disjoint from the test and reference pools
 (pitfall 17), so as a baseline it is independent of the trajectories it is
 applied to and keeps the estimator unbiased.
