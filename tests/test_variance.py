@@ -400,8 +400,9 @@ def test_cli_variance_parts_scale_and_gamma():
 
 @pytest.mark.slow
 def test_ppo_step_uses_the_public_update_and_points_uphill():
-    """E5b through jaxpg.make_update: lr = 1e-30 moves nothing (float32); at a random CartPole policy
-    the full PPO update Δθ has a positive cosine to an independent T1 gradient."""
+    """E5b through jaxpg.make_update: lr = 1e-30 moves nothing (float32); at a random
+    CartPole policy the full PPO update Δθ has a positive cosine to an independent T1
+    gradient."""
     import jaxpg
     from jaxpg.update import make_agent
     from jaxpg.variance import ppo_step
@@ -550,8 +551,9 @@ def test_ppo_weights_equal_clipped_surrogate_gradient_at_theta_old():
 
 
 def test_r0_monte_carlo_at_protocol_size():
-    """R0 as docs/variance.md ("Criteria") states it: K = 2·10⁵ sampled trajectories, every coordinate
-    |z| < 4 against the exact gradient and tr Cov within 2% of the exact one."""
+    """R0 as docs/variance.md ("Criteria") states it: K = 2·10⁵ sampled trajectories,
+    every coordinate |z| < 4 against the exact gradient and tr Cov within 2% of the exact
+    one."""
     k = 200_000
     mdp, theta, v = layered_setup(5)
     env = tabular.TabularEnv(mdp)
@@ -604,15 +606,19 @@ def _enumerated_pair_moments(mdp, theta, baseline):
     zeros = jnp.zeros_like(pool.reward)
     rtg = np.asarray(grads_mod.episode_weights(Estimator("reward_to_go"), pool, zeros, zeros))
     obs, act, mask = np.asarray(pool.obs), np.asarray(pool.action), np.asarray(pool.mask)
-    score = jax.grad(lambda th, o, a: networks.log_prob(tabular.softmax_policy(th, o), a))
+    score = jax.vmap(
+        jax.grad(lambda th, o, a: networks.log_prob(tabular.softmax_policy(th, o), a)),
+        in_axes=(None, 0, 0),
+    )
+    H, n = mask.shape
+    scores = np.asarray(score(theta, obs.reshape(H * n, -1), act.reshape(-1))).reshape(H, n, -1)
     first, second, steps = 0.0, 0.0, 0.0
-    for i in range(mask.shape[1]):
-        for t in range(mask.shape[0]):
+    for i in range(n):
+        for t in range(H):
             if mask[t, i] == 0:
                 continue
             s = int(obs[t, i].argmax())
-            g = np.asarray(score(theta, obs[t, i], act[t, i])).reshape(-1)
-            g = g * (rtg[t, i] - (0.0 if baseline is None else float(baseline[t, s])))
+            g = scores[t, i] * (rtg[t, i] - (0.0 if baseline is None else float(baseline[t, s])))
             first = first + p[i] * g
             second += p[i] * float(g @ g)
             steps += p[i]
@@ -662,7 +668,7 @@ def test_decomposition_exact_baseline_moves_only_the_action_term():
 
 
 def test_decomposition_sampled_components_match_exact():
-    """Nested continuations from saved gymnax states (float32, K = 20,000 pairs):
+    """Nested continuations from saved gymnax states (float32, K = 10,000 pairs):
     every component and the removed part are within 4 SE of their exact values, and
     the components add up to the directly estimated total on the sample."""
     from jaxpg.variance import decomposition
@@ -685,7 +691,7 @@ def test_decomposition_sampled_components_match_exact():
         env.default_params,
         tabular.softmax_policy,
         jnp.asarray(theta, jnp.float32),
-        20_000,
+        10_000,
     )
     t, s = np.asarray(pairs.time), np.asarray(pairs.obs).argmax(-1)
     tables = {"none": np.zeros_like(v_pi), "vpi": v_pi, "wrong": b_wrong}

@@ -151,10 +151,12 @@ class ExperimentConfig:
             raise ValueError(f"ppo_sizes must be even and >= 2, got {self.ppo_sizes}")
         from jaxpg.variance import law
 
-        if self.law_chunk < 1 or self.law_chunk & (self.law_chunk - 1):
-            raise ValueError(f"law_chunk must be a power of two, got {self.law_chunk}")
-        if self.law_pool % min(self.law_chunk, self.law_pool):
-            raise ValueError(f"law_pool must be a multiple of law_chunk={self.law_chunk}")
+        chunk = min(self.law_chunk, self.law_pool)
+        if chunk < 1 or chunk & (chunk - 1) or self.law_pool % chunk:
+            raise ValueError(
+                f"law_chunk={self.law_chunk} must be a power of two dividing law_pool="
+                f"{self.law_pool}; allowed: law_pool a multiple of law_chunk"
+            )
         law.batch_plan(self.law_pool, self.resolved_law_sizes(), self.law_max_batches)
 
     def resolved_batch_sizes(self) -> tuple[int, ...]:
