@@ -109,7 +109,7 @@ class ExperimentConfig:
     gamma: float = 0.99
     parts: tuple[str, ...] = PARTS
     decomp_states: int = 4096
-    law_pool: int = 16384
+    law_pool: int = 8192
     law_batch_sizes: tuple[int, ...] | None = None
     law_max_batches: int = 512
     law_chunk: int = 1024
