@@ -58,7 +58,8 @@ def measure(
       dict with ``gammas``, ``lambdas``, ``N``, and ``[len(gammas), len(lambdas)]``
       lists ``rel_bias_sq``, ``rel_bias_sq_noise`` (the noise floor subtracted),
       ``rel_var_N``, ``rel_mse_N``, ``tr_sigma1``, ``cos_mean`` (cosine of the
-      pool mean to g_ref) and ``scale_ratio``.
+      pool mean to g_ref) and ``scale_ratio``; the relative entries are NaN when
+      the debiased ‖g_ref‖² (``ref_norm_sq_debiased``) is ≤ 0.
     """
     k = pool.mask.shape[1]
     mean_len = float(np.asarray(pool.mask).sum() / k)
@@ -99,7 +100,13 @@ def measure(
             row["scale_ratio"].append(float(mean @ ref / (ref @ ref)))
         for k_ in out:
             out[k_].append(row[k_])
+    if ref_sq <= 0:  # ‖∇J‖² is within noise (a saturated policy, pitfall 9): no scale
+        for k_ in keys:
+            out[k_] = (
+                [[float("nan")] * len(lambdas) for _ in gammas] if k_ != "tr_sigma1" else out[k_]
+            )
     out.update(gammas=list(map(float, gammas)), lambdas=list(map(float, lambdas)), N=n)
+    out["ref_norm_sq_debiased"] = ref_sq
     out["pairs"] = pairs
     out["mean_length"] = mean_len
     return out

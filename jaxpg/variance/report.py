@@ -277,6 +277,11 @@ def _with(summary: dict, part: str) -> list[dict]:
     return [c for c in summary["checkpoints"] if part in c]
 
 
+def signal_ok(c: dict) -> bool:
+    """True when the checkpoint's debiased ‖g_ref‖² is > 0 (not a saturated policy)."""
+    return c["ref_norm_sq"] - c["ref_tr_sigma1"] / c["ref_size"] > 0
+
+
 def decomposition_table(summary: dict) -> str:
     """Σ_s, Σ_τ, Σ_a per baseline and the totals, ± SE, per checkpoint."""
     lines = [
@@ -339,9 +344,11 @@ def ppo_step_table(summary: dict, rows: list[dict]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for c in _with(summary, "ppo_step"):
+        note = "" if signal_ok(c) else ", g_ref is noise"
         for r in c["ppo_step"]:
             lines.append(
-                f"| {c['name']} ({c['mean_length']:.0f}) | {r['N']} | {_fmt(r['cos_ref'], '.2f')} "
+                f"| {c['name']} ({c['mean_length']:.0f}{note}) | {r['N']} "
+                f"| {_fmt(r['cos_ref'], '.2f')} "
                 f"[{_fmt(r['cos_ref_lo'], '.2f')}, {_fmt(r['cos_ref_hi'], '.2f')}] "
                 f"| {_fmt(r['pairwise_cos'], '.2f')} | {_fmt(r.get('cos_own'), '.2f')} "
                 f"| {_fmt(_row_cos(rows, c['name'], 'E3_Vagent', r['N']), '.2f')} |"
@@ -371,6 +378,12 @@ def gae_map_table(summary: dict) -> str:
     ]
     for c in _with(summary, "gae_map"):
         g = c["gae_map"]
+        if not signal_ok(c):
+            lines.append(
+                f"| {c['name']} | {g['N']} ({g['pairs']}) | – (‖g_ref‖² is within noise: "
+                "saturated policy) | – | – | – |"
+            )
+            continue
         mse = np.array(g["rel_mse_N"], float)
         i, j = np.unravel_index(np.nanargmin(mse), mse.shape)
 
@@ -518,7 +531,8 @@ def part_figures(rows: list[dict], summary: dict) -> dict:
             ax.set_ylim(-0.3, 1.02)
             ax.axhline(0, color="k", lw=0.5)
             ax.set_xlabel("rollout size N (complete episodes)")
-            ax.set_title(f"{c['name']} (mean len {c['mean_length']:.0f})", fontsize=9)
+            noise = "" if signal_ok(c) else "; g_ref is noise"
+            ax.set_title(f"{c['name']} (mean len {c['mean_length']:.0f}{noise})", fontsize=9)
             ax.grid(alpha=0.3)
         axes[0, 0].set_ylabel("cosine to g_ref (T1)")
         axes[0, 0].legend(fontsize=6)
@@ -530,7 +544,7 @@ def part_figures(rows: list[dict], summary: dict) -> dict:
         fig.tight_layout()
         figs["variance_ppo_step"] = fig
 
-    cks = _with(summary, "gae_map")
+    cks = [c for c in _with(summary, "gae_map") if signal_ok(c)]
     if cks:
         panels = (
             ("rel_bias_sq", "bias² vs T1"),
