@@ -518,8 +518,8 @@ def part_figures(rows: list[dict], summary: dict) -> dict:
                 [r.get("cos_own", np.nan) for r in pr],
                 "s:",
                 ms=3,
-                color="tab:purple",
-                label="E5b vs its own GAE target",
+                color="grey",
+                label="E5b Δθ vs PPO's own GAE target",
             )
             for name in ("E3_Vagent", "E4_gae_g0.99_l0.95"):
                 pts = [(r["N"], _row_cos(rows, c["name"], name, r["N"])) for r in pr]
