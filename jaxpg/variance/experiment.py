@@ -186,6 +186,16 @@ def estimator_set(lambdas, gamma: float = 0.99) -> list[Estimator]:
 # --- training and checkpoints -----------------------------------------------------
 
 
+def policy_apply(agent) -> Callable:
+    """``(policy_params, obs) -> logits`` of the trained agent's policy network."""
+    return agent.policy.apply
+
+
+def value_apply(agent) -> Callable:
+    """``(value_params, obs) -> V(obs)`` of the trained agent's critic."""
+    return agent.value.apply
+
+
 def train_checkpoints(cfg: ExperimentConfig, log: Callable[[str], None] = print):
     """Train PPO and freeze params at init and at each target return.
 
@@ -290,7 +300,7 @@ def context(
     cfg: ExperimentConfig, agent, ckpt: dict, index: int, key, rng: np.random.Generator
 ) -> Context:
     """Draw the test, reference and V* pools of one checkpoint and fit V*."""
-    pol_apply, val_apply = agent.policy.apply, agent.value.apply
+    pol_apply, val_apply = policy_apply(agent), value_apply(agent)
     pp, vp = ckpt["params"]["policy"], ckpt["params"]["value"]
     limit = agent.spec.max_episode_steps
     sample = lambda k, n: gradients.trim_pool(  # noqa: E731
@@ -357,7 +367,7 @@ def measure_checkpoint(
     rng: np.random.Generator,
 ) -> tuple[list[dict], dict]:
     """The estimator table of one checkpoint: (csv rows, {estimator: summary})."""
-    pol_apply, val_apply = agent.policy.apply, agent.value.apply
+    pol_apply, val_apply = policy_apply(agent), value_apply(agent)
     pp, vp = ckpt["params"]["policy"], ckpt["params"]["value"]
     pool, g_ref, ref_trace = ctx.pool, ctx.g_ref, ctx.ref_trace
     mean_len = float(ctx.lengths.mean())
@@ -462,7 +472,7 @@ def measure_decomposition(cfg: ExperimentConfig, agent, ckpt: dict, ctx: Context
         key,
         agent.env,
         agent.env_params,
-        agent.policy.apply,
+        policy_apply(agent),
         pp,
         cfg.decomp_states,
         chunk_size=cfg.chunk_size,
@@ -470,7 +480,7 @@ def measure_decomposition(cfg: ExperimentConfig, agent, ckpt: dict, ctx: Context
     v_apply, v_params = ctx.v_star
     baselines = {
         "none": jnp.zeros_like(pairs.q1x),
-        "V_agent": agent.value.apply(vp, pairs.obs),
+        "V_agent": value_apply(agent)(vp, pairs.obs),
         "V_star": v_apply(v_params, pairs.obs, pairs.time),
     }
     return decomposition.components(pairs, baselines)
@@ -489,11 +499,11 @@ def measure_law(cfg: ExperimentConfig, agent, ckpt: dict, ctx: Context, key, rng
 
     def grads_of(pool):
         return gradients.pool_gradients(
-            agent.policy.apply,
+            policy_apply(agent),
             pp,
             pool,
             ests,
-            value_apply=agent.value.apply,
+            value_apply=value_apply(agent),
             value_params=vp,
             chunk_size=cfg.chunk_size,
         )
@@ -501,7 +511,13 @@ def measure_law(cfg: ExperimentConfig, agent, ckpt: dict, ctx: Context, key, rng
     def sample(k, n):
         return gradients.trim_pool(
             gradients.sample_episodes(
-                k, agent.env, agent.env_params, agent.policy.apply, pp, n, chunk_size=cfg.chunk_size
+                k,
+                agent.env,
+                agent.env_params,
+                policy_apply(agent),
+                pp,
+                n,
+                chunk_size=cfg.chunk_size,
             )
         )
 
@@ -521,11 +537,11 @@ def measure_ppo_step(
     pp, vp = ckpt["params"]["policy"], ckpt["params"]["value"]
     own = Estimator("vpg", train_config.gamma, train_config.lam)
     g_own = gradients.pool_gradients(
-        agent.policy.apply,
+        policy_apply(agent),
         pp,
         ctx.pool,
         [own],
-        value_apply=agent.value.apply,
+        value_apply=value_apply(agent),
         value_params=vp,
         chunk_size=cfg.chunk_size,
     )["vpg"].mean(0)
@@ -546,7 +562,7 @@ def measure_gae_map(cfg: ExperimentConfig, agent, ckpt: dict, ctx: Context) -> d
     from jaxpg.variance import gae_map
 
     return gae_map.measure(
-        agent.policy.apply,
+        policy_apply(agent),
         ckpt["params"]["policy"],
         ctx.pool,
         ctx.g_ref,
@@ -554,7 +570,7 @@ def measure_gae_map(cfg: ExperimentConfig, agent, ckpt: dict, ctx: Context) -> d
         cfg.ref_size,
         cfg.gae_gammas,
         cfg.gae_lambdas,
-        value_apply=agent.value.apply,
+        value_apply=value_apply(agent),
         value_params=ckpt["params"]["value"],
         pairs=cfg.gae_pairs,
         chunk_size=cfg.chunk_size,
