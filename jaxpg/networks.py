@@ -254,8 +254,9 @@ def shared(actor_critic: nn.Module) -> Model:
     return Model(init, lambda p, o: both(p, o)[0], lambda p, o: both(p, o)[1], both)
 
 
-def from_config(config, spec) -> Model:
-    """The built-in networks that ``config`` names, for an env of ``spec`` (an ``EnvSpec``)."""
+def modules(config, spec) -> tuple[nn.Module, nn.Module | None]:
+    """The built-in flax modules ``config`` names: ``(policy, value)`` when separate,
+    ``(actor_critic, None)`` with ``shared_torso``."""
     body = dict(
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
@@ -268,8 +269,14 @@ def from_config(config, spec) -> Model:
         action_dim=spec.action_dim, discrete=spec.discrete, log_std_init=config.log_std_init
     )
     if config.shared_torso:
-        return shared(ActorCritic(**body, **head))
-    return separate(Policy(**body, **head), Value(**body))
+        return ActorCritic(**body, **head), None
+    return Policy(**body, **head), Value(**body)
+
+
+def from_config(config, spec) -> Model:
+    """The built-in networks that ``config`` names, for an env of ``spec`` (an ``EnvSpec``)."""
+    first, value = modules(config, spec)
+    return shared(first) if value is None else separate(first, value)
 
 
 def as_model(network: Any) -> Model:
