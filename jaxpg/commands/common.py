@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import typing
 
@@ -18,22 +19,69 @@ class CommandError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+def _attribute_docs(doc: str) -> dict[str, str]:
+    """The ``Attributes:`` section of a Google-style docstring: ``{name: text}``.
+
+    An entry starts at the section's indentation with ``name:``; every more
+    indented line that follows belongs to it, whatever it starts with.
+    """
+    lines = doc.splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Attributes:")
+    except StopIteration:
+        return out
+    indent = None
+    name = None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:
+            break
+        m = re.match(r"(\w+):\s*(.*)", line.strip())
+        if depth == indent and m:
+            name = m.group(1)
+            out[name] = m.group(2)
+        elif name is not None:
+            out[name] += " " + line.strip()
+    return out
+
+
+def _plain(text: str) -> str:
+    """Docstring text as a user reads it: no reST markup, ``None`` spelt ``auto``."""
+    from jaxpg import config as cfg
+
+    names = {
+        n: ", ".join(getattr(cfg, n))
+        for n in ("ESTIMATORS", "ACTIVATIONS", "ROLLOUTS", "SHUFFLES", "INITS")
+    }
+    text = re.sub(r"``None``(?: \(auto\))?", "auto", text)
+    text = re.sub(r"``(\w+)``", lambda m: names.get(m.group(1), m.group(1)), text)
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)  # :class:`X` → X
+    text = text.replace("``", "")
+    text = re.sub(r"\*(\w+)\*", r"\1", text)  # *traced* → traced
+    return " ".join(text.split())
+
+
 def _field_help(name: str) -> str:
+    """The help text of ``--NAME``: the field's whole ``Config`` docstring entry, plain."""
     from jaxpg.config import Config
 
-    doc = Config.__doc__ or ""
-    key = f"{name}:"
-    lines = doc.splitlines()
-    for i, line in enumerate(lines):
-        if line.strip().startswith(key):
-            text = [line.strip()[len(key) :].strip()]
-            for nxt in lines[i + 1 :]:
-                s = nxt.strip()
-                if not s or (":" in s.split()[0] and s.split()[0].endswith(":")):
-                    break
-                text.append(s)
-            return " ".join(text)
-    return ""
+    return _plain(_attribute_docs(Config.__doc__ or "").get(name, ""))
+
+
+def format_value(value) -> str:
+    """A Config value as it is typed on the command line (``64,64``, ``auto``, ``true``)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -103,7 +151,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, f.name)
         hint = hints[f.name]
         opt = "--" + f.name.replace("_", "-")
-        help_text = f"{_field_help(f.name)} (default: {default})".replace("%", "%%")
+        help_text = f"{_field_help(f.name)} (default: {format_value(default)})"
+        help_text = help_text.replace("%", "%%")
         kw: dict = {"dest": f.name, "default": None, "help": help_text}
         if hint is bool:
             group.add_argument(opt, action=argparse.BooleanOptionalAction, **kw)
