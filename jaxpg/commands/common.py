@@ -327,17 +327,21 @@ def _type_name(hint) -> str:
     return "a list of integers such as [64, 64]"
 
 
-def load_config_file(path) -> dict:
-    """Read Config fields from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
+# Top-level keys of the ``config.json`` that ``jaxpg train`` and ``jaxpg sweep`` write
+# next to the ``config`` table; ``--config`` reads such a file's ``config`` and skips these.
+RECORD_KEYS = frozenset(
+    {"num_updates", "run", "versions", "command", "created"}  # a run directory's
+    | {"grid", "seeds", "version", "devices", "programs"}  # a sweep directory's
+)
 
-    The file is a flat table of ``Config`` fields (a top-level ``[config]``
-    table is accepted too). Unknown fields, wrong types and parse errors raise
-    :class:`CommandError` naming the file and the problem.
+
+def read_config_data(path) -> dict:
+    """The parsed contents of a ``.toml``, ``.yaml``/``.yml`` or ``.json`` config file.
+
+    Raises:
+      CommandError: the file cannot be read or parsed, or its type is unknown.
     """
-    import dataclasses as dc
     from pathlib import Path
-
-    from jaxpg.config import Config
 
     path = Path(path)
     try:
@@ -352,13 +356,18 @@ def load_config_file(path) -> dict:
             data = tomllib.loads(text.decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"--config {path}: not valid TOML: {exc}") from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CommandError(f"--config {path}: not valid JSON: {exc}") from None
     elif suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             raise CommandError(
-                f"--config {path}: YAML needs the pyyaml package (pip install pyyaml), "
-                "or use a .toml file"
+                f"--config {path}: YAML needs the pyyaml package (pip install 'jaxpg[yaml]'), "
+                "or use a .toml or .json file"
             ) from None
         try:
             data = yaml.safe_load(text)
@@ -369,11 +378,34 @@ def load_config_file(path) -> dict:
     else:
         raise CommandError(
             f"--config {path}: unknown file type {suffix or '(none)'!r}; "
-            "allowed: .toml, .yaml, .yml"
+            "allowed: .toml, .yaml, .yml, .json"
         )
     if not isinstance(data, dict):
         raise CommandError(f"--config {path}: expected a table of Config fields")
-    if set(data) == {"config"} and isinstance(data["config"], dict):
+    return data
+
+
+def load_config_file(path) -> dict:
+    """Read Config fields from a TOML, YAML (``.yaml``/``.yml``) or JSON file.
+
+    The file is a flat table of ``Config`` fields, or a top-level ``config``
+    table; the latter may sit beside the other keys of the ``config.json`` a
+    run or sweep directory holds (``RECORD_KEYS``), so ``--config
+    RUN_DIR/config.json`` reads that run's config. Unknown fields, wrong types
+    and parse errors raise :class:`CommandError` naming the file and the problem.
+
+    Args:
+      path: the file; its suffix picks the format.
+
+    Returns:
+      ``{field: value}`` with each value checked against the field's type.
+    """
+    import dataclasses as dc
+
+    from jaxpg.config import Config
+
+    data = read_config_data(path)
+    if isinstance(data.get("config"), dict) and set(data) - {"config"} <= RECORD_KEYS:
         data = data["config"]
     names = [f.name for f in dc.fields(Config)]
     unknown = sorted(set(data) - set(names))
@@ -382,6 +414,13 @@ def load_config_file(path) -> dict:
             f"--config {path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(names)}"
         )
     return {k: _coerce_field(k, v, f"--config {path}") for k, v in data.items()}
+
+
+def print_config(config) -> None:
+    """Print ``config`` as a flat JSON table of its fields (a file ``--config`` reads)."""
+    json.dump(config.to_dict(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def resolve_config(args: argparse.Namespace):

@@ -1,7 +1,9 @@
 """``jaxpg sweep``: seeds × a hyperparameter grid, one compiled program per static combination.
 
-Example::
+Examples::
 
+  jaxpg sweep --preset acrobot-ppo --seeds 8 --grid lr=3e-4,1e-3
+  jaxpg sweep --config sweep/config.json --out sweep2   # the same sweep again
   jaxpg sweep --seeds 16 --grid lr=1e-4,3e-4,1e-3 --grid gae_lambda=0.9,0.95,0.99 \\
       --total-timesteps 100000 --out runs/lr-lam
 
@@ -26,8 +28,10 @@ from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
-    config_overrides,
     emit_json,
+    print_config,
+    read_config_data,
+    resolve_config,
     write_json_atomic,
 )
 
@@ -48,8 +52,22 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
+        "--preset", metavar="NAME", help="start from a documented preset (see `jaxpg presets`)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML, YAML or JSON file of Config fields, applied over the preset; a sweep's "
+        "OUT/config.json also brings its grid and seeds (unless --grid/--seeds are given)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved base config as JSON (a file --config reads) and exit",
+    )
+    p.add_argument(
         "--seeds",
-        default="8",
+        default=None,
         metavar="N|S,S,...",
         help="number of seeds (seed, seed+1, ...; see --seed) or a comma list (default: 8)",
     )
@@ -169,6 +187,22 @@ def _parse_seeds(text: str):
     return parts[0]
 
 
+def _sweep_from_record(args: argparse.Namespace, grid: dict, seeds):
+    """The grid and seeds of a sweep's own ``config.json`` given as ``--config``.
+
+    Options win: ``--grid`` replaces the whole recorded grid, ``--seeds`` the seeds.
+    """
+    data = read_config_data(args.config)
+    if not args.grid and isinstance(data.get("grid"), dict):
+        grid = {
+            k: [tuple(v) if isinstance(v, list) else v for v in values]
+            for k, values in data["grid"].items()
+        }
+    if args.seeds is None and isinstance(data.get("seeds"), list):
+        seeds = [int(s) for s in data["seeds"]]
+    return grid, seeds
+
+
 # -- progress -------------------------------------------------------------------
 class _Progress:
     def __init__(self, quiet: bool):
@@ -225,16 +259,20 @@ def run(args: argparse.Namespace) -> int:
 
     import jaxpg
     from jaxpg.commands import _sweep_files as files
-    from jaxpg.config import Config
     from jaxpg.grid import check_grid
     from jaxpg.sweep import sweep
 
     if args.resume and args.restart:
         raise CommandError("--resume and --restart exclude each other")
-    config = Config(**config_overrides(args))
+    config, _ = resolve_config(args)
+    if args.print_config:
+        print_config(config)
+        return 0
     grid = parse_grid(args.grid)
+    seeds = _parse_seeds(args.seeds or "8")
+    if args.config:
+        grid, seeds = _sweep_from_record(args, grid, seeds)
     check_grid(config, grid)  # every name and value, before any compile
-    seeds = _parse_seeds(args.seeds)
     out = Path(args.out)
     writer = jax.process_index() == 0
     if writer:

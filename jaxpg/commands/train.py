@@ -5,6 +5,8 @@ Examples::
     jaxpg train                                  # PPO on CartPole-v1, runs/<env>-<est>-<time>
     jaxpg train --preset acrobot-ppo --out runs/acro
     jaxpg train --config my.toml --lr 1e-3 --json
+    jaxpg train --config runs/acro/config.json   # the same run again
+    jaxpg train --preset acrobot-ppo --print-config > acro.json
     jaxpg train --resume runs/acro               # continue from the newest checkpoint
     jaxpg train --devices all --num-envs 4096    # the env batch split over every device
 """
@@ -21,6 +23,7 @@ from jaxpg.commands.common import (
     add_distributed_options,
     config_overrides,
     emit_json,
+    print_config,
     resolve_config,
 )
 
@@ -41,7 +44,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML or YAML file of Config fields, applied over the preset",
+        help="TOML, YAML or JSON file of Config fields, applied over the preset; a run's "
+        "RUN_DIR/config.json reproduces that run",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as JSON (a file --config reads) and exit",
     )
     p.add_argument(
         "--out", metavar="DIR", help="run directory (default: runs/<env>-<estimator>-<UTC time>)"
@@ -148,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(
                 "--tensorboard needs the tensorboardX package: pip install 'tensorboardX>=2.6,<3'"
             ) from None
+    if args.print_config:
+        config = _resume_config(args, Path(args.resume))[0] if args.resume else None
+        print_config(config or resolve_config(args)[0])
+        return 0
     if args.resume:
         run_dir = Path(args.resume)
         config, settings = _resume_config(args, run_dir)
