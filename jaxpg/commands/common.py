@@ -188,6 +188,48 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+def add_wandb_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--wandb`` and its destination options (see :mod:`jaxpg.wandb_log`).
+
+    Args:
+      parser: the subcommand's parser.
+      what: what one W&B run holds, for the help text.
+    """
+    w = parser.add_argument_group("Weights & Biases (pip install 'jaxpg[wandb]')")
+    w.add_argument(
+        "--wandb",
+        action="store_true",
+        help=f"log to Weights & Biases: {what}; WANDB_MODE=offline writes the run "
+        "locally for a later `wandb sync`",
+    )
+    w.add_argument("--wandb-project", default="jaxpg", metavar="NAME", help="(default: jaxpg)")
+    w.add_argument(
+        "--wandb-entity", default=None, metavar="NAME", help="team or user (default: yours)"
+    )
+    w.add_argument("--wandb-group", default=None, metavar="NAME", help="run group")
+    w.add_argument("--wandb-tags", default="", metavar="TAG,TAG", help="comma-separated run tags")
+
+
+def wandb_options(args: argparse.Namespace):
+    """The ``WandbOptions`` of ``--wandb`` (``None`` without it); checks ``wandb`` imports."""
+    if not getattr(args, "wandb", False):
+        return None
+    from jaxpg.wandb_log import WandbOptions, new_run_id, require_wandb
+
+    try:
+        require_wandb()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    tags = tuple(t.strip() for t in args.wandb_tags.split(",") if t.strip())
+    return WandbOptions(
+        project=args.wandb_project,
+        entity=args.wandb_entity,
+        group=args.wandb_group,
+        tags=tags,
+        run_id=new_run_id(),
+    )
+
+
 def add_distributed_options(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--distributed`` and the coordinator options (see :func:`start_distributed`).
 

@@ -28,10 +28,12 @@ from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
+    add_wandb_options,
     emit_json,
     print_config,
     read_config_data,
     resolve_config,
+    wandb_options,
     write_json_atomic,
 )
 
@@ -116,6 +118,9 @@ def register(subparsers) -> None:
         default=0,
         metavar="INT",
         help="seed of the bootstrap confidence intervals (default: 0)",
+    )
+    add_wandb_options(
+        p, "one W&B run per grid point with the statistics over seeds, grouped by --out"
     )
     add_distributed_options(p, "the sweep")
     add_config_options(p)
@@ -273,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         grid, seeds = _sweep_from_record(args, grid, seeds)
     check_grid(config, grid)  # every name and value, before any compile
+    wandb = wandb_options(args)
     out = Path(args.out)
     writer = jax.process_index() == 0
     if writer:
@@ -323,6 +329,10 @@ def run(args: argparse.Namespace) -> int:
                 "programs": programs,
             },
         )
+    if wandb is not None and writer:
+        from jaxpg.wandb_log import log_sweep
+
+        log_sweep(wandb, result, out, seed=args.bootstrap_seed)
     if args.json and writer:
         best = min(result.summary, key=lambda r: r["rank"])
         emit_json(

@@ -9,6 +9,7 @@ Examples::
     jaxpg train --preset acrobot-ppo --print-config > acro.json
     jaxpg train --resume runs/acro               # continue from the newest checkpoint
     jaxpg train --devices all --num-envs 4096    # the env batch split over every device
+    jaxpg train --wandb --wandb-project cartpole # also log to Weights & Biases
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
+    add_wandb_options,
     config_overrides,
     emit_json,
     print_config,
     resolve_config,
+    wandb_options,
 )
 
 ORDER = 10
@@ -108,9 +111,16 @@ def register(subparsers) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    add_wandb_options(p, "one W&B run per run directory, a row per update")
     add_distributed_options(p, "the same run")
     add_config_options(p)
     p.set_defaults(func=run)
+
+
+def _asdict(options) -> dict | None:
+    import dataclasses
+
+    return None if options is None else dataclasses.asdict(options)
 
 
 def _parse_devices(text: str) -> str | int:
@@ -173,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             log_mode=args.log_mode or "chunks",
             tensorboard=args.tensorboard,
             devices=_device_count(args.devices),
+            wandb=_asdict(wandb_options(args)),
         )
         from jaxpg.update import make_agent
 
@@ -253,6 +264,9 @@ def _resume_config(args: argparse.Namespace, run_dir: Path):
             file=sys.stderr,
         )
     settings = dataclasses.replace(
-        settings, tensorboard=settings.tensorboard or args.tensorboard, devices=devices
+        settings,
+        tensorboard=settings.tensorboard or args.tensorboard,
+        devices=devices,
+        wandb=settings.wandb or _asdict(wandb_options(args)),
     )
     return config, settings
