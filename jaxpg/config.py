@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,7 @@ def _registered_envs() -> tuple[str, ...]:
     return tuple(gymnax.registered_envs)
 
 
-def _fail(field: str, value, allowed: str) -> None:
+def _fail(field: str, value: object, allowed: str) -> None:
     raise ValueError(f"Config.{field}={value!r} is invalid: {allowed}")
 
 
@@ -254,7 +254,7 @@ class Config:
         """The traced hyperparameters of this config, as float32 scalars."""
         return HParams(*(jnp.asarray(getattr(self, f), jnp.float32) for f in TRACED_FIELDS))
 
-    def replace(self, **changes) -> Config:
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -263,7 +263,7 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Config:
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

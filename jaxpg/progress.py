@@ -189,7 +189,7 @@ class MetricsSink:
         self.tb = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None
         self.wandb = wandb_run
 
-    def __call__(self, rows, count) -> None:
+    def __call__(self, rows: np.ndarray, count: int) -> None:
         """Host callback: the first ``count`` of ``rows`` from inside the compiled run."""
         self.write_rows(np.asarray(rows)[: int(count)])
 
@@ -271,7 +271,7 @@ class MetricsSink:
             self.tb.close()
 
 
-def _tensorboard_writer(logdir):
+def _tensorboard_writer(logdir: str | os.PathLike) -> Any:
     try:
         from tensorboardX import SummaryWriter
     except ImportError:

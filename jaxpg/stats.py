@@ -23,17 +23,18 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 CONFIDENCE = 0.95
 NUM_RESAMPLES = 10_000
 
 
-def _finite(x) -> np.ndarray:
+def _finite(x: ArrayLike) -> np.ndarray:
     x = np.asarray(x, np.float64).reshape(-1)
     return x[np.isfinite(x)]
 
 
-def standard_error(x) -> float:
+def standard_error(x: ArrayLike) -> float:
     """Standard error of the mean: ``std(x, ddof=1) / sqrt(n)``.
 
     Args:
@@ -52,7 +53,7 @@ def standard_error(x) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(x.size))
 
 
-def interquartile_mean(x) -> float:
+def interquartile_mean(x: ArrayLike) -> float:
     """Mean of the middle 50%: drop ``floor(n/4)`` values at each end, average the rest.
 
     Args:
@@ -82,7 +83,7 @@ def final_window(num_updates: int) -> int:
     return min(num_updates, max(1, num_updates // 20))
 
 
-def final_return(episode_return) -> float:
+def final_return(episode_return: ArrayLike) -> float:
     """A run's final return: the mean of the last 5% of its per-update returns.
 
     The same definition for ``jaxpg train`` and ``jaxpg sweep``; averaging a
@@ -107,7 +108,7 @@ def final_return(episode_return) -> float:
 
 
 def bootstrap_ci(
-    x,
+    x: ArrayLike,
     *,
     confidence: float = CONFIDENCE,
     num_resamples: int = NUM_RESAMPLES,
@@ -144,7 +145,7 @@ def bootstrap_ci(
 
 
 def iqm_bootstrap_ci(
-    x,
+    x: ArrayLike,
     *,
     confidence: float = CONFIDENCE,
     num_resamples: int = NUM_RESAMPLES,
@@ -204,7 +205,11 @@ def bootstrap_means(
 
 
 def summarize(
-    x, *, confidence: float = CONFIDENCE, num_resamples: int = NUM_RESAMPLES, seed: int = 0
+    x: ArrayLike,
+    *,
+    confidence: float = CONFIDENCE,
+    num_resamples: int = NUM_RESAMPLES,
+    seed: int = 0,
 ) -> dict:
     """All the statistics of one grid point's per-seed values.
 
