@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 
 import pytest
@@ -25,9 +26,9 @@ FORBIDDEN = [
 
 def _raw_entries() -> dict[str, str]:
     """Each field's docstring entry, read by a parser independent of the CLI's."""
-    doc = Config.__doc__ or ""
+    doc = inspect.cleandoc(Config.__doc__ or "")  # Python 3.13 dedents __doc__ itself
     section = doc.split("Attributes:", 1)[1]
-    entries = re.split(r"\n {6}(\w+): ", "\n" + section)  # entries sit 6 spaces deep
+    entries = re.split(r"\n {2}(\w+): ", "\n" + section)  # entries sit 2 spaces deep
     return {entries[i]: " ".join(entries[i + 1].split()) for i in range(1, len(entries), 2)}
 
 
