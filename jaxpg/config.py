@@ -15,7 +15,7 @@ import functools
 import math
 import numbers
 import typing
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,7 +64,7 @@ class HParams(NamedTuple):
 TRACED_FIELDS: tuple[str, ...] = HParams._fields
 
 
-def _fail(field: str, value, allowed: str) -> None:
+def _fail(field: str, value: object, allowed: str) -> None:
     raise ValueError(f"Config.{field}={value!r} is invalid: {allowed}")
 
 
@@ -347,7 +347,7 @@ class Config:
         except ValueError as exc:
             raise ValueError(f"hparams: the values' shapes do not broadcast: {exc}") from None
 
-    def replace(self, **changes) -> Config:
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -357,7 +357,7 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Config:
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

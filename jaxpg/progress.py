@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -153,6 +153,12 @@ class MetricsSink:
       progress: draw the progress bar on stderr.
       tensorboard_dir: write TensorBoard event files here (tensorboardX).
       refresh_s: minimum seconds between file writes / bar redraws.
+      wandb_run: a :class:`jaxpg.wandb_log.WandbRun` that gets every row too
+        (the caller finishes it).
+
+    TensorBoard and W&B get only the finite values of a row: the episode return
+    before any episode ended and the steps/s of the first rows are NaN in
+    ``metrics.csv`` and absent there.
     """
 
     def __init__(
@@ -164,6 +170,7 @@ class MetricsSink:
         progress: bool = True,
         tensorboard_dir: str | os.PathLike | None = None,
         refresh_s: float = 0.25,
+        wandb_run: Any = None,
     ) -> None:
         self.csv_path = Path(csv_path)
         if not self.csv_path.exists():
@@ -188,8 +195,9 @@ class MetricsSink:
         self.ret = math.nan
         self.last_update = 0
         self.tb = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None
+        self.wandb = wandb_run
 
-    def __call__(self, rows, count) -> None:
+    def __call__(self, rows: np.ndarray, count: int) -> None:
         """Host callback: the first ``count`` of ``rows`` from inside the compiled run."""
         self.write_rows(np.asarray(rows)[: int(count)])
 
@@ -220,16 +228,25 @@ class MetricsSink:
             line = [f"{int(r[0])}", f"{r[1]:.0f}", f"{wall:.4f}", f"{self.rate:.1f}"]
             line += [f"{v:.6g}" for v in r[2:]]
             self._buf.append(",".join(line) + "\n")
-            if self.tb is not None:
-                for name, v in zip(STREAMED, r[2:], strict=True):
-                    self.tb.add_scalar(f"train/{name}", float(v), int(r[1]))
-                self.tb.add_scalar("train/steps_per_s", self.rate, int(r[1]))
+            if self.tb is not None or self.wandb is not None:
+                self._log_row(r)
         self.steps, self.last_update = steps, int(rows[-1, 0])
         finite = rows[np.isfinite(rows[:, 2]), 2]
         if len(finite):
             self.ret = float(finite[-1])
         if now - self._last_flush >= self.refresh_s:
             self.flush(sync=False)
+
+    def _log_row(self, r: np.ndarray) -> None:
+        """One row to TensorBoard (at env step) and W&B (at update), finite values only."""
+        values = {f"train/{k}": float(v) for k, v in zip(STREAMED, r[2:], strict=True)}
+        values["train/steps_per_s"] = self.rate
+        values = {k: v for k, v in values.items() if math.isfinite(v)}
+        if self.tb is not None:
+            for name, v in values.items():
+                self.tb.add_scalar(name, v, int(r[1]))
+        if self.wandb is not None:
+            self.wandb.log({"env_steps": float(r[1]), **values}, step=int(r[0]))
 
     def flush(self, sync: bool = True, final: bool = False) -> None:
         """Write buffered rows (whole lines, one ``write``); ``sync`` also fsyncs.
@@ -327,7 +344,7 @@ def _truncate_quietly(fd: int, size: int) -> None:
         pass
 
 
-def _tensorboard_writer(logdir):
+def _tensorboard_writer(logdir: str | os.PathLike) -> Any:
     try:
         from tensorboardX import SummaryWriter
     except ImportError:

@@ -8,6 +8,7 @@ Layout of a run directory::
     learning_curve.png   episode return (and losses) against env steps
     summary.json         final status, return, steps, wall time
     tensorboard/         event files (with ``--tensorboard``)
+    wandb/               the W&B run's local files (with ``--wandb``; jaxpg.wandb_log)
 
 The run is a sequence of dispatches of one compiled program, a ``lax.scan``
 over ``log_every`` updates (:func:`jaxpg.loop.make_dispatch`). JAX dispatches the next chunk
@@ -56,7 +57,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxpg import checkpoint, files, sharding
+from jaxpg import checkpoint, files, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.files import write_json_atomic
 from jaxpg.loop import make_dispatch
@@ -118,6 +119,7 @@ class RunSettings:
     tensorboard: bool = False
     progress: bool = True
     devices: int = 1  # devices the env batch is split over (all of them multi-host)
+    wandb: dict | None = None  # jaxpg.wandb_log.WandbOptions as a dict, with --wandb
 
 
 def default_run_dir(config: Config, root: str = "runs") -> Path:
@@ -385,6 +387,7 @@ def train_run(
                     file=sys.stderr,
                 )
     steps_per_update = config.num_envs * runspec.horizon
+    wandb_run = _wandb_run(run_dir, config, runspec, settings) if writer else None
     if writer:
         _write_summary(run_dir, {"status": "running", "run_dir": str(run_dir)})
         sink = _guard_write(
@@ -397,6 +400,7 @@ def train_run(
             start_steps=float(state.env_steps),
             progress=settings.progress,
             tensorboard_dir=run_dir / "tensorboard" if settings.tensorboard else None,
+            wandb_run=wandb_run,
         )
     else:
         sink = _NullSink()
@@ -426,6 +430,8 @@ def train_run(
         _write_summary(run_dir, summary)
         if not isinstance(error, RunWriteError):  # a failing disk takes no plot
             _plot_quietly(run_dir)
+        if wandb_run is not None:
+            wandb_run.finish(summary)
     else:
         summary = {"status": status, "process_index": jax.process_index()}
     if error is not None:
@@ -598,6 +604,20 @@ def _host_state(state: TrainState) -> TrainState:
     return sharding.fetch(state.replace(key=jax.random.key_data(state.key)))
 
 
+def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
+    """The W&B run of ``settings.wandb`` (``None`` without ``--wandb``)."""
+    if settings.wandb is None:
+        return None
+    from jaxpg.wandb_log import WandbOptions, WandbRun
+
+    return WandbRun(
+        WandbOptions.from_dict(settings.wandb),
+        name=run_dir.name,
+        config={**config.to_dict(), "num_updates": runspec.num_updates},
+        directory=run_dir,
+    )
+
+
 def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
     from jaxpg.progress import read_metrics
 
@@ -606,8 +626,7 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
     except (OSError, ValueError):  # deleted or damaged: the summary must still be written
         m = {c: np.zeros((0,)) for c in ("update", "env_steps", "wall_time_s", "episode_return")}
     ret = m["episode_return"]
-    tail = ret[-max(1, len(ret) // 20) :] if len(ret) else ret
-    tail = tail[np.isfinite(tail)]
+    final = stats.final_return(ret)  # the same definition as jaxpg sweep's
     steps = float(m["env_steps"][-1]) if len(ret) else 0.0
     wall = float(m["wall_time_s"][-1]) if len(ret) else 0.0
     # Throughput between the first and last row: compile time excluded.
@@ -622,8 +641,8 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
         "num_updates": runspec.num_updates,
         "env_steps": steps,
         "last_checkpoint_update": ckpt_step,
-        "final_return": float(tail.mean()) if len(tail) else None,
-        "final_return_window": int(len(tail)),
+        "final_return": final if np.isfinite(final) else None,
+        "final_return_window": stats.final_window(len(ret)),
         "best_return": float(np.nanmax(ret)) if np.isfinite(ret).any() else None,
         "wall_time_s": round(wall, 3),
         "steps_per_s": round(rate, 1) if rate is not None else None,

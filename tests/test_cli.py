@@ -263,12 +263,14 @@ def test_bad_config_files_and_unwritable_out(env, tmp_path, capsys):
     (tmp_path / "bad.toml").write_text("lr = [oops\n")
     (tmp_path / "typo.toml").write_text("learning_rate = 0.1\n")
     (tmp_path / "type.yaml").write_text("num_envs: many\n")
-    (tmp_path / "x.json").write_text("{}")
+    (tmp_path / "x.json").write_text("{")
+    (tmp_path / "x.ini").write_text("")
     cases = {
         "bad.toml": "not valid TOML",
         "typo.toml": "unknown field(s) learning_rate; allowed: env, env_module, estimator",
         "type.yaml": "num_envs='many' has the wrong type; expected an integer",
-        "x.json": "unknown file type '.json'; allowed: .toml, .yaml, .yml",
+        "x.json": "not valid JSON",
+        "x.ini": "unknown file type '.ini'; allowed: .toml, .yaml, .yml, .json",
     }
     for name, message in cases.items():
         assert (

@@ -1,7 +1,9 @@
 """``jaxpg sweep``: seeds × a hyperparameter grid, one compiled program per static combination.
 
-Example::
+Examples::
 
+  jaxpg sweep --preset acrobot-ppo --seeds 8 --grid lr=3e-4,1e-3
+  jaxpg sweep --config sweep/config.json --out sweep2   # the same sweep again
   jaxpg sweep --seeds 16 --grid lr=1e-4,3e-4,1e-3 --grid gae_lambda=0.9,0.95,0.99 \\
       --total-timesteps 100000 --out runs/lr-lam
 
@@ -27,9 +29,13 @@ from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
+    add_wandb_options,
     check_memory,
-    config_overrides,
     emit_json,
+    print_config,
+    read_config_data,
+    resolve_config,
+    wandb_options,
     write_json_atomic,
 )
 
@@ -50,8 +56,22 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
+        "--preset", metavar="NAME", help="start from a documented preset (see `jaxpg presets`)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML, YAML or JSON file of Config fields, applied over the preset; a sweep's "
+        "OUT/config.json also brings its grid and seeds (unless --grid/--seeds are given)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved base config as JSON (a file --config reads) and exit",
+    )
+    p.add_argument(
         "--seeds",
-        default="8",
+        default=None,
         metavar="N|S,S,...",
         help="number of seeds (seed, seed+1, ...; see --seed) or a comma list (default: 8)",
     )
@@ -105,6 +125,9 @@ def register(subparsers) -> None:
         default=0,
         metavar="INT",
         help="seed of the bootstrap confidence intervals (default: 0)",
+    )
+    add_wandb_options(
+        p, "one W&B run per grid point with the statistics over seeds, grouped by --out"
     )
     add_distributed_options(p, "the sweep")
     add_config_options(p)
@@ -181,6 +204,22 @@ def _parse_seeds(text: str):
     return parts[0]
 
 
+def _sweep_from_record(args: argparse.Namespace, grid: dict, seeds):
+    """The grid and seeds of a sweep's own ``config.json`` given as ``--config``.
+
+    Options win: ``--grid`` replaces the whole recorded grid, ``--seeds`` the seeds.
+    """
+    data = read_config_data(args.config)
+    if not args.grid and isinstance(data.get("grid"), dict):
+        grid = {
+            k: [tuple(v) if isinstance(v, list) else v for v in values]
+            for k, values in data["grid"].items()
+        }
+    if args.seeds is None and isinstance(data.get("seeds"), list):
+        seeds = [int(s) for s in data["seeds"]]
+    return grid, seeds
+
+
 # -- progress -------------------------------------------------------------------
 class _Progress:
     def __init__(self, quiet: bool):
@@ -236,7 +275,6 @@ def run(args: argparse.Namespace) -> int:
     import jax
 
     from jaxpg import files
-    from jaxpg.config import Config
     from jaxpg.grid import check_grid
     from jaxpg.lock import RunLock
     from jaxpg.sweep import _seed_list as seed_list  # the sweep's own seed check
@@ -249,10 +287,16 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--chunk={args.chunk} must be an integer >= 1")
     if not 0 <= args.bootstrap_seed < 2**63:
         raise CommandError(f"--bootstrap-seed={args.bootstrap_seed} must lie in [0, 2**63)")
-    config = Config(**config_overrides(args))
+    config, _ = resolve_config(args)
+    if args.print_config:
+        print_config(config)
+        return 0
     grid = parse_grid(args.grid)
+    seeds = _parse_seeds(args.seeds or "8")
+    if args.config:
+        grid, seeds = _sweep_from_record(args, grid, seeds)
     checked = check_grid(config, grid)  # every name and value, before any compile
-    seeds = _parse_seeds(args.seeds)
+    wandb = wandb_options(args)
     try:
         seed_list(config, seeds)
     except ValueError as exc:
@@ -275,14 +319,14 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise CommandError(f"--out {out} is not writable: {files.describe(exc)}") from None
             stack.enter_context(RunLock(out, "sweep", quiet=args.quiet))
-        return _run_locked(args, config, grid, seeds, out, writer)
+        return _run_locked(args, config, grid, seeds, out, writer, wandb)
 
 
 def _where(static: dict) -> str:
     return f" of {static}" if static else ""
 
 
-def _run_locked(args, config, grid, seeds, out: Path, writer: bool) -> int:
+def _run_locked(args, config, grid, seeds, out: Path, writer: bool, wandb) -> int:
     """The sweep proper, with ``out`` locked (see :func:`run`)."""
     import jax
 
@@ -336,6 +380,10 @@ def _run_locked(args, config, grid, seeds, out: Path, writer: bool) -> int:
                 "programs": programs,
             },
         )
+    if wandb is not None and writer:
+        from jaxpg.wandb_log import log_sweep
+
+        log_sweep(wandb, result, out, seed=args.bootstrap_seed)
     if args.json and writer:
         best = min(result.summary, key=lambda r: r["rank"])
         emit_json(
