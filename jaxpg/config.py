@@ -314,7 +314,7 @@ class Config:
             return REGISTRY[self.estimator].normalize
         return bool(self.normalize_advantages)
 
-    def hparams(self, **values) -> HParams:
+    def hparams(self, **values: Any) -> HParams:
         """The traced hyperparameters: this config's values, with ``values`` overriding.
 
         Every field becomes float32 and all are broadcast to one shape, so a batch
@@ -376,7 +376,7 @@ def _hints() -> dict:
     return typing.get_type_hints(Config)
 
 
-def _coerce(name: str, hint, value):
+def _coerce(name: str, hint: Any, value: Any) -> Any:
     """``value`` as the type of field ``name`` (NumPy scalars to Python, int to float).
 
     Strings are never parsed here: ``Config(anneal_lr="no")`` is an error, not True.

@@ -41,24 +41,36 @@ class Weights(NamedTuple):
     value_target: Array | None  # critic regression target, [T, B] or None
 
 
-def _reinforce(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _reinforce(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     del values, next_values, lam
     return Weights(returns.episode_returns(reward, terminated, truncated, gamma=gamma), None)
 
 
-def _reward_to_go(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _reward_to_go(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     del values, next_values, lam
     zeros = jnp.zeros_like(reward)
     return Weights(returns.reward_to_go(reward, zeros, terminated, truncated, gamma=gamma), None)
 
 
-def _baseline(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _baseline(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     del lam
     g = returns.reward_to_go(reward, next_values, terminated, truncated, gamma=gamma)
     return Weights(g - values, g)
 
 
-def _gae(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _gae(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     adv = returns.gae(reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam)
     return Weights(adv, adv + values)
 
