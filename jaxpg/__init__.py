@@ -13,6 +13,7 @@ backend alone.
 """
 
 import importlib
+from typing import Any
 
 from jaxpg import estimators, returns
 from jaxpg.config import ESTIMATORS, Config, HParams
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -5,10 +5,11 @@ train state (params, optimizer state, env state, PRNG key, update step, env
 steps) plus the resolved config and a little metadata. Typed PRNG keys are
 stored as their raw ``key_data`` and re-wrapped on load.
 
-Files are written atomically: a temp file in the same directory, ``fsync``,
-``os.replace`` onto the final name, then ``fsync`` of the directory. A process
+Files are written atomically (:func:`jaxpg.files.write_bytes_atomic`): a process
 killed at any moment leaves either the previous set of checkpoints or the new
-one, never a partial file under a checkpoint name.
+one, never a partial file under a checkpoint name. Each file ends with the
+SHA-256 of its bytes (:func:`jaxpg.files.seal`), verified on every read, so a
+damaged or truncated checkpoint is a :class:`CheckpointError`, never wrong numbers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import jax
 import numpy as np
 
 from jaxpg.config import Config
-from jaxpg.files import write_bytes_atomic
+from jaxpg.files import IntegrityError, read_sealed, write_sealed
+from jaxpg.files import write_bytes_atomic as write_bytes_atomic  # the old home, kept
 
 FORMAT = 1
 _NAME = re.compile(r"^ckpt_(\d{8})\.msgpack$")
@@ -105,7 +107,7 @@ def save(
         "state": _to_host(state),
     }
     path = directory / checkpoint_name(step)
-    write_bytes_atomic(path, flax.serialization.msgpack_serialize(payload))
+    write_sealed(path, flax.serialization.msgpack_serialize(payload))
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -115,7 +117,7 @@ def read(path: str | os.PathLike) -> tuple[dict, Config, dict]:
     """Read a checkpoint file; returns ``(state dict, config, meta)``."""
     path = Path(path)
     try:
-        payload = flax.serialization.msgpack_restore(path.read_bytes())
+        payload = flax.serialization.msgpack_restore(read_sealed(path))
         if payload.get("format") != FORMAT:
             raise CheckpointError(f"unsupported checkpoint format {payload.get('format')!r}")
         config = Config.from_dict(json.loads(payload["config"]))
@@ -123,6 +125,10 @@ def read(path: str | os.PathLike) -> tuple[dict, Config, dict]:
         return payload["state"], config, meta
     except CheckpointError:
         raise
+    except IntegrityError as exc:
+        raise CheckpointError(f"cannot read checkpoint: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # any decoding problem is one clear error
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
 

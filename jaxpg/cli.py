@@ -3,8 +3,12 @@
 Subcommands live in ``jaxpg/commands/<name>.py``; each module defines
 ``register(subparsers)`` (adds its parser and ``set_defaults(func=run)``) and an
 integer ``ORDER`` for the help listing. They are discovered, so adding a command
-touches no shared list. Every command exits 0 on success and, on bad input,
-prints one line ``jaxpg: error: ...`` to stderr and exits 2.
+touches no shared list.
+
+Exit codes: 0 done; 1 the run failed (NaN/inf, a disk fault, only damaged
+checkpoints, the run directory in use by another process); 2 usage error (bad
+option, value or path, found before anything is written or compiled); 130
+interrupted. Errors are one line ``jaxpg: error: ...`` on stderr.
 """
 
 from __future__ import annotations
@@ -12,18 +16,55 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# A value that starts with "-" but is a number or a list of numbers: -3, -1e-3, -.5, -3,4
+_NEGATIVE = re.compile(r"^-\.?\d[\w.+\-]*(,[\w.+\-]*)*$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``jaxpg train: error: ... (see jaxpg train --help)``."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``["--lr", "-1e-3"]`` → ``["--lr=-1e-3"]``: argparse reads ``-1e-3`` as an option.
+
+    Only a long option without ``=`` followed by a token that reads as a number
+    (or a comma list of numbers) is joined; everything else is left as it is.
+    """
+    out: list[str] = []
+    for tok in argv:
+        prev = out[-1] if out else ""
+        if (
+            _NEGATIVE.match(tok)
+            and prev.startswith("--")
+            and "=" not in prev
+            and len(prev) > 2
+            and "--" not in out[:-1]
+        ):
+            out[-1] = f"{prev}={tok}"
+        else:
+            out.append(tok)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     from jaxpg import __version__, commands
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jaxpg",
         description="Vectorized policy-gradient training in JAX on gymnax environments.",
     )
     parser.add_argument("--version", action="version", version=f"jaxpg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     modules = []
     for info in pkgutil.iter_modules(commands.__path__):
         if info.name.startswith("_") or info.name == "common":
@@ -37,24 +78,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse errors raise ``SystemExit(2)``)."""
     from jaxpg.commands.common import CommandError, start_distributed
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = join_negative_values(sys.argv[1:] if argv is None else list(argv))
     try:
         start_distributed(argv)  # before anything starts JAX's backend
     except CommandError as exc:
         print(f"jaxpg: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CommandError, ValueError) as exc:
-        print(f"jaxpg: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("jaxpg: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"jaxpg: error: {_one_line(exc)}", file=sys.stderr)
+        return code
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code of an exception the CLI reports as one line, else ``None`` (a bug)."""
+    from jaxpg.commands.common import CommandError
+    from jaxpg.files import WriteFailed
+    from jaxpg.lock import LockedError
+    from jaxpg.run import RunFailed
+
+    if isinstance(exc, RunFailed | WriteFailed | LockedError):
+        return EXIT_FAILED
+    if isinstance(exc, CommandError | ValueError):
+        return EXIT_USAGE
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ before anything is traced or compiled.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import NamedTuple
+import numbers
+import typing
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +64,7 @@ class HParams(NamedTuple):
 TRACED_FIELDS: tuple[str, ...] = HParams._fields
 
 
-def _fail(field: str, value, allowed: str) -> None:
+def _fail(field: str, value: object, allowed: str) -> None:
     raise ValueError(f"Config.{field}={value!r} is invalid: {allowed}")
 
 
@@ -186,9 +189,11 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("hidden_sizes", "conv_channels"):
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
+        for f in dataclasses.fields(self):  # types first: a field named in every message
+            value = getattr(self, f.name)
+            typed = _coerce(f.name, _hints()[f.name], value)
+            if typed is not value:
+                object.__setattr__(self, f.name, typed)
         self.validate()
 
     # -- validation -----------------------------------------------------------
@@ -234,6 +239,10 @@ class Config:
                 _fail(name, value, "must lie in [0, 1]")
         if not float(self.lr) > 0.0 or not math.isfinite(float(self.lr)):
             _fail("lr", self.lr, "must be a finite number > 0")
+        if not math.isfinite(self.log_std_init):
+            _fail("log_std_init", self.log_std_init, "must be a finite number")
+        if not -(2**63) <= self.seed < 2**63:
+            _fail("seed", self.seed, "must fit in a signed 64-bit integer [-2**63, 2**63)")
         if not float(self.clip_eps) > 0.0:
             _fail("clip_eps", self.clip_eps, "must be > 0")
         if not float(self.max_grad_norm) > 0.0:
@@ -305,7 +314,7 @@ class Config:
             return REGISTRY[self.estimator].normalize
         return bool(self.normalize_advantages)
 
-    def hparams(self, **values) -> HParams:
+    def hparams(self, **values: Any) -> HParams:
         """The traced hyperparameters: this config's values, with ``values`` overriding.
 
         Every field becomes float32 and all are broadcast to one shape, so a batch
@@ -338,7 +347,7 @@ class Config:
         except ValueError as exc:
             raise ValueError(f"hparams: the values' shapes do not broadcast: {exc}") from None
 
-    def replace(self, **changes) -> Config:
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -348,7 +357,7 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Config:
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -360,6 +369,51 @@ class Config:
             if name in d:
                 d[name] = tuple(d[name])
         return cls(**d)
+
+
+@functools.cache
+def _hints() -> dict:
+    return typing.get_type_hints(Config)
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """``value`` as the type of field ``name`` (NumPy scalars to Python, int to float).
+
+    Strings are never parsed here: ``Config(anneal_lr="no")`` is an error, not True.
+    """
+    optional = hint in (int | None, bool | None, str | None)
+    if value is None and optional:
+        return None
+    if hint is float:
+        if isinstance(value, bool | str) or not isinstance(value, numbers.Real):
+            _fail(name, value, f"must be a number, not {type(value).__name__}")
+        return float(value)
+    if hint in (int, int | None):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            _fail(name, value, f"must be an integer{' or None' if optional else ''}")
+        return int(value)
+    if hint in (bool, bool | None):
+        if type(value).__name__ not in ("bool", "bool_"):
+            _fail(
+                name,
+                value,
+                f"must be True or False{' or None' if optional else ''} "
+                f"(a {type(value).__name__} is not read as a switch)",
+            )
+        return bool(value)
+    if hint in (str, str | None):
+        if value is None and hint is not str:
+            return None
+        if not isinstance(value, str):
+            _fail(name, value, f"must be a string, not {type(value).__name__}")
+        return value
+    if hint == tuple[int, ...]:  # hidden_sizes, conv_channels
+        if isinstance(value, str | bytes) or not isinstance(value, tuple | list):
+            _fail(name, value, "must be a tuple of integers >= 1 such as (64, 64)")
+        if not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) for h in value):
+            _fail(name, value, "must be a tuple of integers >= 1 such as (64, 64)")
+        return tuple(int(h) for h in value)
+    return value
 
 
 def _divisors(n: int) -> list[int]:

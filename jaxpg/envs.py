@@ -131,13 +131,18 @@ def check_id(env_id: str) -> None:
         raise ValueError(f"Config.env={env_id!r} is invalid: must be an environment id string")
     if env_id in _REGISTRY or env_id in _gymnax_ids():
         return
+    if "/" in env_id:  # "suite/name": the suite is imported only when the env is built
+        from jaxpg import suites
+
+        if suites.is_suite_id(env_id):
+            return
     _load_entry_points()
     if env_id in _REGISTRY:
         return
     names = ", ".join((*_gymnax_ids(), *sorted(_REGISTRY)))
     raise ValueError(
-        f"Config.env={env_id!r} is invalid: allowed: {names} "
-        "(or a name given to jaxpg.envs.register)"
+        f"Config.env={env_id!r} is invalid: allowed: {names}, suite/name "
+        "(jaxpg.suites.SUITES), or a name given to jaxpg.envs.register"
     )
 
 
@@ -170,7 +175,8 @@ def make_env(env: str | Any, env_params: Any = None) -> tuple[Any, Any]:
     """Build an environment and its params from an id or an instance.
 
     Args:
-      env: an id (see the module docstring) or an environment instance that
+      env: an id (see the module docstring; ``"suite/name"`` for Brax, Craftax,
+        Jumanji and Navix, see :mod:`jaxpg.suites`) or an environment instance that
         follows the protocol (gymnax 0.x's five-value ``step`` is wrapped).
       env_params: params for the environment; defaults to its ``default_params``.
 
@@ -180,6 +186,11 @@ def make_env(env: str | Any, env_params: Any = None) -> tuple[Any, Any]:
     Raises:
       ValueError: an unknown id, or an object that is not an environment.
     """
+    if isinstance(env, str) and "/" in env:  # "suite/name": Brax, Craftax, Jumanji, Navix
+        from jaxpg import suites
+
+        env_obj, default = suites.make(env)
+        return env_obj, default if env_params is None else env_params
     if isinstance(env, str):
         check_id(env)
         if env in _REGISTRY:

@@ -41,24 +41,36 @@ class Weights(NamedTuple):
     value_target: Array | None  # critic regression target, [T, B] or None
 
 
-def _reinforce(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _reinforce(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     del values, next_values, lam
     return Weights(returns.episode_returns(reward, terminated, truncated, gamma=gamma), None)
 
 
-def _reward_to_go(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _reward_to_go(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     del values, next_values, lam
     zeros = jnp.zeros_like(reward)
     return Weights(returns.reward_to_go(reward, zeros, terminated, truncated, gamma=gamma), None)
 
 
-def _baseline(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _baseline(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     del lam
     g = returns.reward_to_go(reward, next_values, terminated, truncated, gamma=gamma)
     return Weights(g - values, g)
 
 
-def _gae(reward, values, next_values, terminated, truncated, *, gamma, lam) -> Weights:
+def _gae(
+    reward: Array, values: Array, next_values: Array, terminated: Array, truncated: Array,
+    *, gamma: float | Array, lam: float | Array,
+) -> Weights:  # fmt: skip
     adv = returns.gae(reward, values, next_values, terminated, truncated, gamma=gamma, lam=lam)
     return Weights(adv, adv + values)
 
@@ -143,7 +155,19 @@ def weights(
 
 
 def masked_mean(x: Array, mask: Array) -> Array:
-    """Mean of ``x`` over the entries where ``mask`` is 1."""
+    """Mean of ``x`` over the entries where ``mask`` is 1: Σ x·m / max(Σ m, 1).
+
+    Args:
+      x: values, any shape.
+      mask: float 0/1 weights of ``x``'s shape.
+
+    Returns:
+      A float32 scalar (0 when the mask is empty).
+
+    Example:
+      >>> float(masked_mean(jnp.array([1.0, 2.0, 9.0]), jnp.array([1.0, 1.0, 0.0])))
+      1.5
+    """
     return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
@@ -152,6 +176,14 @@ def normalize(psi: Array, mask: Array, eps: float = 1e-8) -> Array:
 
     This subtracts a same-batch mean baseline (bias O(1/N)) and rescales by a
     batch statistic; it changes the estimator and is off for the vanilla ones.
+
+    Args:
+      psi: weights Ψ, any shape (``[T, B]``).
+      mask: 0/1 of the same shape; masked entries do not enter the statistics.
+      eps: added to the standard deviation.
+
+    Returns:
+      The normalised weights, ``psi``'s shape.
     """
     mean = masked_mean(psi, mask)
     var = masked_mean((psi - mean) ** 2, mask)
@@ -159,7 +191,18 @@ def normalize(psi: Array, mask: Array, eps: float = 1e-8) -> Array:
 
 
 def pg_surrogate(log_prob: Array, psi: Array, mask: Array, normalizer: Array | float) -> Array:
-    """Σ mask·log π(a|s)·stop_gradient(Ψ) / normalizer; its gradient is the estimate."""
+    """Σ mask·log π(a|s)·stop_gradient(Ψ) / normalizer; its gradient is the estimate.
+
+    Args:
+      log_prob: log π_θ(a_t|s_t), ``[T, B]`` (or flat ``[N]``).
+      psi: the weights Ψ_t, same shape (not differentiated).
+      mask: 0/1, same shape.
+      normalizer: N trajectories (complete episodes: the unbiased (1/N) Σ_i Σ_t)
+        or the number of unmasked steps (segments).
+
+    Returns:
+      The scalar surrogate.
+    """
     return jnp.sum(log_prob * jax.lax.stop_gradient(psi) * mask) / normalizer
 
 
@@ -185,5 +228,14 @@ def ppo_surrogate(
 
 
 def value_loss(value: Array, target: Array, mask: Array) -> Array:
-    """½ E[(V_φ(s) − target)²] over the masked steps (target is not differentiated)."""
+    """½ E[(V_φ(s) − target)²] over the masked steps (target is not differentiated).
+
+    Args:
+      value: V_φ(s_t), ``[T, B]`` or ``[N]``.
+      target: the regression target, same shape.
+      mask: 0/1, same shape.
+
+    Returns:
+      The scalar loss.
+    """
     return 0.5 * masked_mean((value - jax.lax.stop_gradient(target)) ** 2, mask)

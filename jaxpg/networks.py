@@ -120,36 +120,80 @@ class ValueHead(nn.Module):
         return nn.Dense(1, kernel_init=_kernel(self.weight_init, 1.0))(x)[..., 0]
 
 
+def _torso(module: nn.Module, obs: jax.Array) -> jax.Array:
+    """Apply the :class:`Torso` that ``module``'s fields describe (inside its ``compact``)."""
+    shape = tuple(module.obs_shape) if module.obs_shape is not None else obs.shape[-1:]
+    torso = Torso(
+        shape, module.hidden_sizes, module.activation, module.conv_channels,
+        module.layer_norm, module.weight_init, name="torso",
+    )  # fmt: skip
+    return torso(obs)
+
+
 class Policy(nn.Module):
-    """π_θ(·|s): a :class:`Torso` and a :class:`PolicyHead`."""
+    """π_θ(·|s): a :class:`Torso` and a :class:`PolicyHead` (params ``torso``, ``head``).
 
-    torso: Torso
-    head: PolicyHead
+    ``Policy(hidden_sizes, activation, action_dim, discrete)`` is an MLP policy
+    over vector observations; the other fields give LayerNorm, convolutions and
+    the observation's shape.
+    """
 
+    hidden_sizes: Sequence[int]
+    activation: str
+    action_dim: int
+    discrete: bool
+    log_std_init: float = 0.0
+    weight_init: str = "orthogonal"
+    conv_channels: Sequence[int] = ()
+    layer_norm: bool = False
+    obs_shape: Sequence[int] | None = None
+
+    @nn.compact
     def __call__(self, obs: jax.Array):
-        return self.head(self.torso(obs))
+        x = _torso(self, obs)
+        head = PolicyHead(
+            self.action_dim, self.discrete, self.log_std_init, self.weight_init, name="head"
+        )
+        return head(x)
 
 
 class Value(nn.Module):
-    """V_φ(s): a :class:`Torso` and a :class:`ValueHead`, ``[...]``."""
+    """V_φ(s): a :class:`Torso` and a :class:`ValueHead`, ``[...]`` (params ``torso``, ``head``)."""
 
-    torso: Torso
-    head: ValueHead
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+    weight_init: str = "orthogonal"
+    conv_channels: Sequence[int] = ()
+    layer_norm: bool = False
+    obs_shape: Sequence[int] | None = None
 
+    @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return self.head(self.torso(obs))
+        x = _torso(self, obs)
+        return ValueHead(self.weight_init, name="head")(x)
 
 
 class ActorCritic(nn.Module):
     """One shared :class:`Torso` with a policy head and a value head: ``obs -> (dist, v)``."""
 
-    torso: Torso
-    policy_head: PolicyHead
-    value_head: ValueHead
+    hidden_sizes: Sequence[int]
+    activation: str
+    action_dim: int
+    discrete: bool
+    log_std_init: float = 0.0
+    weight_init: str = "orthogonal"
+    conv_channels: Sequence[int] = ()
+    layer_norm: bool = False
+    obs_shape: Sequence[int] | None = None
 
+    @nn.compact
     def __call__(self, obs: jax.Array):
-        x = self.torso(obs)
-        return self.policy_head(x), self.value_head(x)
+        x = _torso(self, obs)
+        head = PolicyHead(
+            self.action_dim, self.discrete, self.log_std_init, self.weight_init,
+            name="policy_head",
+        )  # fmt: skip
+        return head(x), ValueHead(self.weight_init, name="value_head")(x)
 
 
 class Model(NamedTuple):
@@ -175,8 +219,7 @@ def separate(policy: nn.Module, value: nn.Module) -> Model:
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> torso = Torso(obs_shape=(4,), hidden_sizes=(8,))
-      >>> m = separate(Policy(torso, PolicyHead(2, True)), Value(torso, ValueHead()))
+      >>> m = separate(Policy((8,), "tanh", 2, True), Value((8,)))
       >>> params = m.init(jax.random.key(0), jnp.zeros((1, 4)))
       >>> m.policy(params, jnp.zeros((5, 4))).shape, m.value(params, jnp.zeros((5, 4))).shape
       ((5, 2), (5,))
@@ -211,25 +254,29 @@ def shared(actor_critic: nn.Module) -> Model:
     return Model(init, lambda p, o: both(p, o)[0], lambda p, o: both(p, o)[1], both)
 
 
+def modules(config, spec) -> tuple[nn.Module, nn.Module | None]:
+    """The built-in flax modules ``config`` names: ``(policy, value)`` when separate,
+    ``(actor_critic, None)`` with ``shared_torso``."""
+    body = dict(
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        weight_init=config.weight_init,
+        conv_channels=config.conv_channels if config.network == "cnn" else (),
+        layer_norm=config.layer_norm,
+        obs_shape=spec.obs_shape,
+    )
+    head = dict(
+        action_dim=spec.action_dim, discrete=spec.discrete, log_std_init=config.log_std_init
+    )
+    if config.shared_torso:
+        return ActorCritic(**body, **head), None
+    return Policy(**body, **head), Value(**body)
+
+
 def from_config(config, spec) -> Model:
     """The built-in networks that ``config`` names, for an env of ``spec`` (an ``EnvSpec``)."""
-
-    def torso() -> Torso:
-        conv = config.conv_channels if config.network == "cnn" else ()
-        return Torso(
-            spec.obs_shape,
-            config.hidden_sizes,
-            config.activation,
-            conv,
-            config.layer_norm,
-            config.weight_init,
-        )
-
-    p_head = PolicyHead(spec.action_dim, spec.discrete, config.log_std_init, config.weight_init)
-    v_head = ValueHead(config.weight_init)
-    if config.shared_torso:
-        return shared(ActorCritic(torso(), p_head, v_head))
-    return separate(Policy(torso(), p_head), Value(torso(), v_head))
+    first, value = modules(config, spec)
+    return shared(first) if value is None else separate(first, value)
 
 
 def as_model(network: Any) -> Model:
@@ -276,12 +323,32 @@ def sample_with_noise(dist, noise: jax.Array) -> jax.Array:
 
 
 def sample(key: jax.Array, dist) -> jax.Array:
-    """Draw an action: ``[...]`` int32 (categorical) or ``[..., d]`` float32."""
+    """Draw an action from ``dist``.
+
+    Args:
+      key: PRNG key.
+      dist: logits ``[..., n]`` or a :class:`Gaussian` with mean ``[..., d]``.
+
+    Returns:
+      ``[...]`` int32 (categorical) or ``[..., d]`` float32 (Gaussian, unclipped).
+    """
     return sample_with_noise(dist, sample_noise(key, dist))
 
 
 def log_prob(dist, action: jax.Array) -> jax.Array:
-    """log π(a|s), shape ``[...]``."""
+    """log π(a|s).
+
+    Args:
+      dist: logits ``[..., n]`` or a :class:`Gaussian` (mean ``[..., d]``).
+      action: ``[...]`` integer or ``[..., d]`` float actions.
+
+    Returns:
+      ``[...]`` float32: log-softmax at the action, or Σ_d log N(a_d; μ_d, σ_d).
+
+    Example:
+      >>> float(log_prob(jnp.zeros(2), jnp.int32(1)))  # uniform over 2: log ½
+      -0.6931471824645996
+    """
     if isinstance(dist, Gaussian):
         z = (action - dist.mean) * jnp.exp(-dist.log_std)
         per_dim = -0.5 * z**2 - dist.log_std - 0.5 * math.log(2 * math.pi)
@@ -291,7 +358,14 @@ def log_prob(dist, action: jax.Array) -> jax.Array:
 
 
 def entropy(dist) -> jax.Array:
-    """Entropy H(π(·|s)), shape ``[...]``."""
+    """Entropy H(π(·|s)).
+
+    Args:
+      dist: logits ``[..., n]`` or a :class:`Gaussian`.
+
+    Returns:
+      ``[...]`` float32: −Σ p log p, or Σ_d (log σ_d + ½ log 2πe).
+    """
     if isinstance(dist, Gaussian):
         per_dim = dist.log_std + 0.5 * (1.0 + math.log(2 * math.pi))
         return jnp.sum(jnp.broadcast_to(per_dim, dist.mean.shape), axis=-1)

@@ -74,7 +74,7 @@ def make_optimizer(
       >>> import jax.numpy as jnp
       >>> cfg = Config(anneal_lr=True)
       >>> opt = make_optimizer(cfg, num_updates=10, steps_per_update=4)
-      >>> float(opt.schedule(cfg.hparams(lr=1.0), jnp.asarray(8)))  # update 2 of 10
+      >>> round(float(opt.schedule(cfg.hparams(lr=1.0), jnp.asarray(8))), 6)  # update 2 of 10
       0.8
     """
 

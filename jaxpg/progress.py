@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
+
+from jaxpg import files
 
 # Columns of metrics.csv, in order. ``update`` is 1-based: the row of update n
 # describes the state after n updates.
@@ -56,12 +59,10 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
     Returns:
       The number of data rows kept.
     """
-    from jaxpg.files import write_bytes_atomic
-
     path = Path(path)
     header = ",".join(COLUMNS) + "\n"
     if not path.exists():
-        write_bytes_atomic(path, header.encode())
+        files.write_bytes_atomic(path, header.encode())
         return 0
     lines = path.read_text().splitlines(keepends=True)
     kept = [header]
@@ -75,13 +76,13 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
         if update > last_update:
             break
         kept.append(line)
-    write_bytes_atomic(path, "".join(kept).encode())
+    files.write_bytes_atomic(path, "".join(kept).encode())
     return len(kept) - 1
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``metrics.csv`` into float arrays keyed by column."""
-    lines = Path(path).read_text().splitlines()
+    """Read ``metrics.csv`` into float arrays keyed by column (a partial last line is ignored)."""
+    lines = Path(path).read_text().split("\n")[:-1]  # the part after the last newline
     if len(lines) < 2:
         return {c: np.zeros((0,)) for c in COLUMNS}
     cols = lines[0].split(",")
@@ -152,6 +153,12 @@ class MetricsSink:
       progress: draw the progress bar on stderr.
       tensorboard_dir: write TensorBoard event files here (tensorboardX).
       refresh_s: minimum seconds between file writes / bar redraws.
+      wandb_run: a :class:`jaxpg.wandb_log.WandbRun` that gets every row too
+        (the caller finishes it).
+
+    TensorBoard and W&B get only the finite values of a row: the episode return
+    before any episode ended and the steps/s of the first rows are NaN in
+    ``metrics.csv`` and absent there.
     """
 
     def __init__(
@@ -163,11 +170,18 @@ class MetricsSink:
         progress: bool = True,
         tensorboard_dir: str | os.PathLike | None = None,
         refresh_s: float = 0.25,
+        wandb_run: Any = None,
     ) -> None:
         self.csv_path = Path(csv_path)
         if not self.csv_path.exists():
             truncate_metrics(self.csv_path, 0)
-        self._fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            self._fd = os.open(self.csv_path, os.O_RDWR | os.O_APPEND)
+        except OSError as exc:
+            raise files.WriteFailed(self.csv_path, files.describe(exc)) from None
+        self._ident = _identity(os.fstat(self._fd))
+        self._lock = threading.Lock()  # flush (main thread) and sync (checkpoint writer)
+        self._vanished: str | None = None
         self._buf: list[str] = []
         self.refresh_s = refresh_s
         self.bar = ProgressBar(total_steps) if progress else None
@@ -181,8 +195,9 @@ class MetricsSink:
         self.ret = math.nan
         self.last_update = 0
         self.tb = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None
+        self.wandb = wandb_run
 
-    def __call__(self, rows, count) -> None:
+    def __call__(self, rows: np.ndarray, count: int) -> None:
         """Host callback: the first ``count`` of ``rows`` from inside the compiled run."""
         self.write_rows(np.asarray(rows)[: int(count)])
 
@@ -213,10 +228,8 @@ class MetricsSink:
             line = [f"{int(r[0])}", f"{r[1]:.0f}", f"{wall:.4f}", f"{self.rate:.1f}"]
             line += [f"{v:.6g}" for v in r[2:]]
             self._buf.append(",".join(line) + "\n")
-            if self.tb is not None:
-                for name, v in zip(STREAMED, r[2:], strict=True):
-                    self.tb.add_scalar(f"train/{name}", float(v), int(r[1]))
-                self.tb.add_scalar("train/steps_per_s", self.rate, int(r[1]))
+            if self.tb is not None or self.wandb is not None:
+                self._log_row(r)
         self.steps, self.last_update = steps, int(rows[-1, 0])
         finite = rows[np.isfinite(rows[:, 2]), 2]
         if len(finite):
@@ -224,38 +237,114 @@ class MetricsSink:
         if now - self._last_flush >= self.refresh_s:
             self.flush(sync=False)
 
+    def _log_row(self, r: np.ndarray) -> None:
+        """One row to TensorBoard (at env step) and W&B (at update), finite values only."""
+        values = {f"train/{k}": float(v) for k, v in zip(STREAMED, r[2:], strict=True)}
+        values["train/steps_per_s"] = self.rate
+        values = {k: v for k, v in values.items() if math.isfinite(v)}
+        if self.tb is not None:
+            for name, v in values.items():
+                self.tb.add_scalar(name, v, int(r[1]))
+        if self.wandb is not None:
+            self.wandb.log({"env_steps": float(r[1]), **values}, step=int(r[0]))
+
     def flush(self, sync: bool = True, final: bool = False) -> None:
-        """Write buffered rows (whole lines, one ``write``); ``sync`` also fsyncs."""
-        if self._buf:
-            data = "".join(self._buf).encode()
-            self._buf.clear()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-        if sync:
-            os.fsync(self._fd)
-            if self.tb is not None:
-                self.tb.flush()
+        """Write buffered rows (whole lines, one ``write``); ``sync`` also fsyncs.
+
+        Raises:
+          jaxpg.files.WriteFailed: the write or fsync failed (the file is cut back
+            to its last whole row), or ``metrics.csv`` was deleted or replaced
+            while the run had it open (its rows are first restored under the
+            name from the still-open file).
+        """
+        with self._lock:
+            self._check_present()
+            if self._buf:
+                data = "".join(self._buf).encode()
+                self._buf.clear()
+                size = os.fstat(self._fd).st_size
+                try:
+                    files._write(self._fd, data, self.csv_path, "append")
+                except OSError as exc:
+                    _truncate_quietly(self._fd, size)  # no half row stays behind
+                    raise files.WriteFailed(self.csv_path, files.describe(exc)) from None
+            if sync:
+                self._fsync()
+        if sync and self.tb is not None:
+            self.tb.flush()
         self._last_flush = time.perf_counter()
         if self.bar is not None:
             self.bar.draw(self.steps, self.rate, self.ret, self._last_flush - self.t0, final)
 
     def sync(self) -> None:
         """fsync the rows written so far (safe to call from another thread)."""
-        os.fsync(self._fd)
+        with self._lock:
+            self._check_present()
+            self._fsync()
+
+    def _fsync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise files.WriteFailed(self.csv_path, files.describe(exc)) from None
+
+    def _check_present(self) -> None:
+        """Raise if ``metrics.csv`` is no longer the file this sink writes to.
+
+        Rows written to a deleted file would vanish with it, so the first time
+        the name is found missing the open file's rows (and any buffered ones)
+        are written back under the name, then the run is stopped.
+        """
+        if self._vanished is None:
+            try:
+                same = _identity(os.stat(self.csv_path)) == self._ident
+                missing = False
+            except FileNotFoundError:
+                same, missing = False, True
+            except OSError as exc:
+                raise files.WriteFailed(self.csv_path, files.describe(exc)) from None
+            if same:
+                return
+            size = os.fstat(self._fd).st_size
+            data = os.pread(self._fd, size, 0) + "".join(self._buf).encode()
+            self._buf.clear()
+            rows = max(0, data.count(b"\n") - 1)
+            target = self.csv_path if missing else self.csv_path.with_suffix(".recovered.csv")
+            try:
+                files.write_bytes_atomic(target, data)
+                kept = f"its {rows} row(s) were restored to {target} from the still-open file"
+            except files.WriteFailed as exc:
+                kept = f"restoring its {rows} row(s) failed too ({exc.reason})"
+            what = "deleted" if missing else "replaced by another file"
+            self._vanished = f"the file was {what} during the run; {kept}"
+        raise files.WriteFailed(self.csv_path, self._vanished)
 
     def elapsed(self) -> float:
         """Wall seconds of the run so far, including time before a resume."""
         return time.perf_counter() - self.t0
 
     def close(self) -> None:
-        self.flush(sync=True, final=True)
-        os.close(self._fd)
-        if self.tb is not None:
-            self.tb.close()
+        """Write and fsync what is buffered and close the file (closed even if that fails)."""
+        try:
+            self.flush(sync=True, final=True)
+        finally:
+            os.close(self._fd)
+            if self.tb is not None:
+                self.tb.close()
 
 
-def _tensorboard_writer(logdir):
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _truncate_quietly(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass
+
+
+def _tensorboard_writer(logdir: str | os.PathLike) -> Any:
     try:
         from tensorboardX import SummaryWriter
     except ImportError:

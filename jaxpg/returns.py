@@ -26,6 +26,7 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 Array = jax.Array
 
@@ -35,13 +36,13 @@ def _check(rewards: Array, *others: Array) -> None:
     chex.assert_equal_shape([rewards, *others])
 
 
-def _as_scalar(x, dtype) -> Array:
+def _as_scalar(x: ArrayLike, dtype: DTypeLike) -> Array:
     x = jnp.asarray(x, dtype=dtype)
     chex.assert_rank(x, 0)
     return x
 
 
-def _flags(x: Array, dtype) -> Array:
+def _flags(x: Array, dtype: DTypeLike) -> Array:
     return jnp.asarray(x).astype(dtype)
 
 
@@ -119,7 +120,7 @@ def gae(
     Example:
       >>> import jax.numpy as jnp
       >>> r = jnp.array([1.0, 1.0]); z = jnp.zeros(2); f = jnp.zeros(2, bool)
-      >>> gae(r, z, z, f, f, gamma=0.5, lam=1.0).tolist()  # [1 + 0.5·1, 1]
+      >>> gae(r, z, z, f, f, gamma=0.5, lam=1.0).tolist()  # 1 + 0.5·1, then 1
       [1.5, 1.0]
 
     References:
@@ -158,7 +159,7 @@ def lambda_returns(
     return adv + values
 
 
-def _rtg_step(carry: Array, x: tuple[Array, Array, Array, Array]):
+def _rtg_step(carry: Array, x: tuple[Array, Array, Array, Array]) -> tuple[Array, Array]:
     """One reverse step: G_t = r_t + γ [(1 − done_t) G_{t+1} + boot_t]."""
     r_t, gamma_cont_t, boot_t, _ = x
     g_t = r_t + gamma_cont_t * carry + boot_t
@@ -218,7 +219,7 @@ def reward_to_go(
     return g
 
 
-def _episode_start_step(carry: Array, x: tuple[Array, Array]):
+def _episode_start_step(carry: Array, x: tuple[Array, Array]) -> tuple[Array, Array]:
     """Forward step: carry the reward-to-go of the current episode's first step."""
     g_t, start_t = x
     ret_t = jnp.where(start_t, g_t, carry)

@@ -58,7 +58,16 @@ class _Static(NamedTuple):
 
 
 def reset_envs(key: jax.Array, env, env_params, num_envs: int) -> EnvCarry:
-    """Reset ``num_envs`` environments with one key each."""
+    """Reset ``num_envs`` environments with one key each.
+
+    Args:
+      key: PRNG key, split into ``num_envs``.
+      env, env_params: the environment (protocol of :mod:`jaxpg.envs`).
+      num_envs: B.
+
+    Returns:
+      :class:`EnvCarry` with ``[B, ...]`` leaves and zeroed episode statistics.
+    """
     keys = jax.random.split(key, num_envs)
     obs, state = jax.vmap(envs.reset, in_axes=(0, None, None))(keys, env, env_params)
     return EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs))

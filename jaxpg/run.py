@@ -8,6 +8,7 @@ Layout of a run directory::
     learning_curve.png   episode return (and losses) against env steps
     summary.json         final status, return, steps, wall time
     tensorboard/         event files (with ``--tensorboard``)
+    wandb/               the W&B run's local files (with ``--wandb``; jaxpg.wandb_log)
 
 The run is a sequence of dispatches of one compiled program, a ``lax.scan``
 over ``log_every`` updates (:func:`jaxpg.loop.make_dispatch`). JAX dispatches the next chunk
@@ -24,6 +25,14 @@ Non-finite values: each update checks its loss and the new parameters; the
 first non-finite update is not applied, the scan skips everything after it,
 and :func:`train_run` raises :class:`NonFiniteError` naming the update while
 the last good checkpoint stays on disk.
+
+Faults: a write that fails (full disk, I/O error, ``metrics.csv`` deleted while
+the run has it open) stops the run with :class:`RunWriteError` naming the file;
+every checkpoint and metric row already durable stays, and ``summary.json``
+says ``failed`` with the real last checkpoint. ``summary.json`` is written at
+the start with ``status: running`` and padded, so that the final record can
+overwrite it in place when a full disk refuses a new file. Checkpoints carry a
+checksum; a resume uses the newest one that verifies and says which.
 
 Devices: with ``RunSettings.devices > 1`` (or on a multi-host cluster) the
 state's env batch is split over the devices (:mod:`jaxpg.sharding`) and every
@@ -48,7 +57,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxpg import checkpoint, sharding
+from jaxpg import checkpoint, files, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.files import write_json_atomic
 from jaxpg.loop import make_dispatch
@@ -70,7 +79,19 @@ class RunError(ValueError):
     """A run that cannot start or continue (printed as one line by the CLI)."""
 
 
-class NonFiniteError(RuntimeError):
+class RunFailed(RuntimeError):
+    """A run that started and then failed (the CLI exits 1): NaN, a disk fault, damaged files."""
+
+
+class RunWriteError(RunFailed):
+    """A write failed during the run; the message names the file and what was kept."""
+
+
+class NoValidCheckpointError(RunFailed):
+    """Every checkpoint of a run is damaged (``--resume`` refuses to start over silently)."""
+
+
+class NonFiniteError(RunFailed):
     """Training produced NaN/inf; ``update`` is the 1-based update where it happened."""
 
     def __init__(self, update: int, checkpoint_step: int | None, run_dir: Path) -> None:
@@ -98,12 +119,14 @@ class RunSettings:
     tensorboard: bool = False
     progress: bool = True
     devices: int = 1  # devices the env batch is split over (all of them multi-host)
+    wandb: dict | None = None  # jaxpg.wandb_log.WandbOptions as a dict, with --wandb
 
 
 def default_run_dir(config: Config, root: str = "runs") -> Path:
     """``runs/<env>-<estimator>-<UTC timestamp>``."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{config.env}-{config.estimator}-{stamp}"
+    env = config.env.replace("/", "_")  # "suite/name" ids: one directory, not two
+    return Path(root) / f"{env}-{config.estimator}-{stamp}"
 
 
 def environment_info() -> dict:
@@ -175,20 +198,17 @@ def prepare_run_dir(
     argv: list[str] | None = None,
 ) -> None:
     """Create a fresh run directory and write ``config.json`` (errors before any write)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"--out {run_dir} exists and is not a directory")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise RunError(
-            f"--out {run_dir} already exists and is not empty; pass a new --out, "
-            f"or --resume {run_dir} to continue it"
-        )
+    check_fresh_run_dir(run_dir)
     try:
+        files.check_writable_dir(run_dir, "--out")
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write_test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
         raise RunError(f"--out {run_dir} is not writable: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     write_json_atomic(
         run_dir / CONFIG_JSON,
         {
@@ -200,6 +220,22 @@ def prepare_run_dir(
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
     )
+
+
+def check_fresh_run_dir(run_dir: Path) -> None:
+    """Raise :class:`RunError` unless ``run_dir`` is missing or empty (a lock file aside)."""
+    from jaxpg.lock import LOCK_NAME
+
+    try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunError(f"--out {run_dir} exists and is not a directory")
+        if run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+            raise RunError(
+                f"--out {run_dir} already exists and is not empty; pass a new --out, "
+                f"or --resume {run_dir} to continue it"
+            )
+    except OSError as exc:
+        raise RunError(f"--out {run_dir}: {files.describe(exc)}") from None
 
 
 def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
@@ -218,10 +254,12 @@ def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
     return config, settings
 
 
-def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
-    """Newest checkpoint that restores; ``(state, meta, step)`` or ``None``.
+def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config, quiet=False):
+    """Newest checkpoint that verifies and restores; ``(state, meta, step)`` or ``None``.
 
-    A checkpoint from an incompatible config is an error, not skipped.
+    Damaged checkpoints (checksum mismatch, truncated, undecodable) are skipped
+    with a warning on stderr naming each. A checkpoint from an incompatible
+    config is an error, not skipped.
     """
     for step, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
         try:
@@ -229,7 +267,7 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
         except checkpoint.IncompatibleCheckpointError:
             raise
         except checkpoint.CheckpointError as exc:
-            print(f"jaxpg: warning: skipping unreadable {path}: {exc}", file=sys.stderr)
+            print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
             continue
         return state, meta, step
     return None
@@ -282,7 +320,12 @@ class _NullSink:
 
 
 def train_run(
-    run_dir: Path, config: Config, settings: RunSettings, *, resume: bool = False
+    run_dir: Path,
+    config: Config,
+    settings: RunSettings,
+    *,
+    resume: bool = False,
+    from_scratch: bool = False,
 ) -> dict:
     """Train ``config`` into ``run_dir`` (fresh, or continuing its latest checkpoint).
 
@@ -291,8 +334,10 @@ def train_run(
         have been called.
       config: the resolved config.
       settings: chunking, logging and checkpoint settings.
-      resume: continue from the newest checkpoint in ``run_dir`` (or from
-        scratch if the run was killed before its first checkpoint).
+      resume: continue from the newest valid checkpoint in ``run_dir`` (or
+        from scratch if the run was killed before its first checkpoint).
+      from_scratch: with ``resume``, start over from update 0 when checkpoints
+        exist but none is valid (otherwise that is an error).
 
     Returns:
       The summary dict (also written to ``summary.json``); on processes other
@@ -300,6 +345,8 @@ def train_run(
 
     Raises:
       NonFiniteError: training produced NaN/inf (the last good checkpoint stays).
+      RunWriteError: a write failed (full disk, I/O error, a vanished file).
+      NoValidCheckpointError: ``resume`` found only damaged checkpoints.
       RunError: the devices cannot take the run (see :func:`env_mesh_for`).
     """
     mesh = env_mesh_for(config, settings)
@@ -314,50 +361,135 @@ def train_run(
             stray.unlink(missing_ok=True)
     if resume:
         found = latest_good_checkpoint(run_dir, state, config)
+        on_disk = checkpoint.list_checkpoints(run_dir / CKPT_DIR)
         if found is not None:
             state, meta, ckpt_step = found
             wall0 = float(meta.get("wall_time_s", 0.0))
+            note = f"resuming from update {ckpt_step} ({checkpoint.checkpoint_name(ckpt_step)})"
+        elif on_disk and not from_scratch:
+            raise NoValidCheckpointError(
+                f"--resume {run_dir}: none of its {len(on_disk)} checkpoint(s) is valid "
+                f"(see the warnings above); nothing was changed; to retrain from update 0 "
+                f"add --from-scratch"
+            )
+        else:
+            note = "no valid checkpoint: starting from update 0"
+        if settings.progress:
+            print(f"jaxpg: {note}", file=sys.stderr)
         if writer:
-            truncate_metrics(run_dir / METRICS_CSV, ckpt_step or 0)
+            kept = _guard_write(
+                run_dir, ckpt_step, truncate_metrics, run_dir / METRICS_CSV, ckpt_step or 0
+            )
+            if kept < (ckpt_step or 0):
+                print(
+                    f"jaxpg: warning: {METRICS_CSV} holds rows 1..{kept} only; the rows of "
+                    f"updates {kept + 1}..{ckpt_step} were lost before this resume",
+                    file=sys.stderr,
+                )
     steps_per_update = config.num_envs * runspec.horizon
-    sink = (
-        MetricsSink(
+    wandb_run = _wandb_run(run_dir, config, runspec, settings) if writer else None
+    if writer:
+        _write_summary(run_dir, {"status": "running", "run_dir": str(run_dir)})
+        sink = _guard_write(
+            run_dir,
+            ckpt_step,
+            MetricsSink,
             run_dir / METRICS_CSV,
             total_steps=runspec.num_updates * steps_per_update,
             start_wall=wall0,
             start_steps=float(state.env_steps),
             progress=settings.progress,
             tensorboard_dir=run_dir / "tensorboard" if settings.tensorboard else None,
+            wandb_run=wandb_run,
         )
-        if writer
-        else _NullSink()
-    )
+    else:
+        sink = _NullSink()
     if shardings is not None:
         state = sharding.put_state(state, shardings)
     hp = config.hparams()
-    status = "completed"
+    status, error = "completed", None
     loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings)
     try:
         with _StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
-        ckpt_step = loop.ckpt_step
         if loop.stopped_early:
             status = "interrupted"
-    except NonFiniteError:
-        status = "nonfinite"
-        raise
-    except KeyboardInterrupt:
-        status = "aborted"
-        raise
-    finally:
+    except BaseException as exc:  # recorded in summary.json, then re-raised
+        error = exc
+    try:
         sink.close()
-        if writer:
-            summary = _summary(run_dir, config, runspec, state, sink, status, ckpt_step)
-            write_json_atomic(run_dir / SUMMARY_JSON, summary)
+    except files.WriteFailed as exc:
+        error = error or exc
+    if isinstance(error, files.WriteFailed):
+        error = _write_error(error, run_dir, loop.ckpt_step)
+    status = _status(error, status)
+    if writer:
+        summary = _summary(run_dir, config, runspec, state, sink, status, loop.ckpt_step)
+        if error is not None and not isinstance(error, KeyboardInterrupt):
+            summary["error"] = str(error)
+        _write_summary(run_dir, summary)
+        if not isinstance(error, RunWriteError):  # a failing disk takes no plot
             _plot_quietly(run_dir)
-        else:
-            summary = {"status": status, "process_index": jax.process_index()}
+        if wandb_run is not None:
+            wandb_run.finish(summary)
+    else:
+        summary = {"status": status, "process_index": jax.process_index()}
+    if error is not None:
+        raise error
     return summary
+
+
+def _status(error: BaseException | None, status: str) -> str:
+    if error is None:
+        return status
+    if isinstance(error, NonFiniteError):
+        return "nonfinite"
+    if isinstance(error, KeyboardInterrupt):
+        return "aborted"
+    return "failed"
+
+
+def _write_error(exc: files.WriteFailed, run_dir: Path, ckpt_step: int | None) -> RunWriteError:
+    kept = (
+        f"last checkpoint kept at update {ckpt_step}"
+        if ckpt_step is not None
+        else "no checkpoint was written"
+    )
+    return RunWriteError(
+        f"{exc}; stopped; {kept} in {run_dir / CKPT_DIR}; once the disk is fixed continue "
+        f"with: jaxpg train --resume {run_dir}"
+    )
+
+
+def _guard_write(run_dir: Path, ckpt_step: int | None, fn, *args, **kwargs):
+    """Call ``fn``; a failed write becomes a :class:`RunWriteError`."""
+    try:
+        return fn(*args, **kwargs)
+    except files.WriteFailed as exc:
+        raise _write_error(exc, run_dir, ckpt_step) from None
+
+
+def _write_summary(run_dir: Path, summary: dict) -> None:
+    """Write ``summary.json`` (padded, see the module docstring); never raises."""
+    import json
+
+    path = run_dir / SUMMARY_JSON
+    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    data = text.encode() + b" " * max(0, _SUMMARY_PAD - len(text))
+    try:
+        files.write_bytes_atomic(path, data)
+        return
+    except files.WriteFailed as exc:
+        first = exc
+    try:
+        if files.overwrite_in_place(path, text.encode()):
+            return
+    except files.WriteFailed:
+        pass
+    print(f"jaxpg: warning: {first}; {SUMMARY_JSON} is out of date", file=sys.stderr)
+
+
+_SUMMARY_PAD = 4096  # bytes: room for the final summary to overwrite the first in place
 
 
 class _Loop:
@@ -472,13 +604,29 @@ def _host_state(state: TrainState) -> TrainState:
     return sharding.fetch(state.replace(key=jax.random.key_data(state.key)))
 
 
+def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
+    """The W&B run of ``settings.wandb`` (``None`` without ``--wandb``)."""
+    if settings.wandb is None:
+        return None
+    from jaxpg.wandb_log import WandbOptions, WandbRun
+
+    return WandbRun(
+        WandbOptions.from_dict(settings.wandb),
+        name=run_dir.name,
+        config={**config.to_dict(), "num_updates": runspec.num_updates},
+        directory=run_dir,
+    )
+
+
 def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
     from jaxpg.progress import read_metrics
 
-    m = read_metrics(run_dir / METRICS_CSV)
+    try:
+        m = read_metrics(run_dir / METRICS_CSV)
+    except (OSError, ValueError):  # deleted or damaged: the summary must still be written
+        m = {c: np.zeros((0,)) for c in ("update", "env_steps", "wall_time_s", "episode_return")}
     ret = m["episode_return"]
-    tail = ret[-max(1, len(ret) // 20) :] if len(ret) else ret
-    tail = tail[np.isfinite(tail)]
+    final = stats.final_return(ret)  # the same definition as jaxpg sweep's
     steps = float(m["env_steps"][-1]) if len(ret) else 0.0
     wall = float(m["wall_time_s"][-1]) if len(ret) else 0.0
     # Throughput between the first and last row: compile time excluded.
@@ -493,8 +641,8 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
         "num_updates": runspec.num_updates,
         "env_steps": steps,
         "last_checkpoint_update": ckpt_step,
-        "final_return": float(tail.mean()) if len(tail) else None,
-        "final_return_window": int(len(tail)),
+        "final_return": final if np.isfinite(final) else None,
+        "final_return_window": stats.final_window(len(ret)),
         "best_return": float(np.nanmax(ret)) if np.isfinite(ret).any() else None,
         "wall_time_s": round(wall, 3),
         "steps_per_s": round(rate, 1) if rate is not None else None,
@@ -510,12 +658,61 @@ def _plot_quietly(run_dir: Path) -> None:
         print(f"jaxpg: warning: could not plot the learning curve: {exc}", file=sys.stderr)
 
 
-def load_policy(path: Path) -> tuple[Config, Any, int]:
+def load_policy(path: Path, quiet: bool = False) -> tuple[Config, Any, int]:
     """Config, network params and update step from a run directory or checkpoint file.
 
     The params are the whole model's (``networks.from_config(config, spec).policy``
     takes them).
+
+    For a run directory, the newest checkpoint that verifies is used; when it is
+    not the newest on disk, a note on stderr says which one was taken.
+
+    Raises:
+      RunError: ``path`` holds no checkpoint or does not exist.
+      NoValidCheckpointError: every checkpoint there is damaged (or the file given is).
     """
+    if path.is_dir():
+        ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
+        if not ckpts:
+            raise RunError(f"{path} holds no checkpoint (expected {CKPT_DIR}/ckpt_*.msgpack)")
+    elif path.is_file():
+        ckpts = [(None, path)]
+    else:
+        raise RunError(f"{path} does not exist (give a run directory or a checkpoint file)")
+    skipped = []
+    for _, file in reversed(ckpts):
+        try:
+            _, config, _ = checkpoint.read(file)
+            template = init_state(make_runspec(config), jax.random.key(config.seed))
+            state, _ = checkpoint.restore(file, template, config)
+        except checkpoint.IncompatibleCheckpointError:
+            raise
+        except checkpoint.CheckpointError as exc:
+            if len(ckpts) == 1:
+                raise NoValidCheckpointError(str(exc)) from None
+            print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
+            skipped.append(file.name)
+            continue
+        if skipped and not quiet:
+            print(
+                f"jaxpg: note: using {file} (update {int(state.update_step)}), the newest "
+                f"valid checkpoint",
+                file=sys.stderr,
+            )
+        return config, state.params, int(state.update_step)
+    raise NoValidCheckpointError(
+        f"{path}: no valid checkpoint ({len(skipped)} damaged: {', '.join(skipped)})"
+    )
+
+
+def peek_config(path: Path) -> Config:
+    """The config of a run directory or checkpoint file, without restoring any state.
+
+    Raises:
+      RunError: ``path`` is neither a run directory nor a readable checkpoint.
+    """
+    if path.is_dir() and (path / CONFIG_JSON).is_file():
+        return load_run_config(path)[0]
     if path.is_dir():
         ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
         if not ckpts:
@@ -523,7 +720,7 @@ def load_policy(path: Path) -> tuple[Config, Any, int]:
         path = ckpts[-1][1]
     elif not path.is_file():
         raise RunError(f"{path} does not exist (give a run directory or a checkpoint file)")
-    _, config, _ = checkpoint.read(path)
-    template = init_state(make_runspec(config), jax.random.key(config.seed))
-    state, _ = checkpoint.restore(path, template, config)
-    return config, state.params, int(state.update_step)
+    try:
+        return checkpoint.read(path)[1]
+    except checkpoint.CheckpointError as exc:
+        raise RunError(str(exc)) from None

@@ -113,7 +113,21 @@ def make_runspec(
 
 
 def init_state(run: RunSpec, key: jax.Array) -> TrainState:
-    """Initialise parameters, optimizer state and environments from ``key``."""
+    """Initialise parameters, optimizer state and environments from ``key``.
+
+    Args:
+      run: the run's set-up.
+      key: PRNG key; split into network, environment and training keys.
+
+    Returns:
+      A :class:`TrainState` with ``update_step`` 0 and ``num_envs`` fresh envs.
+
+    Example:
+      >>> import jax
+      >>> run = make_runspec(Config(num_envs=2, num_steps=8, num_minibatches=2))
+      >>> int(init_state(run, jax.random.key(0)).env.obs.shape[0])
+      2
+    """
     k_net, k_env, k_state = jax.random.split(key, 3)
     params = run.model.init(k_net, jnp.zeros((1, *run.spec.obs_shape), jnp.float32))
     tx = run.optimizer.build(run.config.hparams())

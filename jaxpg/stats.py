@@ -8,7 +8,12 @@ Host-side NumPy on small arrays (one value per seed). Conventions:
 * The bootstrap CI is the percentile interval of the mean over resamples drawn
   with a fixed seed, so the same values always give the same interval.
 * The interquartile mean (IQM) is the mean of the middle 50% after removing
-  ``floor(0.25 n)`` values from each end (``scipy.stats.trim_mean(x, 0.25)``).
+  ``floor(0.25 n)`` values from each end (``scipy.stats.trim_mean(x, 0.25)``);
+  its interval is the same percentile bootstrap applied to the IQM.
+* The final return of a run (:func:`final_return`) is the mean of its
+  per-update mean episode returns over the last 5% of updates (at least one),
+  NaN updates (no episode ended) left out; ``jaxpg train`` (``summary.json``)
+  and ``jaxpg sweep`` (``sweep.csv``, ``summary.csv``) both use it.
 """
 
 from __future__ import annotations
@@ -18,17 +23,18 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 CONFIDENCE = 0.95
 NUM_RESAMPLES = 10_000
 
 
-def _finite(x) -> np.ndarray:
+def _finite(x: ArrayLike) -> np.ndarray:
     x = np.asarray(x, np.float64).reshape(-1)
     return x[np.isfinite(x)]
 
 
-def standard_error(x) -> float:
+def standard_error(x: ArrayLike) -> float:
     """Standard error of the mean: ``std(x, ddof=1) / sqrt(n)``.
 
     Args:
@@ -47,7 +53,7 @@ def standard_error(x) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(x.size))
 
 
-def interquartile_mean(x) -> float:
+def interquartile_mean(x: ArrayLike) -> float:
     """Mean of the middle 50%: drop ``floor(n/4)`` values at each end, average the rest.
 
     Args:
@@ -67,8 +73,42 @@ def interquartile_mean(x) -> float:
     return float(np.mean(x[k : x.size - k]))
 
 
+def final_window(num_updates: int) -> int:
+    """How many of the last updates :func:`final_return` averages: 5%, at least one.
+
+    Example:
+      >>> final_window(100), final_window(19), final_window(0)
+      (5, 1, 0)
+    """
+    return min(num_updates, max(1, num_updates // 20))
+
+
+def final_return(episode_return: ArrayLike) -> float:
+    """A run's final return: the mean of the last 5% of its per-update returns.
+
+    The same definition for ``jaxpg train`` and ``jaxpg sweep``; averaging a
+    window rather than taking the last update lowers the noise of one update's
+    few episodes.
+
+    Args:
+      episode_return: ``[U]`` per-update mean episode return (NaN for an update
+        in which no episode ended).
+
+    Returns:
+      The mean of the finite values among the last ``final_window(U)``
+      updates; NaN when there are none.
+
+    Example:
+      >>> final_return([0.0] * 95 + [1.0, 2.0, float("nan"), 3.0, 4.0])  # 5 of 100
+      2.5
+    """
+    x = np.asarray(episode_return, np.float64).reshape(-1)
+    tail = _finite(x[x.size - final_window(x.size) :])
+    return float(tail.mean()) if tail.size else math.nan
+
+
 def bootstrap_ci(
-    x,
+    x: ArrayLike,
     *,
     confidence: float = CONFIDENCE,
     num_resamples: int = NUM_RESAMPLES,
@@ -104,6 +144,46 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
+def iqm_bootstrap_ci(
+    x: ArrayLike,
+    *,
+    confidence: float = CONFIDENCE,
+    num_resamples: int = NUM_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the interquartile mean.
+
+    Like :func:`bootstrap_ci`, with each resample's IQM in place of its mean
+    (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice",
+    recommend the IQM with such an interval for few seeds).
+
+    Args:
+      x: ``[n]`` values; NaNs are ignored.
+      confidence: coverage of the interval, in (0, 1).
+      num_resamples: bootstrap resamples.
+      seed: seed of the resampling generator.
+
+    Returns:
+      ``(low, high)``; ``(v, v)`` for a single value, NaNs for none.
+
+    Example:
+      >>> iqm_bootstrap_ci([3.0, 3.0, 3.0, 3.0])
+      (3.0, 3.0)
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence!r} must lie in (0, 1)")
+    x = _finite(x)
+    if x.size == 0:
+        return (math.nan, math.nan)
+    idx = np.random.default_rng(seed).integers(0, x.size, (num_resamples, x.size))
+    resamples = np.sort(x[idx], axis=1)
+    k = int(math.floor(0.25 * x.size))
+    iqms = resamples[:, k : x.size - k].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(iqms, [alpha, 1.0 - alpha])
+    return (float(low), float(high))
+
+
 def bootstrap_means(
     x: np.ndarray, *, num_resamples: int = NUM_RESAMPLES, seed: int = 0
 ) -> np.ndarray:
@@ -125,7 +205,11 @@ def bootstrap_means(
 
 
 def summarize(
-    x, *, confidence: float = CONFIDENCE, num_resamples: int = NUM_RESAMPLES, seed: int = 0
+    x: ArrayLike,
+    *,
+    confidence: float = CONFIDENCE,
+    num_resamples: int = NUM_RESAMPLES,
+    seed: int = 0,
 ) -> dict:
     """All the statistics of one grid point's per-seed values.
 
@@ -136,7 +220,9 @@ def summarize(
       seed: bootstrap seed.
 
     Returns:
-      ``{"n", "mean", "sem", "ci_low", "ci_high", "iqm", "median", "min", "max"}``.
+      ``{"n", "mean", "sem", "ci_low", "ci_high", "iqm", "iqm_ci_low",
+      "iqm_ci_high", "median", "min", "max"}``; both intervals are percentile
+      bootstrap intervals with the same resamples' seed.
 
     Example:
       >>> s = summarize([1.0, 2.0, 3.0, 4.0])
@@ -145,6 +231,9 @@ def summarize(
     """
     f = _finite(x)
     low, high = bootstrap_ci(f, confidence=confidence, num_resamples=num_resamples, seed=seed)
+    iqm_low, iqm_high = iqm_bootstrap_ci(
+        f, confidence=confidence, num_resamples=num_resamples, seed=seed
+    )
     empty = f.size == 0
     return {
         "n": int(f.size),
@@ -153,6 +242,8 @@ def summarize(
         "ci_low": low,
         "ci_high": high,
         "iqm": interquartile_mean(f),
+        "iqm_ci_low": iqm_low,
+        "iqm_ci_high": iqm_high,
         "median": math.nan if empty else float(np.median(f)),
         "min": math.nan if empty else float(np.min(f)),
         "max": math.nan if empty else float(np.max(f)),

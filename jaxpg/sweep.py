@@ -52,8 +52,8 @@ class RunResult(NamedTuple):
 
     @property
     def final_return(self) -> float:
-        """The last update's mean episode return."""
-        return float(self.episode_return[-1])
+        """The mean return of the last 5% of updates (:func:`jaxpg.stats.final_return`)."""
+        return stats.final_return(self.episode_return)
 
 
 class ChunkReport(NamedTuple):

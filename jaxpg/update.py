@@ -115,7 +115,17 @@ def _epoch(run: RunSpec, hp: HParams, flat: Batch, carry, key: jax.Array):
 
 
 def collect(run: RunSpec, state: TrainState, key: jax.Array):
-    """Roll out the current policy; returns ``(new env carry, transition [T, B])``."""
+    """Roll out the current policy from ``state``.
+
+    Args:
+      run: the run's set-up.
+      state: supplies the params and (segments) the env carry to continue.
+      key: PRNG key of this rollout.
+
+    Returns:
+      ``(env carry [B, ...], Transition [T, B, ...])``; in ``episodes`` mode the
+      carry is ``state.env`` unchanged (each episode starts from a fresh reset).
+    """
     cfg = run.config
     if cfg.rollout_mode == "episodes":
         trans = rollout.rollout_episodes(
@@ -130,7 +140,16 @@ def collect(run: RunSpec, state: TrainState, key: jax.Array):
 
 
 def critic_values(run: RunSpec, params: Any, trans: rollout.Transition):
-    """V(s_t) and V(s'_t) in one batched pass: two ``[T, B]`` arrays (zeros without a critic)."""
+    """V(s_t) and V(s'_t) in one batched pass over ``[2, T, B, *obs_shape]``.
+
+    Args:
+      run: the run's set-up.
+      params: the model's parameters.
+      trans: the rollout; ``final_obs`` is s'_t, the true next observation.
+
+    Returns:
+      ``(values, next_values)``, each ``[T, B]`` float32 (zeros without a critic).
+    """
     if not run.estimator.critic:
         zeros = jnp.zeros_like(trans.reward)
         return zeros, zeros

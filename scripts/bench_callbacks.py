@@ -37,8 +37,8 @@ import jax
 from jaxpg.config import Config
 from jaxpg.progress import MetricsSink
 from jaxpg.run import RunSettings, _Loop
+from jaxpg.runspec import init_state, make_runspec
 from jaxpg.train import make_train
-from jaxpg.update import init_state, make_agent
 
 
 class _NoStop:
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--total-timesteps", type=int, default=500_000)
     args = parser.parse_args()
     config = Config(total_timesteps=args.total_timesteps)
-    agent = make_agent(config)
+    agent = make_runspec(config)
     hp = config.hparams()
     whole = jax.jit(make_train(config))
 

@@ -236,14 +236,14 @@ def estimator_throughput(args) -> list[dict]:
     import jax
 
     import jaxpg
-    from jaxpg.runspec import make_runspec as make_agent
+    from jaxpg.runspec import make_runspec
 
     rows = []
     for est in ("reinforce", "reward_to_go", "baseline", "vpg", "ppo"):
         cfg = jaxpg.Config(
             estimator=est, num_envs=64, num_steps=128, total_timesteps=64 * 500 * args.min_updates
         )
-        agent = make_agent(cfg)
+        agent = make_runspec(cfg)
         steps = agent.num_updates * cfg.num_envs * agent.horizon
         fn = jax.jit(jaxpg.make_train(cfg))
         dt = _median_time(fn, jax.random.key(0), repeats=args.repeats)
@@ -264,7 +264,7 @@ def scaling(args) -> list[dict]:
     import jax
 
     import jaxpg
-    from jaxpg.runspec import make_runspec as make_agent
+    from jaxpg.runspec import make_runspec
 
     rows = []
     points = [("num_envs", n, 16) for n in args.scale_envs]
@@ -276,7 +276,7 @@ def scaling(args) -> list[dict]:
             total_timesteps=n * t * 2,
             num_minibatches=4 if n * t % 4 == 0 else 1,
         )
-        agent = make_agent(cfg)
+        agent = make_runspec(cfg)
         fn = jax.jit(jaxpg.make_train(cfg)).lower(jax.random.key(0)).compile()
         mem = fn.memory_analysis()
         peak = None
@@ -400,7 +400,8 @@ def profile(args, num_envs: int) -> dict:
 
     def fwd_bwd(params):
         def total(p):
-            return agent.model.policy(p, obs).sum() + agent.model.value(p, obs).sum()
+            dist, v = agent.model.policy_value(p, obs)
+            return dist.sum() + v.sum()
 
         g = jax.grad(total)(params)
         return jax.tree.map(lambda x, y: x - 1e-9 * y, params, g)

@@ -180,7 +180,7 @@ def test_eval_json_and_gif_error(env, tiny_run, tmp_path, capsys):
 
     ckpt = checkpoint.list_checkpoints(out / "checkpoints")[0][1]
     config, params, step = load_policy(ckpt)
-    assert step == 8 and config.num_steps == 32 and "params" in params
+    assert step == 8 and config.num_steps == 32 and "params" in params["policy"]
 
 
 def test_resume_after_sigkill_and_sigint_matches_uninterrupted(env, tmp_path):
@@ -263,12 +263,14 @@ def test_bad_config_files_and_unwritable_out(env, tmp_path, capsys):
     (tmp_path / "bad.toml").write_text("lr = [oops\n")
     (tmp_path / "typo.toml").write_text("learning_rate = 0.1\n")
     (tmp_path / "type.yaml").write_text("num_envs: many\n")
-    (tmp_path / "x.json").write_text("{}")
+    (tmp_path / "x.json").write_text("{")
+    (tmp_path / "x.ini").write_text("")
     cases = {
         "bad.toml": "not valid TOML",
-        "typo.toml": "unknown field(s) learning_rate; allowed: env, estimator",
+        "typo.toml": "unknown field(s) learning_rate; allowed: env, env_module, estimator",
         "type.yaml": "num_envs='many' has the wrong type; expected an integer",
-        "x.json": "unknown file type '.json'; allowed: .toml, .yaml, .yml",
+        "x.json": "not valid JSON",
+        "x.ini": "unknown file type '.ini'; allowed: .toml, .yaml, .yml, .json",
     }
     for name, message in cases.items():
         assert (

@@ -6,7 +6,10 @@ CI runs the PPO default (``-m slow -k default``); run them all with
 ``python -m pytest -m slow tests/test_learning.py``.
 """
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import optax
 import pytest
 
 import jaxpg
@@ -16,12 +19,12 @@ from jaxpg.presets import CARTPOLE
 SEEDS = 4
 
 
-def mean_eval_return(cfg: jaxpg.Config, seeds: int = SEEDS) -> float:
+def mean_eval_return(cfg: jaxpg.Config, seeds: int = SEEDS, **parts) -> float:
     # Seeds run one after another through one compiled program: vmapping the whole
     # run batches the QR of the orthogonal init, which can deadlock XLA:CPU's
     # two worker threads on a 2-core machine.
-    train = jax.jit(jaxpg.make_train(cfg))
-    evaluate = jax.jit(make_evaluate(cfg, num_episodes=64))
+    train = jax.jit(jaxpg.make_train(cfg, **parts))
+    evaluate = jax.jit(make_evaluate(cfg, num_episodes=64, network=parts.get("network")))
     keys = jax.random.split(jax.random.key(cfg.seed), seeds)
     eval_keys = jax.random.split(jax.random.key(123), seeds)
     returns = [
@@ -41,3 +44,25 @@ def test_default_config_learns_cartpole():
 def test_cartpole_presets_reach_target(name):
     preset = CARTPOLE[name]
     assert mean_eval_return(preset.config) >= preset.target
+
+
+class SharedLayerNormTorso(nn.Module):
+    """docs/extending.md's network: one LayerNorm'd tanh torso, two heads."""
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs
+        for width in (64, 64):
+            x = jnp.tanh(nn.LayerNorm()(nn.Dense(width)(x)))
+        logits = nn.Dense(2, kernel_init=nn.initializers.orthogonal(0.01))(x)
+        return logits, nn.Dense(1)(x)[..., 0]
+
+
+@pytest.mark.slow
+def test_own_network_and_optimizer_learn_cartpole():
+    # A user's flax module and Optax chain (clip, AdamW, a linear-decay schedule).
+    cfg = jaxpg.Config()
+    steps = (cfg.total_timesteps // (cfg.num_envs * cfg.num_steps)) * 32  # 32 Adam steps/update
+    schedule = optax.linear_schedule(1e-3, 0.0, steps)
+    tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adamw(schedule, eps=1e-5))
+    assert mean_eval_return(cfg, network=SharedLayerNormTorso(), optimizer=tx) >= 475.0

@@ -89,3 +89,36 @@ def test_rank_best_first_nan_last_ties_by_tiebreak():
     assert stats.rank([1.0, 3.0, float("nan"), 2.0]) == [3, 1, 4, 2]
     assert stats.rank([2.0, 2.0, 1.0], tiebreak=[0.0, 5.0, 9.0]) == [2, 1, 3]
     assert stats.rank([2.0, 2.0]) == [1, 2]
+
+
+def test_iqm_bootstrap_ci_covers_the_iqm_and_is_seeded():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(10.0, 1.0, 30), [1e6, -1e6]])  # two outliers
+    low, high = stats.iqm_bootstrap_ci(x)
+    assert low <= stats.interquartile_mean(x) <= high
+    assert high - low < 3.0  # the outliers do not blow the interval up (the mean's does)
+    m_low, m_high = stats.bootstrap_ci(x)
+    assert m_high - m_low > 1e4
+    assert stats.iqm_bootstrap_ci(x, seed=1) != (low, high)
+    assert stats.iqm_bootstrap_ci(x) == (low, high)
+    assert stats.iqm_bootstrap_ci([np.nan, 2.0]) == (2.0, 2.0)
+    assert all(np.isnan(stats.iqm_bootstrap_ci([np.nan])))
+    s = stats.summarize(x)
+    assert (s["iqm_ci_low"], s["iqm_ci_high"]) == (low, high)
+
+
+def test_iqm_bootstrap_ci_matches_a_loop_over_resamples():
+    x = np.arange(9.0) ** 2
+    idx = np.random.default_rng(3).integers(0, 9, (200, 9))
+    iqms = [stats.interquartile_mean(x[i]) for i in idx]
+    expect = tuple(np.quantile(iqms, [0.05, 0.95]))
+    got = stats.iqm_bootstrap_ci(x, confidence=0.9, num_resamples=200, seed=3)
+    np.testing.assert_allclose(got, expect)
+
+
+def test_final_return_is_the_last_five_percent_of_updates():
+    assert stats.final_window(100) == 5 and stats.final_window(19) == 1
+    curve = np.concatenate([np.zeros(95), [1.0, np.nan, 2.0, 3.0, np.nan]])
+    assert stats.final_return(curve) == 2.0
+    assert stats.final_return([np.nan] * 3) != stats.final_return([np.nan] * 3)  # NaN
+    assert stats.final_return([7.0]) == 7.0

@@ -369,6 +369,67 @@ def test_cli_variance_help_and_bad_input(capsys):
     assert len(err) == 1 and err[0].startswith("jaxpg: error:")
 
 
+def test_cli_variance_parts_scale_and_gamma():
+    """--parts/--scale/--gamma reach the ExperimentConfig: explicit > scale > default."""
+    import argparse
+
+    from jaxpg.cli import main
+    from jaxpg.commands import variance as cmd
+    from jaxpg.variance import experiment
+
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["variance", "--scale", "accelerator", "--ppo-seeds", "3"])
+    cfg = cmd.experiment_config(args)
+    assert cfg.law_pool == cmd.ACCELERATOR["law_pool"] and cfg.ppo_seeds == 3
+    assert cfg.parts == experiment.PARTS
+    assert max(cfg.resolved_law_sizes()) == 4096  # R4 up to N = 4096, 32 batches
+    args = parser.parse_args(["variance", "--parts", "law,gae_map", "--gamma", "0.97"])
+    cfg = cmd.experiment_config(args)
+    assert cfg.parts == ("law", "gae_map") and cfg.gamma == 0.97
+    assert cfg.law_pool == experiment.ExperimentConfig().law_pool
+    assert experiment.estimator_set((), 0.97)[-1].gamma == 0.97
+    with pytest.raises(SystemExit) as exc:  # argparse's own error
+        main(["variance", "--parts", "bogus", "--out", "/tmp/none"])
+    assert exc.value.code == 2
+    for bad in (["--gamma", "1.5"], ["--ppo-sizes", "3"], ["--law-pool", "1000"]):
+        assert main(["variance", *bad, "--out", "/tmp/none"]) == 2
+    with pytest.raises(ValueError, match="powers of two"):
+        experiment.ExperimentConfig(law_batch_sizes=(6,))
+
+
+@pytest.mark.slow
+def test_ppo_step_uses_the_public_update_and_points_uphill():
+    """E5b through jaxpg.make_update: lr = 1e-30 moves nothing (float32); at a random
+    CartPole policy the full PPO update Δθ has a positive cosine to an independent T1
+    gradient."""
+    import jaxpg
+    from jaxpg.runspec import make_runspec
+    from jaxpg.variance import experiment, ppo_step
+
+    cfg = jaxpg.Config(num_epochs=2, num_minibatches=2, hidden_sizes=(16,), ent_coef=0.0)
+    state = jaxpg.make_init(cfg)(jax.random.key(0))
+    agent = make_runspec(cfg)
+    g = per_trajectory_gradients(
+        jax.random.key(1),
+        agent.env,
+        agent.env_params,
+        experiment.policy_apply(agent),
+        state.params["policy"],
+        1024,
+        estimator="reward_to_go",
+    )
+    zero = ppo_step.step_directions(
+        jax.random.key(2), cfg.replace(lr=1e-30), state.params, None, 4, 2
+    )
+    assert zero.shape == (2, g.shape[1]) and np.abs(zero).max() < 1e-20
+    rows = ppo_step.measure(
+        jax.random.key(3), cfg, state.params, state.opt_state, g.mean(0), (16,), 4
+    )
+    assert rows[0]["N"] == 16 and len(rows[0]["cos_ref_all"]) == 4
+    assert rows[0]["cos_ref_lo"] > 0.1, rows
+
+
 @pytest.mark.slow
 def test_cli_variance_end_to_end(tmp_path):
     import json
@@ -390,7 +451,24 @@ def test_cli_variance_end_to_end(tmp_path):
             "20",
             "--batch-baseline-sizes",
             "2",
-            "--no-plots",
+            "--vstar-size",
+            "64",
+            "--vstar-steps",
+            "50",
+            "--decomp-states",
+            "64",
+            "--law-pool",
+            "256",
+            "--law-chunk",
+            "128",
+            "--ppo-sizes",
+            "2",
+            "--ppo-seeds",
+            "2",
+            "--gae-gammas",
+            "0.99,1",
+            "--gae-lambdas",
+            "0.5,1",
         ]
     )
     assert rc == 0
@@ -398,6 +476,12 @@ def test_cli_variance_end_to_end(tmp_path):
     assert [c["name"] for c in summary["checkpoints"]][0] == "init"
     header = (tmp_path / "variance.csv").read_text().splitlines()[0].split(",")
     assert {"checkpoint", "seed", "estimator", "N", "cos_ref", "tr_sigma1"} <= set(header)
+    first = summary["checkpoints"][0]
+    assert {"estimators", "decomposition", "law", "ppo_step", "gae_map"} <= set(first)
+    assert len(first["gae_map"]["rel_mse_N"]) == 2
+    for stem in ("decomposition", "law", "ppo_step", "gae_map", "cosine"):
+        assert (tmp_path / f"variance_{stem}.png").exists()
+    assert "## R4" in (tmp_path / "table.md").read_text()
 
 
 def test_vstar_fits_time_limited_returns():
@@ -419,7 +503,7 @@ def test_vstar_fits_time_limited_returns():
 
 def test_frozen_params_are_arguments_no_recompile():
     """A new checkpoint (new param values, same shapes) reuses the compiled sampler
-    and gradient programs: freezing = passing params as arguments (VARIANCE.md 2.1)."""
+    and gradient programs: freezing = passing params as arguments (docs/variance.md, "Protocol")."""
     mdp = tabular.random_layered(2)
     env = tabular.TabularEnv(mdp)
     shape = (mdp.num_states, mdp.num_actions)
@@ -467,8 +551,9 @@ def test_ppo_weights_equal_clipped_surrogate_gradient_at_theta_old():
 
 
 def test_r0_monte_carlo_at_protocol_size():
-    """R0 as VARIANCE.md states it: K = 2·10⁵ sampled trajectories, every coordinate
-    |z| < 4 against the exact gradient and tr Cov within 2% of the exact one."""
+    """R0 as docs/variance.md ("Criteria") states it: K = 2·10⁵ sampled trajectories,
+    every coordinate |z| < 4 against the exact gradient and tr Cov within 2% of the exact
+    one."""
     k = 200_000
     mdp, theta, v = layered_setup(5)
     env = tabular.TabularEnv(mdp)
@@ -507,3 +592,174 @@ def test_r0_monte_carlo_at_protocol_size():
         assert np.max(np.abs(z)) < 4.0, (name, z)
         tr = float(np.sum(gi.var(axis=0, ddof=1)))
         assert abs(tr - exact[name][1]) < 0.02 * exact[name][1], (name, tr, exact[name][1])
+
+
+# --- Tucker-style decomposition -------------------------------------------------------
+
+
+def _enumerated_pair_moments(mdp, theta, baseline):
+    """Mean and tr Cov of ĝ₁ = ψ_t (G_t − b_t(s_t)) over (τ, t) ~ p(τ)·1[t < T(τ)]/E[T],
+    listed trajectory by trajectory and step by step (no backward induction)."""
+    enum = tabular.enumerate_trajectories(mdp)
+    p = np.asarray(tabular.trajectory_probs(enum, theta))
+    pool = enum.pool
+    zeros = jnp.zeros_like(pool.reward)
+    rtg = np.asarray(grads_mod.episode_weights(Estimator("reward_to_go"), pool, zeros, zeros))
+    obs, act, mask = np.asarray(pool.obs), np.asarray(pool.action), np.asarray(pool.mask)
+    score = jax.vmap(
+        jax.grad(lambda th, o, a: networks.log_prob(tabular.softmax_policy(th, o), a)),
+        in_axes=(None, 0, 0),
+    )
+    H, n = mask.shape
+    scores = np.asarray(score(theta, obs.reshape(H * n, -1), act.reshape(-1))).reshape(H, n, -1)
+    first, second, steps = 0.0, 0.0, 0.0
+    for i in range(n):
+        for t in range(H):
+            if mask[t, i] == 0:
+                continue
+            s = int(obs[t, i].argmax())
+            g = scores[t, i] * (rtg[t, i] - (0.0 if baseline is None else float(baseline[t, s])))
+            first = first + p[i] * g
+            second += p[i] * float(g @ g)
+            steps += p[i]
+    mean = first / steps
+    return mean, second / steps - float(mean @ mean)
+
+
+@pytest.mark.parametrize("with_baseline", [False, True])
+def test_decomposition_components_sum_to_enumerated_total(with_baseline):
+    """Σ_s + Σ_a + Σ_τ (backward induction) equals tr Cov ĝ₁ listed over every (τ, t),
+    and E ĝ₁ = ∇J/E[T], to 1e-10 in float64."""
+    from jaxpg.variance import decomposition
+
+    with jax.enable_x64(True):
+        mdp, theta, v_wrong = layered_setup(4)
+        theta = jnp.asarray(theta)
+        b = None
+        if with_baseline:  # a time-dependent baseline that is not V^π
+            b = jnp.asarray(np.random.default_rng(9).normal(size=(mdp.horizon, mdp.num_states)))
+        ex = decomposition.exact_components(mdp, theta, b)
+        mean, total = _enumerated_pair_moments(mdp, theta, b)
+        parts = float(ex["state"] + ex["action"] + ex["trajectory"])
+        assert abs(parts - total) < 1e-10 * max(1.0, total)
+        np.testing.assert_allclose(np.asarray(ex["mean"]), mean, atol=1e-12)
+        enum = tabular.enumerate_trajectories(mdp)
+        p = tabular.trajectory_probs(enum, theta)
+        mean_len = float(p @ jnp.sum(enum.pool.mask, axis=0))
+        grad_j = np.asarray(tabular.exact_gradient(mdp, theta))
+        np.testing.assert_allclose(mean, grad_j / mean_len, atol=1e-12)
+        # Every component is a variance: non-negative exactly.
+        assert min(float(ex["state"]), float(ex["action"]), float(ex["trajectory"])) >= -1e-12
+
+
+def test_decomposition_exact_baseline_moves_only_the_action_term():
+    """With b = V^π_t, Σ_a drops; Σ_s and Σ_τ do not depend on the baseline (exact)."""
+    from jaxpg.variance import decomposition
+
+    with jax.enable_x64(True):
+        mdp, theta, _ = layered_setup(0)
+        theta = jnp.asarray(theta)
+        v = tabular.state_values(mdp, theta)
+        none = decomposition.exact_components(mdp, theta)
+        vpi = decomposition.exact_components(mdp, theta, v)
+        assert abs(float(none["state"] - vpi["state"])) < 1e-12
+        assert abs(float(none["trajectory"] - vpi["trajectory"])) < 1e-12
+        assert float(vpi["action"]) < 0.5 * float(none["action"])
+
+
+def test_decomposition_sampled_components_match_exact():
+    """Nested continuations from saved gymnax states (float32, K = 10,000 pairs):
+    every component and the removed part are within 4 SE of their exact values, and
+    the components add up to the directly estimated total on the sample."""
+    from jaxpg.variance import decomposition
+
+    mdp, theta, v_wrong = layered_setup(0)
+    with jax.enable_x64(True):
+        th64 = jnp.asarray(theta)
+        v_pi = np.asarray(tabular.state_values(mdp, th64))
+        b_wrong = np.tile(v_wrong, (mdp.horizon, 1))
+        exact = {
+            "none": decomposition.exact_components(mdp, th64),
+            "vpi": decomposition.exact_components(mdp, th64, v_pi),
+            "wrong": decomposition.exact_components(mdp, th64, b_wrong),
+        }
+        exact = {k: {c: float(x) for c, x in v.items() if c != "mean"} for k, v in exact.items()}
+    env = tabular.TabularEnv(mdp)
+    pairs = decomposition.sample_pairs(
+        jax.random.key(11),
+        env,
+        env.default_params,
+        tabular.softmax_policy,
+        jnp.asarray(theta, jnp.float32),
+        10_000,
+    )
+    t, s = np.asarray(pairs.time), np.asarray(pairs.obs).argmax(-1)
+    tables = {"none": np.zeros_like(v_pi), "vpi": v_pi, "wrong": b_wrong}
+    got = decomposition.components(pairs, {k: tab[t, s] for k, tab in tables.items()}, groups=20)
+    checks = [("state", exact["none"]["state"]), ("trajectory", exact["none"]["trajectory"])]
+    for b in tables:
+        checks.append((f"action/{b}", exact[b]["action"]))
+        checks.append((f"total/{b}", exact[b]["total"]))
+    checks.append(("removed/vpi", exact["none"]["action"] - exact["vpi"]["action"]))
+    for key, value in checks:
+        z = (got[key]["value"] - value) / got[key]["se"]
+        assert abs(z) < 4, (key, got[key], value)
+    for b in tables:
+        assert abs(got[f"total/{b}"]["value"] - got[f"total_direct/{b}"]["value"]) < 1e-9
+
+
+# --- R4: the 1/N law on disjoint batches ------------------------------------------------
+
+
+def _fake_stream(data):
+    """``sample``/``grads_of`` pair that serves rows of ``data`` [K, d] in order."""
+    pos = {"i": 0}
+
+    def sample(key, n):
+        i = pos["i"]
+        pos["i"] = i + n
+        return data[i : i + n]
+
+    return sample, lambda rows: {"g": rows}
+
+
+def test_law_stream_keeps_disjoint_batch_means_whatever_the_chunk():
+    """Batch means for N below and above the chunk, and tr Σ₁ from streamed sums,
+    equal the direct NumPy values."""
+    from jaxpg.variance import law
+
+    data = np.random.default_rng(0).standard_t(3, size=(256, 5)) + 2.0
+    plan = law.batch_plan(256, (1, 2, 8, 32, 64), 16)
+    assert plan == {1: 16, 2: 16, 8: 16, 32: 8, 64: 4}
+    acc = law.stream_pool(jax.random.key(0), *_fake_stream(data), 256, 16, plan)["g"]
+    for n, m in plan.items():
+        want = data[: m * n].reshape(m, n, -1).mean(1)
+        np.testing.assert_allclose(acc["means"][n], want, rtol=1e-12)
+    rows = law.law_rows({"g": acc}, rng=np.random.default_rng(0), resamples=50)
+    tr1 = np.var(data, axis=0, ddof=1).sum()
+    assert all(abs(r["tr_sigma1"] - tr1) < 1e-9 * tr1 for r in rows)
+    with pytest.raises(ValueError, match="powers of two"):
+        law.batch_plan(256, (3,), 16)
+    with pytest.raises(ValueError, match="leaves 1"):
+        law.batch_plan(256, (256,), 16)
+
+
+def test_law_holds_for_independent_rows_and_fails_for_duplicated_ones():
+    """Independent rows: every N·tr Σ_N/tr Σ₁ interval covers 1 and R4 passes.
+    Each row repeated twice (dependent neighbours): the ratio is ≈ 2 for N ≥ 2,
+    every interval excludes 1, and R4 fails."""
+    from jaxpg.variance import law
+
+    rng = np.random.default_rng(1)
+    iid = rng.normal(size=(8192, 20)) * np.linspace(0.5, 2.0, 20)
+    dup = np.repeat(iid[:4096], 2, axis=0)
+    plan = law.batch_plan(8192, (4, 16, 64, 256), 128)
+    for data, expect in ((iid, 1.0), (dup, 2.0)):
+        acc = law.stream_pool(jax.random.key(0), *_fake_stream(data), 8192, 1024, plan)
+        rows = law.law_rows(acc, rng=np.random.default_rng(2), resamples=300)
+        for r in rows:
+            assert r["ratio_lo"] <= expect <= r["ratio_hi"], r
+        v = law.verdict(rows)["g"]
+        assert v["pass"] == (expect == 1.0)
+        if expect == 2.0:
+            assert all(r["ratio_lo"] > 1.2 for r in rows)

@@ -6,7 +6,9 @@ Layout of an output directory::
   sweep.csv            one row per run
   summary.csv          one row per grid point: statistics of the final return, rank
   curves.png           mean episode return ± 95% bootstrap CI per grid point
-  chunks/              one .npz per finished chunk, written atomically (resume)
+  chunks/              one .npz per finished chunk, written atomically with a SHA-256
+                       trailer (resume); a damaged one is set aside as *.npz.damaged
+                       and only its runs are trained again
   chunks/fingerprint.json  what the chunks belong to; a different sweep is refused
 """
 
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
-import tempfile
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from jaxpg import files
 from jaxpg.commands.common import CommandError, write_json_atomic
 
 
@@ -39,12 +43,18 @@ class ChunkStore:
         self.key = fingerprint(payload)
         stamp = self.dir / "fingerprint.json"
         if restart and self.dir.exists():
-            for f in self.dir.glob("*.npz"):
+            for f in [*self.dir.glob("*.npz"), *self.dir.glob("*.npz.damaged")]:
                 f.unlink()
             if stamp.exists():
                 stamp.unlink()
         if stamp.exists():
-            found = json.loads(stamp.read_text()).get("fingerprint")
+            try:
+                found = json.loads(stamp.read_text()).get("fingerprint")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise CommandError(
+                    f"{stamp} is damaged ({exc}); the saved chunks cannot be matched to this "
+                    "sweep: use --restart to discard them, or another --out"
+                ) from None
             if found != self.key:
                 raise CommandError(
                     f"{self.dir} holds chunks of a different sweep (fingerprint {found}, "
@@ -56,48 +66,65 @@ class ChunkStore:
         write_json_atomic(stamp, {"fingerprint": self.key, "payload": payload})
 
     def load(self) -> dict[int, dict[int, tuple]]:
-        """``{program: {run: (episode_return[U], env_steps[U])}}`` of saved chunks."""
+        """``{program: {run: (episode_return[U], env_steps[U])}}`` of saved chunks.
+
+        A chunk whose checksum or contents do not verify is renamed to
+        ``*.npz.damaged`` with a warning; its runs are missing from the result,
+        so the sweep trains them again (and only them).
+        """
         done: dict[int, dict[int, tuple]] = {}
         for f in sorted(self.dir.glob("prog*.npz")):
-            with np.load(f) as z:
-                runs = done.setdefault(int(z["program"]), {})
-                for i, r in enumerate(z["run_ids"]):
-                    runs[int(r)] = (z["episode_return"][i], z["env_steps"][i])
+            try:
+                chunk = _read_chunk(f)
+            except (OSError, ValueError, KeyError) as exc:
+                bad = f.with_name(f.name + ".damaged")
+                os.replace(f, bad)
+                print(
+                    f"jaxpg sweep: warning: damaged chunk {f.name} ({exc}); set aside as "
+                    f"{bad.name}, its runs will be trained again",
+                    file=sys.stderr,
+                )
+                continue
+            program, run_ids, ret, steps = chunk
+            runs = done.setdefault(program, {})
+            for i, r in enumerate(run_ids):
+                runs[int(r)] = (ret[i], steps[i])
         return done
 
     def save(self, program: int, run_ids, episode_return, env_steps) -> None:
-        """Write one chunk (temp file + fsync + rename, so a crash leaves no half file)."""
+        """Write one chunk with its checksum (atomically: a crash leaves no half file)."""
         name = f"prog{program:03d}_runs{int(run_ids[0]):06d}-{int(run_ids[-1]):06d}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".chunk.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    program=program,
-                    run_ids=np.asarray(run_ids),
-                    episode_return=episode_return,
-                    env_steps=env_steps,
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.dir / name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            program=program,
+            run_ids=np.asarray(run_ids),
+            episode_return=episode_return,
+            env_steps=env_steps,
+        )
+        files.write_sealed(self.dir / name, buf.getvalue())
+
+
+def _read_chunk(path: Path) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``(program, run_ids[n], episode_return[n, U], env_steps[n, U])`` of a verified chunk."""
+    with np.load(io.BytesIO(files.read_sealed(path))) as z:
+        program, run_ids = int(z["program"]), np.asarray(z["run_ids"])
+        ret, steps = np.asarray(z["episode_return"]), np.asarray(z["env_steps"])
+    if not (len(run_ids) == len(ret) == len(steps)) or ret.shape != steps.shape:
+        raise ValueError(f"inconsistent shapes run_ids {run_ids.shape}, episode_return {ret.shape}")
+    return program, run_ids, ret, steps
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
-    os.replace(tmp, path)
+    fh = io.StringIO(newline="")
+    writer = csv.DictWriter(fh, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    files.write_bytes_atomic(path, fh.getvalue().encode())
 
 
 def _cell(v):
@@ -173,8 +200,7 @@ def write_curves(path: Path, result, *, num_resamples: int = 1000, seed: int = 0
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", title="rank, grid point", title_fontsize=7)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    files.write_bytes_atomic(path, png.getvalue())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import typing
 
@@ -20,22 +21,69 @@ class CommandError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+def _attribute_docs(doc: str) -> dict[str, str]:
+    """The ``Attributes:`` section of a Google-style docstring: ``{name: text}``.
+
+    An entry starts at the section's indentation with ``name:``; every more
+    indented line that follows belongs to it, whatever it starts with.
+    """
+    lines = doc.splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Attributes:")
+    except StopIteration:
+        return out
+    indent = None
+    name = None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:
+            break
+        m = re.match(r"(\w+):\s*(.*)", line.strip())
+        if depth == indent and m:
+            name = m.group(1)
+            out[name] = m.group(2)
+        elif name is not None:
+            out[name] += " " + line.strip()
+    return out
+
+
+def _plain(text: str) -> str:
+    """Docstring text as a user reads it: no reST markup, ``None`` spelt ``auto``."""
+    from jaxpg import config as cfg
+
+    names = {
+        n: ", ".join(getattr(cfg, n))
+        for n in ("ESTIMATORS", "ACTIVATIONS", "ROLLOUTS", "SHUFFLES", "INITS")
+    }
+    text = re.sub(r"``None``(?: \(auto\))?", "auto", text)
+    text = re.sub(r"``(\w+)``", lambda m: names.get(m.group(1), m.group(1)), text)
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)  # :class:`X` → X
+    text = text.replace("``", "")
+    text = re.sub(r"\*(\w+)\*", r"\1", text)  # *traced* → traced
+    return " ".join(text.split())
+
+
 def _field_help(name: str) -> str:
+    """The help text of ``--NAME``: the field's whole ``Config`` docstring entry, plain."""
     from jaxpg.config import Config
 
-    doc = Config.__doc__ or ""
-    key = f"{name}:"
-    lines = doc.splitlines()
-    for i, line in enumerate(lines):
-        if line.strip().startswith(key):
-            text = [line.strip()[len(key) :].strip()]
-            for nxt in lines[i + 1 :]:
-                s = nxt.strip()
-                if not s or (":" in s.split()[0] and s.split()[0].endswith(":")):
-                    break
-                text.append(s)
-            return " ".join(text)
-    return ""
+    return _plain(_attribute_docs(Config.__doc__ or "").get(name, ""))
+
+
+def format_value(value) -> str:
+    """A Config value as it is typed on the command line (``64,64``, ``auto``, ``true``)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -116,7 +164,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, f.name)
         hint = hints[f.name]
         opt = "--" + f.name.replace("_", "-")
-        help_text = f"{_field_help(f.name)} (default: {default})".replace("%", "%%")
+        help_text = f"{_field_help(f.name)} (default: {format_value(default)})"
+        help_text = help_text.replace("%", "%%")
         kw: dict = {"dest": f.name, "default": None, "help": help_text}
         if hint is bool:
             group.add_argument(opt, action=argparse.BooleanOptionalAction, **kw)
@@ -150,6 +199,48 @@ def config_overrides(args: argparse.Namespace) -> dict:
         elif value is not None:
             out[f.name] = value
     return out
+
+
+def add_wandb_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--wandb`` and its destination options (see :mod:`jaxpg.wandb_log`).
+
+    Args:
+      parser: the subcommand's parser.
+      what: what one W&B run holds, for the help text.
+    """
+    w = parser.add_argument_group("Weights & Biases (pip install 'jaxpg[wandb]')")
+    w.add_argument(
+        "--wandb",
+        action="store_true",
+        help=f"log to Weights & Biases: {what}; WANDB_MODE=offline writes the run "
+        "locally for a later `wandb sync`",
+    )
+    w.add_argument("--wandb-project", default="jaxpg", metavar="NAME", help="(default: jaxpg)")
+    w.add_argument(
+        "--wandb-entity", default=None, metavar="NAME", help="team or user (default: yours)"
+    )
+    w.add_argument("--wandb-group", default=None, metavar="NAME", help="run group")
+    w.add_argument("--wandb-tags", default="", metavar="TAG,TAG", help="comma-separated run tags")
+
+
+def wandb_options(args: argparse.Namespace):
+    """The ``WandbOptions`` of ``--wandb`` (``None`` without it); checks ``wandb`` imports."""
+    if not getattr(args, "wandb", False):
+        return None
+    from jaxpg.wandb_log import WandbOptions, new_run_id, require_wandb
+
+    try:
+        require_wandb()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    tags = tuple(t.strip() for t in args.wandb_tags.split(",") if t.strip())
+    return WandbOptions(
+        project=args.wandb_project,
+        entity=args.wandb_entity,
+        group=args.wandb_group,
+        tags=tags,
+        run_id=new_run_id(),
+    )
 
 
 def add_distributed_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -201,6 +292,34 @@ def emit_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=json_default)
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def check_memory(config, devices: int = 1, what: str = "the run") -> None:
+    """Refuse a run whose analytic memory estimate exceeds the free device memory.
+
+    Uses :func:`jaxpg.sweep.estimate_run_bytes` (no tracing, no compile) against
+    all the free memory of one device (host RAM on CPU), the env batch split
+    over ``devices``. Nothing is checked where the free memory cannot be measured.
+
+    Raises:
+      CommandError: one line with the estimate and the budget.
+    """
+    from jaxpg import sharding
+    from jaxpg.sweep import estimate_run_bytes
+
+    mesh = sharding.run_mesh(sharding.select_devices(devices))
+    budget, source = sharding.device_memory_budget(mesh, 1.0)
+    if source == "fallback":
+        return
+    need = estimate_run_bytes(config) / max(1, devices)
+    if need > budget:
+        where = "free device memory" if source == "device" else "available host RAM"
+        raise CommandError(
+            f"{what} needs about {need / 2**30:.2f} GiB per device (analytic estimate for "
+            f"num_envs={config.num_envs}, num_steps={config.num_steps}, hidden_sizes="
+            f"{config.hidden_sizes}) but the budget is {budget / 2**30:.2f} GiB ({where}); "
+            "use fewer envs or steps, more devices, or --skip-memory-check"
+        )
 
 
 def _coerce_field(name: str, value, source: str):
@@ -268,17 +387,21 @@ def _type_name(hint) -> str:
     return "a list of integers such as [64, 64]"
 
 
-def load_config_file(path) -> dict:
-    """Read Config fields from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
+# Top-level keys of the ``config.json`` that ``jaxpg train`` and ``jaxpg sweep`` write
+# next to the ``config`` table; ``--config`` reads such a file's ``config`` and skips these.
+RECORD_KEYS = frozenset(
+    {"num_updates", "run", "versions", "command", "created"}  # a run directory's
+    | {"grid", "seeds", "version", "devices", "programs"}  # a sweep directory's
+)
 
-    The file is a flat table of ``Config`` fields (a top-level ``[config]``
-    table is accepted too). Unknown fields, wrong types and parse errors raise
-    :class:`CommandError` naming the file and the problem.
+
+def read_config_data(path) -> dict:
+    """The parsed contents of a ``.toml``, ``.yaml``/``.yml`` or ``.json`` config file.
+
+    Raises:
+      CommandError: the file cannot be read or parsed, or its type is unknown.
     """
-    import dataclasses as dc
     from pathlib import Path
-
-    from jaxpg.config import Config
 
     path = Path(path)
     try:
@@ -293,13 +416,18 @@ def load_config_file(path) -> dict:
             data = tomllib.loads(text.decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"--config {path}: not valid TOML: {exc}") from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CommandError(f"--config {path}: not valid JSON: {exc}") from None
     elif suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             raise CommandError(
-                f"--config {path}: YAML needs the pyyaml package (pip install pyyaml), "
-                "or use a .toml file"
+                f"--config {path}: YAML needs the pyyaml package (pip install 'jaxpg[yaml]'), "
+                "or use a .toml or .json file"
             ) from None
         try:
             data = yaml.safe_load(text)
@@ -310,11 +438,34 @@ def load_config_file(path) -> dict:
     else:
         raise CommandError(
             f"--config {path}: unknown file type {suffix or '(none)'!r}; "
-            "allowed: .toml, .yaml, .yml"
+            "allowed: .toml, .yaml, .yml, .json"
         )
     if not isinstance(data, dict):
         raise CommandError(f"--config {path}: expected a table of Config fields")
-    if set(data) == {"config"} and isinstance(data["config"], dict):
+    return data
+
+
+def load_config_file(path) -> dict:
+    """Read Config fields from a TOML, YAML (``.yaml``/``.yml``) or JSON file.
+
+    The file is a flat table of ``Config`` fields, or a top-level ``config``
+    table; the latter may sit beside the other keys of the ``config.json`` a
+    run or sweep directory holds (``RECORD_KEYS``), so ``--config
+    RUN_DIR/config.json`` reads that run's config. Unknown fields, wrong types
+    and parse errors raise :class:`CommandError` naming the file and the problem.
+
+    Args:
+      path: the file; its suffix picks the format.
+
+    Returns:
+      ``{field: value}`` with each value checked against the field's type.
+    """
+    import dataclasses as dc
+
+    from jaxpg.config import Config
+
+    data = read_config_data(path)
+    if isinstance(data.get("config"), dict) and set(data) - {"config"} <= RECORD_KEYS:
         data = data["config"]
     names = [f.name for f in dc.fields(Config)]
     unknown = sorted(set(data) - set(names))
@@ -323,6 +474,13 @@ def load_config_file(path) -> dict:
             f"--config {path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(names)}"
         )
     return {k: _coerce_field(k, v, f"--config {path}") for k, v in data.items()}
+
+
+def print_config(config) -> None:
+    """Print ``config`` as a flat JSON table of its fields (a file ``--config`` reads)."""
+    json.dump(config.to_dict(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def resolve_config(args: argparse.Namespace):

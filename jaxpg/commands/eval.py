@@ -57,20 +57,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise CommandError(f"--episodes={args.episodes} must be >= 1")
+    if not -(2**63) <= args.seed < 2**63:
+        raise CommandError(f"--seed={args.seed} must fit in a signed 64-bit integer")
     if args.gif:
         gif = Path(args.gif)
         if gif.suffix.lower() != ".gif":
             raise CommandError(f"--gif {gif}: the file name must end in .gif")
         if not gif.parent.exists():
             raise CommandError(f"--gif {gif}: directory {gif.parent} does not exist")
-    try:
-        config, params, step = runlib.load_policy(Path(args.path))
-    except (checkpoint.CheckpointError, runlib.RunError) as exc:
-        raise CommandError(str(exc)) from None
-    if args.gif:
         from jaxpg.render import check_supported
 
-        check_supported(config.env)  # fail before any work
+        try:  # the renderer's packages, before any checkpoint is restored
+            check_supported(runlib.peek_config(Path(args.path)).env)
+        except runlib.RunError as exc:
+            raise CommandError(str(exc)) from None
+    try:
+        config, params, step = runlib.load_policy(Path(args.path))
+    except (checkpoint.IncompatibleCheckpointError, runlib.RunError) as exc:
+        raise CommandError(str(exc)) from None
     evaluate = jax.jit(make_evaluate(config, args.episodes, args.greedy))
     res = evaluate(jax.random.key(args.seed), params)
     ret = np.asarray(res.returns, np.float64)

@@ -1,7 +1,9 @@
 """``jaxpg sweep``: seeds × a hyperparameter grid, one compiled program per static combination.
 
-Example::
+Examples::
 
+  jaxpg sweep --preset acrobot-ppo --seeds 8 --grid lr=3e-4,1e-3
+  jaxpg sweep --config sweep/config.json --out sweep2   # the same sweep again
   jaxpg sweep --seeds 16 --grid lr=1e-4,3e-4,1e-3 --grid gae_lambda=0.9,0.95,0.99 \\
       --total-timesteps 100000 --out runs/lr-lam
 
@@ -20,14 +22,20 @@ import math
 import sys
 import time
 import typing
+from contextlib import ExitStack
 from pathlib import Path
 
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
-    config_overrides,
+    add_wandb_options,
+    check_memory,
     emit_json,
+    print_config,
+    read_config_data,
+    resolve_config,
+    wandb_options,
     write_json_atomic,
 )
 
@@ -48,8 +56,22 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
+        "--preset", metavar="NAME", help="start from a documented preset (see `jaxpg presets`)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML, YAML or JSON file of Config fields, applied over the preset; a sweep's "
+        "OUT/config.json also brings its grid and seeds (unless --grid/--seeds are given)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved base config as JSON (a file --config reads) and exit",
+    )
+    p.add_argument(
         "--seeds",
-        default="8",
+        default=None,
         metavar="N|S,S,...",
         help="number of seeds (seed, seed+1, ...; see --seed) or a comma list (default: 8)",
     )
@@ -89,6 +111,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--restart", action="store_true", help="discard chunks saved in --out by an earlier run"
     )
+    p.add_argument(
+        "--skip-memory-check",
+        action="store_true",
+        help="start even if one run's analytic memory estimate exceeds the free device memory",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -98,6 +125,9 @@ def register(subparsers) -> None:
         default=0,
         metavar="INT",
         help="seed of the bootstrap confidence intervals (default: 0)",
+    )
+    add_wandb_options(
+        p, "one W&B run per grid point with the statistics over seeds, grouped by --out"
     )
     add_distributed_options(p, "the sweep")
     add_config_options(p)
@@ -153,6 +183,11 @@ def parse_grid(items: list[str]) -> dict:
             field = canonical_name(name)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if name in grid:
+            raise CommandError(
+                f"--grid {name} given twice; list all its values in one --grid "
+                f"{name}=V1,V2,... (repeat --grid only for different fields)"
+            )
         grid[name] = [_parse_value(field, v) for v in values.split(",") if v.strip()]
     return grid
 
@@ -167,6 +202,22 @@ def _parse_seeds(text: str):
     if len(parts) != 1 or parts[0] < 1:
         raise CommandError(f"--seeds {text!r}: the count must be >= 1")
     return parts[0]
+
+
+def _sweep_from_record(args: argparse.Namespace, grid: dict, seeds):
+    """The grid and seeds of a sweep's own ``config.json`` given as ``--config``.
+
+    Options win: ``--grid`` replaces the whole recorded grid, ``--seeds`` the seeds.
+    """
+    data = read_config_data(args.config)
+    if not args.grid and isinstance(data.get("grid"), dict):
+        grid = {
+            k: [tuple(v) if isinstance(v, list) else v for v in values]
+            for k, values in data["grid"].items()
+        }
+    if args.seeds is None and isinstance(data.get("seeds"), list):
+        seeds = [int(s) for s in data["seeds"]]
+    return grid, seeds
 
 
 # -- progress -------------------------------------------------------------------
@@ -220,25 +271,69 @@ def _program_dict(info) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sweep, write its files, print the JSON summary if asked."""
+    """Check every input, then run the sweep with ``--out`` locked."""
+    import jax
+
+    from jaxpg import files
+    from jaxpg.grid import check_grid
+    from jaxpg.lock import RunLock
+    from jaxpg.sweep import _seed_list as seed_list  # the sweep's own seed check
+
+    if args.resume and args.restart:
+        raise CommandError("--resume and --restart exclude each other")
+    if not 0.0 < args.memory_fraction <= 1.0:  # also false for NaN
+        raise CommandError(f"--memory-fraction={args.memory_fraction} must lie in (0, 1]")
+    if args.chunk is not None and args.chunk < 1:
+        raise CommandError(f"--chunk={args.chunk} must be an integer >= 1")
+    if not 0 <= args.bootstrap_seed < 2**63:
+        raise CommandError(f"--bootstrap-seed={args.bootstrap_seed} must lie in [0, 2**63)")
+    config, _ = resolve_config(args)
+    if args.print_config:
+        print_config(config)
+        return 0
+    grid = parse_grid(args.grid)
+    seeds = _parse_seeds(args.seeds or "8")
+    if args.config:
+        grid, seeds = _sweep_from_record(args, grid, seeds)
+    checked = check_grid(config, grid)  # every name and value, before any compile
+    wandb = wandb_options(args)
+    try:
+        seed_list(config, seeds)
+    except ValueError as exc:
+        raise CommandError(f"--seeds {args.seeds}: {exc}") from None
+    out = Path(args.out)
+    try:
+        files.check_writable_dir(out, "--out")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.resume and not (out / "chunks" / "fingerprint.json").is_file():
+        raise CommandError(f"--resume: no unfinished sweep found in {out}")
+    if not args.skip_memory_check:
+        for static in checked.static_points:  # one run must fit on one device
+            check_memory(config.replace(**static), what=f"one run{_where(static)}")
+    writer = jax.process_index() == 0
+    with ExitStack() as stack:
+        if writer:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CommandError(f"--out {out} is not writable: {files.describe(exc)}") from None
+            stack.enter_context(RunLock(out, "sweep", quiet=args.quiet))
+        return _run_locked(args, config, grid, seeds, out, writer, wandb)
+
+
+def _where(static: dict) -> str:
+    return f" of {static}" if static else ""
+
+
+def _run_locked(args, config, grid, seeds, out: Path, writer: bool, wandb) -> int:
+    """The sweep proper, with ``out`` locked (see :func:`run`)."""
     import jax
 
     import jaxpg
     from jaxpg.commands import _sweep_files as files
-    from jaxpg.config import Config
-    from jaxpg.grid import check_grid
     from jaxpg.sweep import sweep
 
-    if args.resume and args.restart:
-        raise CommandError("--resume and --restart exclude each other")
-    config = Config(**config_overrides(args))
-    grid = parse_grid(args.grid)
-    check_grid(config, grid)  # every name and value, before any compile
-    seeds = _parse_seeds(args.seeds)
-    out = Path(args.out)
-    writer = jax.process_index() == 0
-    if writer:
-        out.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": config.to_dict(),
         "grid": {k: list(v) for k, v in grid.items()},
@@ -285,6 +380,10 @@ def run(args: argparse.Namespace) -> int:
                 "programs": programs,
             },
         )
+    if wandb is not None and writer:
+        from jaxpg.wandb_log import log_sweep
+
+        log_sweep(wandb, result, out, seed=args.bootstrap_seed)
     if args.json and writer:
         best = min(result.summary, key=lambda r: r["rank"])
         emit_json(

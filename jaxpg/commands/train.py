@@ -5,24 +5,34 @@ Examples::
     jaxpg train                                  # PPO on CartPole-v1, runs/<env>-<est>-<time>
     jaxpg train --preset acrobot-ppo --out runs/acro
     jaxpg train --config my.toml --lr 1e-3 --json
+    jaxpg train --config runs/acro/config.json   # the same run again
+    jaxpg train --preset acrobot-ppo --print-config > acro.json
     jaxpg train --resume runs/acro               # continue from the newest checkpoint
     jaxpg train --devices all --num-envs 4096    # the env batch split over every device
+    jaxpg train --wandb --wandb-project cartpole # also log to Weights & Biases
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
+from jaxpg import files
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
     add_distributed_options,
+    add_wandb_options,
+    check_memory,
     config_overrides,
     emit_json,
+    print_config,
     resolve_config,
+    wandb_options,
 )
+from jaxpg.lock import RunLock
 
 ORDER = 10
 
@@ -41,7 +51,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML or YAML file of Config fields, applied over the preset",
+        help="TOML, YAML or JSON file of Config fields, applied over the preset; a run's "
+        "RUN_DIR/config.json reproduces that run",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as JSON (a file --config reads) and exit",
     )
     p.add_argument(
         "--out", metavar="DIR", help="run directory (default: runs/<env>-<estimator>-<UTC time>)"
@@ -97,11 +113,29 @@ def register(subparsers) -> None:
         "(num-envs must be a multiple of the count; default: 1, all of them "
         "when --distributed joined several processes; with --resume, the run's)",
     )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="with --resume: when every checkpoint of the run is damaged, retrain from "
+        "update 0 (without it that is an error)",
+    )
+    p.add_argument(
+        "--skip-memory-check",
+        action="store_true",
+        help="start even if the analytic memory estimate exceeds the free device memory",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    add_wandb_options(p, "one W&B run per run directory, a row per update")
     add_distributed_options(p, "the same run")
     add_config_options(p)
     p.set_defaults(func=run)
+
+
+def _asdict(options) -> dict | None:
+    import dataclasses
+
+    return None if options is None else dataclasses.asdict(options)
 
 
 def _parse_devices(text: str) -> str | int:
@@ -141,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--log-every={args.log_every} must be >= 1")
     if args.keep_checkpoints < 1:
         raise CommandError(f"--keep-checkpoints={args.keep_checkpoints} must be >= 1")
+    if args.from_scratch and not args.resume:
+        raise CommandError("--from-scratch applies to --resume only")
     if args.tensorboard:
         try:
             import tensorboardX  # noqa: F401
@@ -148,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(
                 "--tensorboard needs the tensorboardX package: pip install 'tensorboardX>=2.6,<3'"
             ) from None
+    if args.print_config:
+        config = _resume_config(args, Path(args.resume))[0] if args.resume else None
+        print_config(config or resolve_config(args)[0])
+        return 0
     if args.resume:
         run_dir = Path(args.resume)
         config, settings = _resume_config(args, run_dir)
@@ -160,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
             log_mode=args.log_mode or "chunks",
             tensorboard=args.tensorboard,
             devices=_device_count(args.devices),
+            wandb=_asdict(wandb_options(args)),
         )
         from jaxpg.runspec import make_runspec
 
@@ -169,13 +210,29 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         run_dir = Path(args.out) if args.out else runlib.default_run_dir(config)
-        if jax.process_index() == 0:
-            runlib.prepare_run_dir(run_dir, config, settings, runspec.num_updates)
+        try:
+            files.check_writable_dir(run_dir, "--out")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if not args.skip_memory_check:
+            check_memory(config, settings.devices)
     settings = runlib.dataclasses.replace(settings, progress=not args.quiet)
-    try:
-        summary = runlib.train_run(run_dir, config, settings, resume=bool(args.resume))
-    except runlib.NonFiniteError as exc:
-        raise CommandError(str(exc)) from None
+    with ExitStack() as stack:
+        if jax.process_index() == 0:
+            if not args.resume:
+                runlib.check_fresh_run_dir(run_dir)
+                try:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CommandError(
+                        f"--out {run_dir} is not writable: {files.describe(exc)}"
+                    ) from None
+            stack.enter_context(RunLock(run_dir, "run", quiet=args.quiet))
+            if not args.resume:
+                runlib.prepare_run_dir(run_dir, config, settings, runspec.num_updates)
+        summary = runlib.train_run(
+            run_dir, config, settings, resume=bool(args.resume), from_scratch=args.from_scratch
+        )
     if jax.process_index() != 0:
         return 0
     if args.json:
@@ -240,6 +297,9 @@ def _resume_config(args: argparse.Namespace, run_dir: Path):
             file=sys.stderr,
         )
     settings = dataclasses.replace(
-        settings, tensorboard=settings.tensorboard or args.tensorboard, devices=devices
+        settings,
+        tensorboard=settings.tensorboard or args.tensorboard,
+        devices=devices,
+        wandb=settings.wandb or _asdict(wandb_options(args)),
     )
     return config, settings

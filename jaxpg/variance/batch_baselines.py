@@ -5,7 +5,7 @@ trajectories. G_{i,t} is trajectory i's reward-to-go (0 after its end).
 
 * ``mean``: w_{i,t} = G_{i,t} − (1/N) Σ_j G_{j,t} over the batch *including* i.
   Since E[∇log π_{i,t} G_{j,t}] = 0 for j ≠ i, the batch estimate's
-  expectation is exactly (1 − 1/N) ∇J (pitfall 2).
+  expectation is exactly (1 − 1/N) ∇J (``docs/variance.md``, pitfall 2).
 * ``loo``: w_{i,t} = G_{i,t} − (1/(N−1)) Σ_{j≠i} G_{j,t}, unbiased. Algebra:
   it equals N/(N−1) times the ``mean`` weight, so the rescaling undoes the bias.
 * ``refit``: w_{i,t} = G_{i,t} − V_ψ(s_{i,t}, t) with V_ψ a ridge least-squares

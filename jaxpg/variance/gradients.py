@@ -145,6 +145,18 @@ def _sample(key, env_params, policy_params, policy_apply, env, spec, horizon, nu
     return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), pool)
 
 
+def trim_pool(pool: rollout.Transition) -> rollout.Transition:
+    """Cut the time axis to the longest episode, rounded up to 32, 64, 128 or 256.
+
+    Steps after every episode's end carry no data, so gradients are unchanged;
+    a few fixed lengths keep the number of compiled shapes small.
+    """
+    limit = pool.mask.shape[0]
+    longest = int(jnp.max(jnp.sum(pool.mask, axis=0)))
+    t = next((s for s in (32, 64, 128, 256) if s >= longest), limit)
+    return jax.tree.map(lambda x: x[: min(t, limit)], pool)
+
+
 def critic_values(value_apply: Callable | None, value_params: Any, pool: rollout.Transition):
     """V(s_t) and V(s'_t) ``[T, K]`` (zeros without a critic)."""
     if value_apply is None:

@@ -1,7 +1,8 @@
 """Bias and variance metrics from per-trajectory gradients ``[K, d]``.
 
 Notation: ĝ_i ``[d]`` is trajectory i's gradient estimate, ĝ̄ the pool mean, K
-the pool size, g_ref the reference gradient from a *disjoint* pool (pitfall 14).
+the pool size, g_ref the reference gradient from a *disjoint* pool (pitfall 14;
+pitfall numbers refer to the list in ``docs/variance.md``).
 
 * tr Σ₁ = (1/(K−1)) Σ_i ‖ĝ_i − ĝ̄‖², the per-trajectory covariance trace; a
   batch of N independent trajectories has tr Σ_N = tr Σ₁ / N.

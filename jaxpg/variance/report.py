@@ -45,7 +45,11 @@ def csv_text(rows: list[dict]) -> str:
 
 def merge_rows(rows: list[dict], summary: dict) -> list[dict]:
     """Attach each estimator's whole-pool summary (tr Σ₁, B, bias...) to its rows."""
-    by = {(c["name"], k): v for c in summary["checkpoints"] for k, v in c["estimators"].items()}
+    by = {
+        (c["name"], k): v
+        for c in summary["checkpoints"]
+        for k, v in c.get("estimators", {}).items()
+    }
     cols = (
         "tr_sigma1",
         "B",
@@ -259,4 +263,332 @@ def figures(rows: list[dict], summary: dict) -> dict:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     figs["variance_batch_baselines"] = fig
+    return figs
+
+
+# --- the other parts: tables ----------------------------------------------------------
+
+
+def _pm(v: dict, spec=".3g") -> str:
+    return f"{_fmt(v['value'], spec)} ± {_fmt(v['se'], '.2g')}"
+
+
+def _with(summary: dict, part: str) -> list[dict]:
+    return [c for c in summary["checkpoints"] if part in c]
+
+
+def signal_ok(c: dict) -> bool:
+    """True when the checkpoint's debiased ‖g_ref‖² is > 0 (not a saturated policy)."""
+    return c["ref_norm_sq"] - c["ref_tr_sigma1"] / c["ref_size"] > 0
+
+
+def decomposition_table(summary: dict) -> str:
+    """Σ_s, Σ_τ, Σ_a per baseline and the totals, ± SE, per checkpoint."""
+    lines = [
+        "| checkpoint (mean length) | Σ_s (states) | Σ_τ (trajectory) | Σ_a none | Σ_a V_φ "
+        "| Σ_a V* | total none | total V_φ | total V* | Σ_a removed by V_φ / V* |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in _with(summary, "decomposition"):
+        d = c["decomposition"]
+        lines.append(
+            f"| {c['name']} ({c['mean_length']:.0f}) | {_pm(d['state'])} | {_pm(d['trajectory'])} "
+            f"| {_pm(d['action/none'])} | {_pm(d['action/V_agent'])} | {_pm(d['action/V_star'])} "
+            f"| {_pm(d['total/none'])} | {_pm(d['total/V_agent'])} | {_pm(d['total/V_star'])} "
+            f"| {_pm(d['removed/V_agent'])} / {_pm(d['removed/V_star'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def law_table(summary: dict) -> str:
+    """N·tr Σ_N / tr Σ₁ [95% CI] per checkpoint, N and estimator, and the verdicts."""
+    out = []
+    for c in _with(summary, "law"):
+        rows = c["law"]["rows"]
+        names = list(dict.fromkeys(r["estimator"] for r in rows))
+        out.append(
+            f"**{c['name']}** (pool {c['law']['pool']}, mean length {c['mean_length']:.0f})\n"
+        )
+        out.append("| N | M | " + " | ".join(names) + " |")
+        out.append("|---|---|" + "---|" * len(names))
+        for n in sorted({r["N"] for r in rows}):
+            sel = {r["estimator"]: r for r in rows if r["N"] == n}
+            cells = [
+                f"{sel[k]['ratio']:.3f} [{sel[k]['ratio_lo']:.2f}, {sel[k]['ratio_hi']:.2f}]"
+                for k in names
+            ]
+            out.append(f"| {n} | {sel[names[0]]['M']} | " + " | ".join(cells) + " |")
+        v = c["law"]["verdict"]
+        out.append(
+            "| R4 (all N ≥ 4 within 10%) | | "
+            + " | ".join(
+                f"{'met' if v[k]['pass'] else 'not met'} (max dev {v[k]['max_abs_dev']:.2f}; "
+                f"CIs cover 1: {'yes' if v[k]['ci_covers_1'] else 'no'})"
+                for k in names
+            )
+            + " |\n"
+        )
+    return "\n".join(out)
+
+
+def _row_cos(rows: list[dict], ckpt: str, name: str, n: int):
+    r = [x for x in rows if x["checkpoint"] == ckpt and x["estimator"] == name and x["N"] == n]
+    return r[0]["cos_ref"] if r else None
+
+
+def ppo_step_table(summary: dict, rows: list[dict]) -> str:
+    """E5b: cosine of PPO's full update to g_ref per rollout size, with comparisons."""
+    lines = [
+        "| checkpoint (mean length) | N episodes | E5b cos to g_ref [95% CI] | pairwise cos "
+        "between seeds | cos to PPO's own GAE target | E3-Vagent cos to g_ref (same N) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in _with(summary, "ppo_step"):
+        note = "" if signal_ok(c) else ", g_ref is noise"
+        for r in c["ppo_step"]:
+            lines.append(
+                f"| {c['name']} ({c['mean_length']:.0f}{note}) | {r['N']} "
+                f"| {_fmt(r['cos_ref'], '.2f')} "
+                f"[{_fmt(r['cos_ref_lo'], '.2f')}, {_fmt(r['cos_ref_hi'], '.2f')}] "
+                f"| {_fmt(r['pairwise_cos'], '.2f')} | {_fmt(r.get('cos_own'), '.2f')} "
+                f"| {_fmt(_row_cos(rows, c['name'], 'E3_Vagent', r['N']), '.2f')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _gae_cell(g: dict, a: int, b: int) -> str:
+    return (
+        f"{_fmt(g['rel_bias_sq'][a][b], '.2g')} / {_fmt(g['rel_var_N'][a][b], '.2g')} "
+        f"/ {_fmt(g['rel_mse_N'][a][b], '.2g')}"
+    )
+
+
+def _gae_find(g: dict, gamma: float, lam: float) -> str:
+    if gamma in g["gammas"] and lam in g["lambdas"]:
+        return _gae_cell(g, g["gammas"].index(gamma), g["lambdas"].index(lam))
+    return "–"
+
+
+def gae_map_table(summary: dict) -> str:
+    """Per checkpoint: the (γ, λ) with the smallest MSE and the λ = 1, γ = 1 cell."""
+    lines = [
+        "| checkpoint | N (pairs) | best (γ, λ) by MSE | its bias² / var / MSE | "
+        "γ = 1, λ = 1: bias² / var / MSE | PPO (0.99, 0.95): bias² / var / MSE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in _with(summary, "gae_map"):
+        g = c["gae_map"]
+        if not signal_ok(c):
+            lines.append(
+                f"| {c['name']} | {g['N']} ({g['pairs']}) | – (‖g_ref‖² is within noise: "
+                "saturated policy) | – | – | – |"
+            )
+            continue
+        mse = np.array(g["rel_mse_N"], float)
+        i, j = np.unravel_index(np.nanargmin(mse), mse.shape)
+
+        lines.append(
+            f"| {c['name']} | {g['N']} ({g['pairs']}) | ({g['gammas'][i]:g}, {g['lambdas'][j]:g}) "
+            f"| {_gae_cell(g, i, j)} | {_gae_find(g, 1.0, 1.0)} | {_gae_find(g, 0.99, 0.95)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def full_markdown(summary: dict, rows: list[dict]) -> str:
+    """Every part's table, each under its heading (parts that did not run are left out)."""
+    out = []
+    if _with(summary, "estimators"):
+        out += ["## Estimators\n", markdown_table(summary)]
+    if _with(summary, "decomposition"):
+        out += ["## Tucker-style decomposition (per state-action sample)\n"]
+        out += [decomposition_table(summary)]
+    if _with(summary, "law"):
+        out += ["## R4: N·tr Σ_N / tr Σ₁ on disjoint batches\n", law_table(summary)]
+    if _with(summary, "ppo_step"):
+        out += ["## E5b: PPO's full update vs g_ref\n", ppo_step_table(summary, rows)]
+    if _with(summary, "gae_map"):
+        out += ["## GAE (γ, λ) map (relative to ‖g_ref‖²)\n", gae_map_table(summary)]
+    return "\n".join(out)
+
+
+# --- the other parts: figures ---------------------------------------------------------
+
+
+def part_figures(rows: list[dict], summary: dict) -> dict:
+    """``{file stem: Figure}`` for the decomposition, R4, E5b and the GAE map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    figs = {}
+    cks = _with(summary, "decomposition")
+    if cks:
+        keys = [
+            ("state", "Σ_s states"),
+            ("trajectory", "Σ_τ trajectory"),
+            ("action/none", "Σ_a, no baseline"),
+            ("action/V_agent", "Σ_a, V_φ"),
+            ("action/V_star", "Σ_a, V*"),
+        ]
+        fig, ax = plt.subplots(figsize=(9, 3.8))
+        width = 0.8 / len(keys)
+        x = np.arange(len(cks))
+        for j, (k, label) in enumerate(keys):
+            tot = np.array([c["decomposition"]["total/none"]["value"] for c in cks])
+            v = np.array([c["decomposition"][k]["value"] for c in cks]) / tot
+            se = np.array([c["decomposition"][k]["se"] for c in cks]) / tot
+            ax.bar(x + j * width, v, width, yerr=2 * se, capsize=2, label=label, color=f"C{j}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(
+            x + 0.4 - width / 2,
+            [
+                f"{c['name']}\n(len {c['mean_length']:.0f}, K={c['decomposition']['num_states']})"
+                for c in cks
+            ],
+            fontsize=8,
+        )
+        ax.set_ylabel("share of tr Cov ĝ₁ without baseline")
+        ax.set_title(
+            "Tucker-style decomposition of the single-pair T1 estimator (±2 SE); "
+            "total = Σ_s + Σ_τ + Σ_a(b)",
+            fontsize=9,
+        )
+        ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        figs["variance_decomposition"] = fig
+
+    cks = _with(summary, "law")
+    if cks:
+        fig, axes = plt.subplots(
+            1, len(cks), figsize=(3.2 * len(cks), 3.4), sharey=True, squeeze=False
+        )
+        for ax, c in zip(axes[0], cks, strict=True):
+            rows_c = c["law"]["rows"]
+            names = list(dict.fromkeys(r["estimator"] for r in rows_c))
+            for j, name in enumerate(names):
+                sel = sorted((r for r in rows_c if r["estimator"] == name), key=lambda r: r["N"])
+                n = np.array([r["N"] for r in sel], float) * (1 + 0.06 * (j - 1.5))
+                y = np.array([r["ratio"] for r in sel])
+                err = [
+                    y - np.array([r["ratio_lo"] for r in sel]),
+                    np.array([r["ratio_hi"] for r in sel]) - y,
+                ]
+                ax.errorbar(
+                    n,
+                    y,
+                    err,
+                    fmt="o-",
+                    ms=3,
+                    lw=1,
+                    capsize=2,
+                    color=COLORS.get(name, f"C{j}"),
+                    label=name,
+                )
+            ax.axhspan(0.9, 1.1, color="grey", alpha=0.15, lw=0)
+            ax.axhline(1.0, color="k", lw=0.5)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("batch size N (trajectories)")
+            ax.set_title(f"{c['name']} (pool {c['law']['pool']})", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0, 0].set_ylabel("N·tr Σ_N / tr Σ₁ (95% CI)")
+        axes[0, 0].legend(fontsize=6)
+        fig.suptitle("R4: the 1/N law on disjoint batches (band: ±10%)", fontsize=9)
+        fig.tight_layout()
+        figs["variance_law"] = fig
+
+    cks = _with(summary, "ppo_step")
+    if cks:
+        fig, axes = plt.subplots(
+            1, len(cks), figsize=(3.2 * len(cks), 3.4), sharey=True, squeeze=False
+        )
+        for ax, c in zip(axes[0], cks, strict=True):
+            pr = c["ppo_step"]
+            n = np.array([r["N"] for r in pr], float)
+            y = np.array([r["cos_ref"] for r in pr])
+            err = [
+                y - np.array([r["cos_ref_lo"] for r in pr]),
+                np.array([r["cos_ref_hi"] for r in pr]) - y,
+            ]
+            ax.errorbar(n, y, err, fmt="o-", ms=3, capsize=2, color="k", label="E5b: PPO update Δθ")
+            ax.plot(
+                n,
+                [r.get("cos_own", np.nan) for r in pr],
+                "s:",
+                ms=3,
+                color="grey",
+                label="E5b Δθ vs PPO's own GAE target",
+            )
+            for name in ("E3_Vagent", "E4_gae_g0.99_l0.95"):
+                pts = [(r["N"], _row_cos(rows, c["name"], name, r["N"])) for r in pr]
+                pts = [(a, b) for a, b in pts if b is not None]
+                if pts:
+                    a, b = zip(*pts, strict=True)
+                    ax.plot(a, b, "o--", ms=3, lw=1, color=COLORS.get(name), label=f"{name} ĝ")
+            ax.set_xscale("log", base=2)
+            ax.set_ylim(-0.3, 1.02)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlabel("rollout size N (complete episodes)")
+            noise = "" if signal_ok(c) else "; g_ref is noise"
+            ax.set_title(f"{c['name']} (mean len {c['mean_length']:.0f}{noise})", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0, 0].set_ylabel("cosine to g_ref (T1)")
+        axes[0, 0].legend(fontsize=6)
+        fig.suptitle(
+            f"E5b: PPO's full update (epochs × minibatches, Adam), {pr[0]['seeds']} seeds "
+            "per N (95% CI)",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        figs["variance_ppo_step"] = fig
+
+    cks = [c for c in _with(summary, "gae_map") if signal_ok(c)]
+    if cks:
+        panels = (
+            ("rel_bias_sq", "bias² vs T1"),
+            ("rel_var_N", "variance tr Σ₁/N"),
+            ("rel_mse_N", "MSE = bias² + var"),
+        )
+        fig, axes = plt.subplots(len(cks), 3, figsize=(12, 2.9 * len(cks)), squeeze=False)
+        for i, c in enumerate(cks):
+            g = c["gae_map"]
+            for j, (k, title) in enumerate(panels):
+                ax = axes[i, j]
+                z = np.clip(np.array(g[k], float), 1e-4, None)
+                im = ax.imshow(
+                    z,
+                    norm=LogNorm(1e-3, max(z.max(), 1.0)),
+                    cmap="viridis",
+                    aspect="auto",
+                    origin="lower",
+                )
+                for a in range(z.shape[0]):
+                    for b in range(z.shape[1]):
+                        ax.text(
+                            b,
+                            a,
+                            f"{g[k][a][b]:.2g}",
+                            ha="center",
+                            va="center",
+                            fontsize=6,
+                            color="w" if z[a, b] < 0.1 else "k",
+                        )
+                ax.set_xticks(
+                    range(len(g["lambdas"])), [f"{v:g}" for v in g["lambdas"]], fontsize=7
+                )
+                ax.set_yticks(range(len(g["gammas"])), [f"{v:g}" for v in g["gammas"]], fontsize=7)
+                ax.set_xlabel("λ", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(f"{c['name']}\nγ", fontsize=8)
+                ax.set_title(f"{title} (N={g['N']}, ~{g['pairs']} pairs)", fontsize=8)
+                fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.suptitle(
+            "GAE(γ, λ) with the checkpoint critic, relative to ‖g_ref‖² (T1); "
+            "bias² debiased for noise (≤ 0 shown as 1e-4)",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        figs["variance_gae_map"] = fig
     return figs

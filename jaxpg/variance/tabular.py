@@ -71,7 +71,8 @@ def two_step_refund(refund: float = 5.0, bonus: float = 1.0) -> TabularMDP:
     ``bonus``·a; in state 2 the reward is ``bonus``·a. Then state 3 (terminal).
     The return is bonus·a_1 whatever a_0 was, so the total-return weight at
     t = 1 is small, but the reward-to-go weight there is −c + bonus·a_1 in state 1:
-    dropping the past reward removes the refund's partner (pitfall 12).
+    dropping the past reward removes the refund's partner (``docs/variance.md``,
+    pitfall 12).
     """
     P = np.zeros((4, 2, 4))
     P[0, 1, 1] = P[0, 0, 2] = 1.0

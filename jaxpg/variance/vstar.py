@@ -1,7 +1,7 @@
 """A time-aware critic V*(s, t) fit on a fresh pool, for the E3-Vstar baseline.
 
 The time-limited return G_t = Σ_{k≥t} r_k of CartPole depends on the time left,
-so V* takes x = [s, (T − t)/T] (pitfall 8 iii). It is fit by minibatch Adam
+so V* takes x = [s, (T − t)/T] (``docs/variance.md``, pitfall 8 iii). It is fit by minibatch Adam
 regression of G_t/T on a pool disjoint from the test and reference pools
 (pitfall 17), so as a baseline it is independent of the trajectories it is
 applied to and keeps the estimator unbiased.
@@ -52,7 +52,9 @@ def fit(
       hidden_sizes, steps, batch_size, lr: MLP width and Adam schedule.
 
     Returns:
-      ``(apply, params)`` where ``apply(params, obs[T, K, o]) -> [T, K]`` values.
+      ``(apply, params)`` where ``apply(params, obs[T, K, o]) -> [T, K]`` values
+      (time from the array's index), or ``apply(params, obs[..., o], t[...])`` at
+      explicit time steps t.
     """
     net = networks.Value(tuple(hidden_sizes), "tanh")
     x = time_features(pool.obs, horizon).reshape(-1, pool.obs.shape[-1] + 1)
@@ -64,8 +66,11 @@ def fit(
     idx = jax.random.choice(k_idx, x.shape[0], (steps, batch_size), p=p)
     params = _train(net, opt, params, x, y, idx)
 
-    def apply(prm, obs):
-        return net.apply(prm, time_features(obs, horizon)) * horizon
+    def apply(prm, obs, t=None):
+        if t is None:  # a time-major [T, K, o] pool: t is the time index
+            return net.apply(prm, time_features(obs, horizon)) * horizon
+        left = (horizon - jnp.asarray(t, obs.dtype)[..., None]) / horizon
+        return net.apply(prm, jnp.concatenate([obs, left], axis=-1)) * horizon
 
     return apply, params
 
