@@ -87,7 +87,14 @@ def check_jaxpg_command(words: list[str]) -> None:
 
 
 def run_shell(command: str, cwd: Path, execute: bool) -> None:
+    if "&&" in command:  # a chain: each part in turn
+        for part in command.split("&&"):
+            run_shell(part.strip(), cwd, execute)
+        return
     words = shlex.split(command)
+    redirect = next((i for i, w in enumerate(words) if w in (">", ">>", "|", "2>")), None)
+    if redirect is not None and not execute:
+        words = words[:redirect]  # parse the command; its output's destination is shell
     while words and "=" in words[0] and not words[0].startswith("-"):
         words = words[1:]  # VAR=value prefixes
     if not words or words[0] == "pip":
