@@ -37,6 +37,12 @@ What each of them estimates, exactly (ĝ at θ_old, per-trajectory sums
   and its bias has no closed form; :func:`jaxpg.groups.exact_group_gradient`
   computes it exactly by enumerating groups on small MDPs, and the tests
   check the trainer against it (groups with s = 0 contribute nothing).
+  On TwoStep (``tests/tiny_mdp.py``, γ = 0.9, G = 4) the exact expectation
+  has cosine 0.992 with ∇J and 0.40 of its length. With only two possible
+  returns (pass/fail rewards) and one start state, every group weighting is a
+  positive multiple of ∇J (E[∇log p(τ_i)Ψ_i] = (E[Ψ|pass] − E[Ψ|fail])·∇P(pass));
+  the direction bias comes from more return values, from several start states
+  (each group is rescaled by its own 1/s) and from 1/|τ_i|.
 
 ``grpo`` and ``grpo_nostd`` then take PPO's clipped-ratio steps (``num_epochs``
 × ``num_minibatches``; the first step is the gradient above, later ones are
