@@ -1,0 +1,1 @@
+"""Small built-in tasks (gymnax ``Environment`` subclasses) registered by id in :mod:`jaxpg.envs`."""
