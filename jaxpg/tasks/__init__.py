@@ -1,1 +1,1 @@
-"""Small built-in tasks (gymnax ``Environment`` subclasses) registered by id in :mod:`jaxpg.envs`."""
+"""Small built-in tasks (gymnax environments) registered by id in :mod:`jaxpg.envs`."""
