@@ -164,7 +164,117 @@ OTHER = dict(
 )
 
 
-PRESETS: dict[str, Preset] = {**CARTPOLE, **OTHER}
+# --- the ladder's destination: trust regions and group baselines ----------------
+# Results: scripts/reproduce_presets.py NAMES --seeds 4 (one vmapped program per
+# preset; 32 sampled eval episodes per seed; mean ± std over seeds), wall time on
+# the shared 2-core dev CPU with compile. Raw numbers: docs/presets_ladder.json.
+LADDER = dict(
+    [
+        _p(
+            "cartpole-trpo",
+            "TRPO: natural step (10 CG iterations, damping 0.1) in a KL ball δ = 0.02, "
+            "backtracking line search; GAE(0.99, 0.97); critic fit by 5 epochs × 8 "
+            "minibatches of Adam after the step. 32 envs × 64 steps.",
+            "RESULT",
+            475.0,
+            estimator="trpo",
+            num_envs=32,
+            num_steps=64,
+            delta=0.02,
+            lam=0.97,
+            lr=1e-3,
+            num_epochs=5,
+            num_minibatches=8,
+            total_timesteps=500_000,
+            anneal_lr=False,
+            max_grad_norm=_INF,
+        ),
+        _p(
+            "cartpole-npg",
+            "Natural policy gradient: the cartpole-trpo settings without the line search "
+            "(the whole δ-scaled natural step every update).",
+            "RESULT",
+            450.0,
+            estimator="npg",
+            num_envs=32,
+            num_steps=64,
+            delta=0.02,
+            lam=0.97,
+            lr=1e-3,
+            num_epochs=5,
+            num_minibatches=8,
+            total_timesteps=500_000,
+            anneal_lr=False,
+            max_grad_norm=_INF,
+        ),
+        _p(
+            "cartpole-rloo",
+            "RLOO: 8 start states × G = 8 complete episodes, leave-one-out baseline, "
+            "undiscounted return, one Adam step per batch.",
+            "RESULT",
+            400.0,
+            estimator="rloo",
+            num_envs=64,
+            group_size=8,
+            gamma=1.0,
+            lr=3e-3,
+            total_timesteps=4_800_000,
+            max_grad_norm=_INF,
+        ),
+        _p(
+            "cartpole-grpo",
+            "GRPO: 8 start states × G = 8 episodes, (R − mean)/std per group, per-episode "
+            "length normalisation, PPO clipping (ε 0.2) over 4 epochs × 8 minibatches.",
+            "RESULT",
+            400.0,
+            estimator="grpo",
+            num_envs=64,
+            group_size=8,
+            gamma=1.0,
+            lr=3e-3,
+            num_epochs=4,
+            num_minibatches=8,
+            total_timesteps=1_600_000,
+            max_grad_norm=_INF,
+        ),
+        _p(
+            "sequence-rloo",
+            "RLOO on Sequence-v0 (8 tokens of 8, terminal reward = fraction following the "
+            "hidden rule; random policy 0.125): 8 prompts × G = 8 completions per update.",
+            "RESULT",
+            0.5,
+            env="Sequence-v0",
+            estimator="rloo",
+            num_envs=64,
+            group_size=8,
+            gamma=1.0,
+            lr=1e-2,
+            total_timesteps=64 * 8 * 300,
+            anneal_lr=False,
+            max_grad_norm=_INF,
+        ),
+        _p(
+            "sequence-grpo",
+            "GRPO on Sequence-v0: 8 prompts × G = 8 completions, group-normalised "
+            "rewards, PPO clipping over 4 epochs × 4 minibatches.",
+            "RESULT",
+            0.5,
+            env="Sequence-v0",
+            estimator="grpo",
+            num_envs=64,
+            group_size=8,
+            gamma=1.0,
+            lr=3e-3,
+            num_epochs=4,
+            num_minibatches=4,
+            total_timesteps=64 * 8 * 300,
+            anneal_lr=False,
+            max_grad_norm=_INF,
+        ),
+    ]
+)
+
+PRESETS: dict[str, Preset] = {**CARTPOLE, **OTHER, **LADDER}
 
 
 def get_preset(name: str) -> Preset:

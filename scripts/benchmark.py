@@ -174,14 +174,14 @@ def estimator_throughput(args) -> list[dict]:
     import jax
 
     import jaxpg
-    from jaxpg.update import make_agent
+    from jaxpg.runspec import make_runspec
 
     rows = []
-    for est in ("reinforce", "reward_to_go", "baseline", "vpg", "ppo"):
+    for est in jaxpg.ESTIMATORS:  # the ladder: reinforce … ppo, npg, trpo, rloo, grpo
         cfg = jaxpg.Config(
             estimator=est, num_envs=64, num_steps=128, total_timesteps=64 * 500 * args.min_updates
         )
-        agent = make_agent(cfg)
+        agent = make_runspec(cfg)
         steps = agent.num_updates * cfg.num_envs * agent.horizon
         fn = jax.jit(jaxpg.make_train(cfg))
         dt = _median_time(fn, jax.random.key(0), repeats=args.repeats)
