@@ -148,7 +148,7 @@ class Config:
       normalize_advantages: subtract the batch mean and divide by the batch std
         of Ψ before the policy loss. This is a same-batch baseline plus a random
         rescaling, so it changes the estimator (slightly biased). ``None`` means
-        on for ``ppo`` and off for the other estimators.
+        on for ``ppo``, ``npg`` and ``trpo`` and off for the other estimators.
       rollout: ``auto``, ``segments`` or ``episodes``. ``segments``: fixed-length
         rollouts that continue across updates, bootstrapped from V(final obs).
         ``episodes``: each env runs one complete episode per update, steps after
