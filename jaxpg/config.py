@@ -45,6 +45,7 @@ class HParams(NamedTuple):
     ent_coef: jax.Array
     vf_coef: jax.Array
     max_grad_norm: jax.Array
+    delta: jax.Array
 
     def valid(self) -> jax.Array:
         """Boolean array (the batch shape): every value finite (``max_grad_norm`` may
@@ -57,6 +58,7 @@ class HParams(NamedTuple):
         ok &= jnp.isfinite(self.clip_eps) & (self.clip_eps > 0)
         for x in (self.ent_coef, self.vf_coef):
             ok &= jnp.isfinite(x) & (x >= 0)
+        ok &= jnp.isfinite(self.delta) & (self.delta > 0)
         return ok & (self.max_grad_norm > 0)  # NaN compares False
 
 
@@ -89,7 +91,10 @@ class Config:
         A module in the working directory is found too.
       estimator: one of ``ESTIMATORS``: ``reinforce`` (Ψ = R(τ)),
         ``reward_to_go`` (Ψ = G_t), ``baseline`` (Ψ = G_t − V(s_t)), ``vpg``
-        (Ψ = GAE(γ, λ)), ``ppo`` (clipped surrogate with GAE advantages).
+        (Ψ = GAE(γ, λ)), ``ppo`` (clipped surrogate with GAE advantages),
+        ``npg``/``trpo`` (natural-gradient / trust-region steps, :mod:`jaxpg.natural`),
+        ``rloo``/``grpo``/``grpo_nostd`` (group-relative baselines over
+        ``group_size`` episodes per start state, :mod:`jaxpg.groups`).
       num_envs: parallel environments B.
       num_steps: rollout segment length T (``segments`` mode). In ``episodes``
         mode T is the environment's episode limit and this field is unused.
@@ -146,13 +151,20 @@ class Config:
       normalize_advantages: subtract the batch mean and divide by the batch std
         of Ψ before the policy loss. This is a same-batch baseline plus a random
         rescaling, so it changes the estimator (slightly biased). ``None`` means
-        on for ``ppo`` and off for the other estimators.
+        on for ``ppo``, ``npg`` and ``trpo`` and off for the other estimators.
       rollout: ``auto``, ``segments`` or ``episodes``. ``segments``: fixed-length
         rollouts that continue across updates, bootstrapped from V(final obs).
         ``episodes``: each env runs one complete episode per update, steps after
         its end masked. ``auto`` picks ``episodes`` for reinforce/reward_to_go
         and ``segments`` otherwise.
       log_std_init: initial log standard deviation of Gaussian policies.
+      delta: trust-region size δ of ``npg``/``trpo``: the step's mean KL from the
+        old policy (*traced*).
+      cg_iters: conjugate-gradient iterations of ``npg``/``trpo``.
+      cg_damping: λ of the damped Fisher matrix F + λI (``npg``/``trpo``).
+      backtrack_iters: line-search candidates βᵏ·step, k < this (``trpo``; β = 0.8).
+      group_size: G, episodes per start state of ``rloo``/``grpo``/``grpo_nostd``
+        (must divide ``num_envs``; ≥ 2).
       seed: default seed used by the command line (``train(key)`` takes a key).
     """
 
@@ -187,6 +199,11 @@ class Config:
     rollout: str = "auto"
     log_std_init: float = 0.0
     seed: int = 0
+    delta: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 0.1
+    backtrack_iters: int = 10
+    group_size: int = 8
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # types first: a field named in every message
@@ -225,7 +242,10 @@ class Config:
             _fail("weight_decay", self.weight_decay, "must be >= 0")
         if self.minibatch_shuffle not in SHUFFLES:
             _fail("minibatch_shuffle", self.minibatch_shuffle, f"allowed: {', '.join(SHUFFLES)}")
-        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
+        for name in (
+            "num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps",
+            "cg_iters", "backtrack_iters", "group_size",
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _fail(name, value, "must be an integer >= 1")
@@ -250,6 +270,7 @@ class Config:
         for name in ("ent_coef", "vf_coef"):
             if not float(getattr(self, name)) >= 0.0:
                 _fail(name, getattr(self, name), "must be >= 0")
+        self._validate_ladder()
         if self.rollout == "segments" and REGISTRY[self.estimator].episodic:
             _fail(
                 "rollout",
@@ -270,7 +291,7 @@ class Config:
                     self.grad_chunk,
                     "applies to rollout='segments' only (episodes are masked); use None",
                 )
-        if REGISTRY[self.estimator].update == "epochs" and self.rollout_mode == "segments":
+        if REGISTRY[self.estimator].update != "step" and self.rollout_mode == "segments":
             batch = self.num_envs * self.num_steps
             if batch % self.num_minibatches:
                 _fail(
@@ -296,6 +317,30 @@ class Config:
                 f"must be at least num_envs*num_steps = "
                 f"{self.num_envs * self.num_steps} (one update)",
             )
+
+    def _validate_ladder(self) -> None:
+        """The fields of the trust-region and group estimators."""
+        if not (float(self.delta) > 0.0 and math.isfinite(float(self.delta))):
+            _fail("delta", self.delta, "must be a finite number > 0")
+        if not float(self.cg_damping) >= 0.0:
+            _fail("cg_damping", self.cg_damping, "must be >= 0")
+        entry = REGISTRY[self.estimator]
+        if entry.update == "trust_region" and self.shared_torso:
+            _fail(
+                "shared_torso",
+                self.shared_torso,
+                f"estimator {self.estimator!r} needs separate policy and value networks "
+                "(the critic fit would move the policy after its trust-region step)",
+            )
+        if entry.grouped:
+            if self.group_size < 2:
+                _fail("group_size", self.group_size, "must be >= 2 (a group baseline)")
+            if self.num_envs % self.group_size:
+                _fail(
+                    "group_size",
+                    self.group_size,
+                    f"must divide num_envs={self.num_envs} (num_envs/group_size start states)",
+                )
 
     # -- derived values (computed, never written back) -------------------------
     @property

@@ -413,3 +413,12 @@ def reset(key: jax.Array, env: Environment, env_params: Any) -> tuple[jax.Array,
     """Reset one environment; returns (float32 obs, state)."""
     obs, state = env.reset(key, env_params)
     return as_obs(obs), state
+
+
+def _sequence_task():
+    from jaxpg.tasks.sequence import SequenceTask
+
+    return SequenceTask()
+
+
+_REGISTRY["Sequence-v0"] = _sequence_task  # built in (jaxpg.tasks.sequence)

@@ -107,7 +107,12 @@ def make_runspec(
         )
     model = networks.from_config(config, spec) if network is None else networks.as_model(network)
     info = estimators.REGISTRY[config.estimator]
-    steps = config.num_epochs * config.num_minibatches if info.update == "epochs" else 1
+    steps = config.num_epochs * config.num_minibatches if info.update != "step" else 1
+    if info.update != "step" and (config.num_envs * horizon) % config.num_minibatches:
+        raise ValueError(
+            f"Config.num_minibatches={config.num_minibatches} is invalid: must divide "
+            f"num_envs*T = {config.num_envs}*{horizon} = {config.num_envs * horizon}"
+        )
     opt = optimizers.make_optimizer(config, num_updates, steps, optimizer)
     return RunSpec(config, env_obj, env_params, spec, model, opt, horizon, num_updates, steps)
 

@@ -16,6 +16,10 @@ One update:
    ``num_epochs × num_minibatches`` clipped steps for ``"epochs"`` (PPO). The
    optimizer is the run's Optax chain built from ``hparams`` (global-norm
    clipping and the learning-rate schedule included; :mod:`jaxpg.optimizers`).
+   ``"trust_region"`` (``npg``/``trpo``): one natural-gradient step of the policy
+   (:mod:`jaxpg.natural`, δ = ``hparams.delta``), then the critic is fit with
+   ``num_epochs × num_minibatches`` Optax steps on the same batch, after the
+   advantages were computed (:func:`_trust_region_step`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,17 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxpg import blocking, compiling, estimators, networks, rollout, sharding, shuffle
+from jaxpg import (
+    blocking,
+    compiling,
+    estimators,
+    groups,
+    natural,
+    networks,
+    rollout,
+    sharding,
+    shuffle,
+)
 from jaxpg.config import Config, HParams
 from jaxpg.runspec import RunSpec, TrainState, init_state, make_runspec
 
@@ -127,6 +141,12 @@ def collect(run: RunSpec, state: TrainState, key: jax.Array):
       carry is ``state.env`` unchanged (each episode starts from a fresh reset).
     """
     cfg = run.config
+    if run.estimator.grouped:
+        trans = groups.rollout_groups(
+            key, run.model.policy, state.params, run.env, run.env_params, run.spec,
+            cfg.num_envs, run.horizon, cfg.group_size,
+        )  # fmt: skip
+        return state.env, trans
     if cfg.rollout_mode == "episodes":
         trans = rollout.rollout_episodes(
             key, run.model.policy, state.params, run.env, run.env_params, run.spec,
@@ -137,6 +157,67 @@ def collect(run: RunSpec, state: TrainState, key: jax.Array):
         key, run.model.policy, state.params, run.env, run.env_params, run.spec, state.env,
         run.horizon,
     )  # fmt: skip
+
+
+def _critic_loss(run: RunSpec, params: Any, batch: Batch):
+    """The critic's regression loss alone (the trust-region estimators' critic fit)."""
+    v = run.model.value(params, batch.obs)
+    v_loss = estimators.value_loss(v, batch.value_target, batch.mask)
+    return v_loss, {"value_loss": v_loss}
+
+
+def _critic_epoch(run: RunSpec, hp: HParams, flat: Batch, carry, key: jax.Array):
+    """One shuffled pass of critic-only Optax steps over ``flat`` ``[N, ...]``."""
+
+    def step(c, b):
+        params, opt_state = c
+        grads, aux = jax.grad(lambda p: _critic_loss(run, p, b), has_aux=True)(params)
+        updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), aux
+
+    return jax.lax.scan(step, carry, _minibatches(run, flat, key))
+
+
+def _trust_region_step(run: RunSpec, hp: HParams, carry, batch: Batch, key: jax.Array):
+    """``npg``/``trpo``: a natural-gradient policy step, then the critic's Optax epochs.
+
+    The policy step (:func:`jaxpg.natural.trust_region_step`) touches only the
+    parameters the policy uses; the critic is then fit to the targets computed
+    before the step. Returns ``(carry, aux)`` with the usual metric names plus
+    the step's diagnostics (``accepted``, ``step_fraction``, ``cg_residual``,
+    ``surrogate_gain``); ``approx_kl`` is the measured mean KL of the step.
+    """
+    cfg = run.config
+    params, opt_state = carry
+    pol_batch = natural.PolicyBatch(
+        batch.obs, batch.action, batch.old_log_prob, batch.psi, batch.mask
+    )
+    params, info = natural.trust_region_step(
+        run.model.policy, params, pol_batch, hp.delta, cg_iters=cfg.cg_iters,
+        damping=cfg.cg_damping, backtrack_iters=cfg.backtrack_iters,
+        line_search_on=run.estimator.line_search,
+    )  # fmt: skip
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+    epoch = lambda c, k: _critic_epoch(run, hp, flat, c, k)  # noqa: E731
+    (params, opt_state), v_aux = jax.lax.scan(
+        epoch, (params, opt_state), jax.random.split(key, cfg.num_epochs)
+    )
+    ent = estimators.masked_mean(networks.entropy(run.model.policy(params, batch.obs)), batch.mask)
+    v_loss = jnp.mean(v_aux["value_loss"])
+    aux = {
+        "policy_loss": -info.gain,
+        "value_loss": v_loss,
+        "entropy": ent,
+        "approx_kl": info.kl,
+        "clip_frac": jnp.zeros(()),
+        "loss": v_loss - info.gain,
+        "grad_norm": info.grad_norm,
+        "accepted": info.accepted,
+        "step_fraction": info.fraction,
+        "cg_residual": info.cg_residual,
+        "surrogate_gain": info.gain,
+    }
+    return (params, opt_state), aux
 
 
 def critic_values(run: RunSpec, params: Any, trans: rollout.Transition):
@@ -203,7 +284,7 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
     values, next_values = critic_values(run, state.params, trans)
     w = estimators.weights(
         cfg.estimator, trans.reward, values, next_values, trans.terminated, trans.truncated,
-        gamma=hp.gamma, lam=hp.lam,
+        gamma=hp.gamma, lam=hp.lam, group_size=cfg.group_size,
     )  # fmt: skip
     psi = estimators.normalize(w.psi, trans.mask) if cfg.normalize else w.psi
     target = w.value_target if w.value_target is not None else jnp.zeros_like(psi)
@@ -215,6 +296,8 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
         epoch = lambda c, k: _epoch(run, hp, flat, c, k)  # noqa: E731
         carry, aux = jax.lax.scan(epoch, carry, jax.random.split(k_epochs, cfg.num_epochs))
         aux = jax.tree.map(jnp.mean, aux)
+    elif run.estimator.update == "trust_region":
+        carry, aux = _trust_region_step(run, hp, carry, batch, k_epochs)
     else:
         # One full-batch step: per trajectory for complete episodes, per step otherwise.
         normalizer = float(cfg.num_envs) if cfg.rollout_mode == "episodes" else jnp.sum(trans.mask)

@@ -239,7 +239,8 @@ def estimator_throughput(args) -> list[dict]:
     from jaxpg.runspec import make_runspec
 
     rows = []
-    for est in ("reinforce", "reward_to_go", "baseline", "vpg", "ppo"):
+    names = args.estimators.split(",") if args.estimators else jaxpg.ESTIMATORS
+    for est in names:  # default: the whole ladder, reinforce … ppo, npg, trpo, rloo, grpo
         cfg = jaxpg.Config(
             estimator=est, num_envs=64, num_steps=128, total_timesteps=64 * 500 * args.min_updates
         )
@@ -478,6 +479,9 @@ def main(argv=None) -> int:
     p.add_argument("--total-timesteps", type=int, default=500_000)
     p.add_argument("--min-updates", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--estimators", default="", help="comma list for the estimator throughput (default all)"
+    )
     p.add_argument(
         "--skip", default="", help="comma list of: compare,estimators,scaling,compile,profile"
     )

@@ -25,8 +25,11 @@ def finite(tree):
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_every_estimator_updates_cartpole(estimator):
     fields = dict(SMALL)
-    if estimator in ("reinforce", "reward_to_go"):  # one whole 500-step episode per env
+    entry = jaxpg.estimators.info(estimator)
+    if entry.episodic:  # one whole 500-step episode per env
         fields["total_timesteps"] = 4 * 500
+    if entry.grouped:  # two start states, two episodes each
+        fields["group_size"] = 2
     cfg = jaxpg.Config(estimator=estimator, **fields)
     state = jaxpg.make_init(cfg)(jax.random.key(0))
     new, metrics = jaxpg.make_update(cfg)(state, cfg.hparams())
@@ -57,7 +60,14 @@ def test_update_does_not_recompile_for_new_hyperparameters():
     state, _ = update(state, cfg.hparams())
     assert update._cache_size() == 1
     other = cfg.replace(
-        lr=1e-2, gamma=0.9, lam=0.5, clip_eps=0.3, ent_coef=0.1, vf_coef=1.0, max_grad_norm=1.0
+        lr=1e-2,
+        gamma=0.9,
+        lam=0.5,
+        clip_eps=0.3,
+        ent_coef=0.1,
+        vf_coef=1.0,
+        max_grad_norm=1.0,
+        delta=0.05,
     ).hparams()
     new, _ = update(state, other)
     assert update._cache_size() == 1
@@ -180,3 +190,28 @@ def test_chunked_apply_matches_whole_pass_with_padding():
     got = jax.jit(lambda o: chunked_apply(agent, fn, o))(x)
     assert got.shape == (20_001,)
     np.testing.assert_allclose(got, fn(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+def test_trust_region_compiles_once_and_vmaps_over_seeds_and_delta(env):
+    cfg = jaxpg.Config(estimator="trpo", env=env, **SMALL)
+    update = jaxpg.make_update(cfg)
+    init = jaxpg.make_init(cfg)
+    state = init(jax.random.key(0))
+    _, m1 = update(state, cfg.hparams())
+    _, m2 = update(state, cfg.hparams(delta=1e-4, lr=3e-3))
+    assert update._cache_size() == 1
+    # Accepted steps stay inside the trust region on the batch; the critic also moved.
+    for m, delta in ((m1, cfg.delta), (m2, 1e-4)):
+        assert float(m["approx_kl"]) <= delta * (1 + 1e-4)
+        assert float(m["accepted"]) in (0.0, 1.0)
+    assert float(m2["approx_kl"]) < float(m1["approx_kl"])
+    # One program for 2 seeds × 2 trust-region sizes.
+    train = jaxpg.make_train(cfg)
+    keys = jax.random.split(jax.random.key(1), 2)
+    hps = cfg.hparams(delta=[1e-3, 5e-2])
+    out = jax.jit(jax.vmap(train))(keys, hps)
+    kl = np.asarray(out.metrics["approx_kl"])
+    assert kl.shape == (2, 2)
+    assert np.all(kl <= np.array([[1e-3], [5e-2]]) * (1 + 1e-4))
+    assert finite(out.state.params)

@@ -1,0 +1,1 @@
+"""Small built-in tasks (gymnax environments) registered by id in :mod:`jaxpg.envs`."""
