@@ -173,18 +173,11 @@ class Value(nn.Module):
         return ValueHead(self.weight_init, name="head")(x)
 
 
-class ActorCritic(nn.Module):
-    """One shared :class:`Torso` with a policy head and a value head: ``obs -> (dist, v)``."""
+class ActorCritic(Policy):
+    """One shared :class:`Torso` with a policy head and a value head: ``obs -> (dist, v)``.
 
-    hidden_sizes: Sequence[int]
-    activation: str
-    action_dim: int
-    discrete: bool
-    log_std_init: float = 0.0
-    weight_init: str = "orthogonal"
-    conv_channels: Sequence[int] = ()
-    layer_norm: bool = False
-    obs_shape: Sequence[int] | None = None
+    The same fields as :class:`Policy`; params ``torso``, ``policy_head``, ``value_head``.
+    """
 
     @nn.compact
     def __call__(self, obs: jax.Array):
