@@ -12,8 +12,9 @@ from tests import tiny_mdp
 
 
 def _policy(discrete: bool, obs_dim=3, actions=3):
-    torso = networks.Torso(obs_shape=(obs_dim,), hidden_sizes=(5,))
-    module = networks.Policy(torso, networks.PolicyHead(actions, discrete, log_std_init=-0.3))
+    module = networks.Policy(
+        (5,), "tanh", actions, discrete, log_std_init=-0.3, obs_shape=(obs_dim,)
+    )
     params = module.init(jax.random.key(0), jnp.zeros((1, obs_dim)))
     # Move off the near-uniform initial head so every term of F matters.
     params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(7), x.shape), params)
