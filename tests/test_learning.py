@@ -53,9 +53,11 @@ class SharedLayerNormTorso(nn.Module):
     def __call__(self, obs):
         x = obs
         for width in (64, 64):
-            x = jnp.tanh(nn.LayerNorm()(nn.Dense(width)(x)))
+            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(2**0.5))(x)
+            x = jnp.tanh(nn.LayerNorm()(x))
         logits = nn.Dense(2, kernel_init=nn.initializers.orthogonal(0.01))(x)
-        return logits, nn.Dense(1)(x)[..., 0]
+        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+        return logits, value
 
 
 @pytest.mark.slow
@@ -63,6 +65,6 @@ def test_own_network_and_optimizer_learn_cartpole():
     # A user's flax module and Optax chain (clip, AdamW, a linear-decay schedule).
     cfg = jaxpg.Config()
     steps = (cfg.total_timesteps // (cfg.num_envs * cfg.num_steps)) * 32  # 32 Adam steps/update
-    schedule = optax.linear_schedule(1e-3, 0.0, steps)
+    schedule = optax.linear_schedule(3e-3, 0.0, steps)  # 1e-3 reached 261 (4 seeds)
     tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adamw(schedule, eps=1e-5))
     assert mean_eval_return(cfg, network=SharedLayerNormTorso(), optimizer=tx) >= 475.0
