@@ -33,9 +33,7 @@ def reset_groups(key: jax.Array, env, env_params, num_envs: int, group_size: int
     """Reset ``num_envs`` envs in groups of ``group_size`` sharing one reset key each."""
     if num_envs % group_size:
         raise ValueError(f"num_envs={num_envs} must be a multiple of group_size={group_size}")
-    keys = jnp.repeat(jax.random.split(key, num_envs // group_size), group_size, axis=0)
-    obs, state = jax.vmap(envs.reset, in_axes=(0, None, None))(keys, env, env_params)
-    return rollout.EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs))
+    return rollout.reset_envs(key, env, env_params, num_envs, group_size)
 
 
 def rollout_groups(
@@ -64,16 +62,11 @@ def rollout_groups(
       :class:`~jaxpg.rollout.Transition` with leaves ``[horizon, num_envs, ...]``
       and ``mask``.
     """
-    k_reset, k_run = jax.random.split(key)
-    carry = rollout._EpisodeCarry(
-        reset_groups(k_reset, env, env_params, num_envs, group_size),
-        jnp.ones((num_envs,), bool),
+    if num_envs % group_size:
+        raise ValueError(f"num_envs={num_envs} must be a multiple of group_size={group_size}")
+    return rollout.rollout_episodes(
+        key, policy_apply, params, env, env_params, spec, num_envs, horizon, group_size
     )
-    static = rollout._Static(policy_apply, env, spec)
-    body = lambda c, r: rollout._episode_body(static, env_params, params, c, r)  # noqa: E731
-    rng = rollout._draw(k_run, static, env_params, params, carry.env.obs, horizon)
-    _, trans = jax.lax.scan(body, carry, rng)
-    return trans
 
 
 def exact_group_gradient(

@@ -57,18 +57,20 @@ class _Static(NamedTuple):
     spec: envs.EnvSpec
 
 
-def reset_envs(key: jax.Array, env, env_params, num_envs: int) -> EnvCarry:
+def reset_envs(key: jax.Array, env, env_params, num_envs: int, group_size: int = 1) -> EnvCarry:
     """Reset ``num_envs`` environments with one key each.
 
     Args:
       key: PRNG key, split into ``num_envs``.
       env, env_params: the environment (protocol of :mod:`jaxpg.envs`).
       num_envs: B.
+      group_size: envs per start state: groups of this many consecutive envs
+        share one reset key (1: every env its own).
 
     Returns:
       :class:`EnvCarry` with ``[B, ...]`` leaves and zeroed episode statistics.
     """
-    keys = jax.random.split(key, num_envs)
+    keys = jnp.repeat(jax.random.split(key, num_envs // group_size), group_size, axis=0)
     obs, state = jax.vmap(envs.reset, in_axes=(0, None, None))(keys, env, env_params)
     return EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs))
 
@@ -183,8 +185,12 @@ def rollout_episodes(
     spec: envs.EnvSpec,
     num_envs: int,
     horizon: int,
+    group_size: int = 1,
 ) -> Transition:
     """Run one complete episode in each of ``num_envs`` fresh environments.
+
+    With ``group_size`` G > 1, groups of G consecutive envs start from the same
+    reset (one key repeated G times), as group-baseline estimators need.
 
     Steps after an env's first ``terminated | truncated`` are masked (``mask``
     = 0); gymnax's auto-reset keeps them well-defined but they are not data.
@@ -194,7 +200,7 @@ def rollout_episodes(
     """
     k_reset, k_run = jax.random.split(key)
     carry = _EpisodeCarry(
-        reset_envs(k_reset, env, env_params, num_envs), jnp.ones((num_envs,), bool)
+        reset_envs(k_reset, env, env_params, num_envs, group_size), jnp.ones((num_envs,), bool)
     )
     static = _Static(policy_apply, env, spec)
     body = lambda c, r: _episode_body(static, env_params, params, c, r)  # noqa: E731
