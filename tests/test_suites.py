@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _discrete_policy(logits, obs):
-    """Logits given as the policy's params: one-hot·big is a fixed action, zeros random."""
-    return jnp.broadcast_to(logits, obs.shape[:-1] + logits.shape)
+    """Logits given as the policy's params (one-hot·big: a fixed action), per env of ``obs``."""
+    return jnp.broadcast_to(logits, obs.shape[:1] + logits.shape)
 
 
 def _box_policy(mean, obs):
     """A Gaussian with the given mean and a negligible std: a fixed action."""
-    mean = jnp.broadcast_to(mean, obs.shape[:-1] + mean.shape)
+    mean = jnp.broadcast_to(mean, obs.shape[:1] + mean.shape)
     return networks.Gaussian(mean, jnp.full(mean.shape[-1:], -30.0))
 
 
@@ -122,7 +122,7 @@ def test_navix_time_limit_truncates_and_goal_terminates():
     run_l, reset_l = make_runner(env_l, p_l, limit + 2)
     short, long = run_s(p_s, forward, reset_s(p_s)), run_l(p_l, forward, reset_l(p_l))
     check_truncation(short, long, limit)
-    assert short.obs.shape == (limit + 2, 2, 75)  # jaxpg flattens [5, 5, 3]
+    assert short.obs.shape == (limit + 2, 2, 5, 5, 3)  # observations keep their shape
     np.testing.assert_array_equal(short.obs[limit], short.obs[0])  # Empty's reset is fixed
 
     # The goal (3, 3) is reached on the 5th step: a termination, also when it falls on
