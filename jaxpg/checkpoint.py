@@ -44,6 +44,8 @@ SHAPE_FIELDS = (
     "layer_norm",
     "shared_torso",
     "optimizer",
+    "normalize_obs",
+    "normalize_rewards",
 )
 
 
@@ -161,6 +163,11 @@ def restore(path: str | os.PathLike, template, config: Config):
     """
     tree, saved, meta = read(path)
     check_compatible(saved, config, path)
+    # Fields added since format 1 was written; a checkpoint without them had them off.
+    for name in ("obs_norm", "reward_norm"):
+        tree.setdefault(name, None)
+    if isinstance(tree.get("env"), dict):
+        tree["env"].setdefault("hidden", None)  # the recurrent state
     key = template.key
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
     host_template = template.replace(key=jax.random.key_data(key) if typed else key)

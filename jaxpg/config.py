@@ -26,7 +26,7 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 ROLLOUTS = ("auto", "segments", "episodes")
 SHUFFLES = ("feistel", "sort")
 INITS = ("orthogonal", "lecun")
-NETWORKS = ("mlp", "cnn")
+NETWORKS = ("mlp", "cnn", "gru")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 
@@ -130,7 +130,12 @@ class Config:
       network: one of ``NETWORKS``. ``mlp``: observations flattened into dense
         layers. ``cnn``: for image/grid observations ``[H, W, C]`` (MinAtar):
         ``conv_channels`` 3×3 convolutions (stride 1, same padding), then the
-        dense layers of ``hidden_sizes``.
+        dense layers of ``hidden_sizes``. ``gru``: a recurrent actor-critic for
+        partially observed tasks: the dense layers, then a GRU cell of width
+        ``hidden_sizes[-1]`` shared by the policy and value heads, its state
+        carried through rollouts, zeroed at episode starts and replayed over
+        whole sequences in the update (minibatches are groups of envs, so
+        ``num_minibatches`` must divide ``num_envs``).
       conv_channels: output channels of each convolution (``network="cnn"``).
       layer_norm: LayerNorm after every hidden layer (dense and convolutional).
       shared_torso: the policy and value heads share one torso (one network with
@@ -152,6 +157,12 @@ class Config:
         of Ψ before the policy loss. This is a same-batch baseline plus a random
         rescaling, so it changes the estimator (slightly biased). ``None`` means
         on for ``ppo``, ``npg`` and ``trpo`` and off for the other estimators.
+      normalize_obs: feed the networks observations normalised by the running mean
+        and variance of every observation collected so far, clipped to ±10
+        (:mod:`jaxpg.normalization`; checkpointed, frozen for evaluation).
+      normalize_rewards: divide the update's rewards by the running standard
+        deviation of the discounted return (clipped to ±10); returns reported in
+        the metrics stay the environment's own.
       rollout: ``auto``, ``segments`` or ``episodes``. ``segments``: fixed-length
         rollouts that continue across updates, bootstrapped from V(final obs).
         ``episodes``: each env runs one complete episode per update, steps after
@@ -196,6 +207,8 @@ class Config:
     weight_init: str = "orthogonal"
     anneal_lr: bool = True
     normalize_advantages: bool | None = None
+    normalize_obs: bool = False
+    normalize_rewards: bool = False
     rollout: str = "auto"
     log_std_init: float = 0.0
     seed: int = 0
@@ -331,6 +344,24 @@ class Config:
                 self.shared_torso,
                 f"estimator {self.estimator!r} needs separate policy and value networks "
                 "(the critic fit would move the policy after its trust-region step)",
+            )
+        if entry.update == "trust_region" and self.network == "gru":
+            _fail(
+                "network",
+                self.network,
+                f"estimator {self.estimator!r} needs separate policy and value networks; "
+                "'gru' shares its recurrent torso (allowed: mlp, cnn)",
+            )
+        if (
+            self.network == "gru"
+            and entry.update == "epochs"
+            and self.num_envs % self.num_minibatches
+        ):
+            _fail(
+                "num_minibatches",
+                self.num_minibatches,
+                f"must divide num_envs={self.num_envs} with network='gru' (minibatches "
+                "are whole env sequences)",
             )
         if entry.grouped:
             if self.group_size < 2:

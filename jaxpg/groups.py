@@ -46,6 +46,7 @@ def rollout_groups(
     num_envs: int,
     horizon: int,
     group_size: int,
+    hidden=None,
 ) -> rollout.Transition:
     """One complete episode per env, G = ``group_size`` envs per start state.
 
@@ -57,6 +58,7 @@ def rollout_groups(
       num_envs: B, a multiple of ``group_size``.
       horizon: T, at least the episode limit.
       group_size: G.
+      hidden: a recurrent policy's initial state (:func:`jaxpg.rollout.rollout_episodes`).
 
     Returns:
       :class:`~jaxpg.rollout.Transition` with leaves ``[horizon, num_envs, ...]``
@@ -65,7 +67,7 @@ def rollout_groups(
     if num_envs % group_size:
         raise ValueError(f"num_envs={num_envs} must be a multiple of group_size={group_size}")
     return rollout.rollout_episodes(
-        key, policy_apply, params, env, env_params, spec, num_envs, horizon, group_size
+        key, policy_apply, params, env, env_params, spec, num_envs, horizon, group_size, hidden
     )
 
 

@@ -9,7 +9,12 @@ parameter pytree,
 * ``policy_value(params, obs) -> (dist, v)``: both at once (one torso pass when
   they share it);
 
-plus ``init(key, obs[1, *obs_shape]) -> params``. Build one from flax modules:
+plus ``init(key, obs[1, *obs_shape]) -> params``. Recurrent networks follow
+:class:`RecurrentModel` instead (``step(params, h, obs) -> (dist, v, h')``, state
+``h`` zeroed at episode starts; :func:`unroll` replays a rollout's sequences and
+:func:`sequence_view` presents that replay as a :class:`Model` to the losses).
+
+Build a :class:`Model` from flax modules:
 :func:`separate` (a policy module and a value module, ``params = {"policy",
 "value"}``) or :func:`shared` (one actor-critic module returning ``(dist, v)``,
 ``params = {"actor_critic"}``); :func:`from_config` builds the built-in ones by
@@ -17,7 +22,8 @@ plus ``init(key, obs[1, *obs_shape]) -> params``. Build one from flax modules:
 
 Built-in modules take observations in their natural shape: ``network="mlp"``
 flattens them, ``network="cnn"`` applies 3×3 convolutions to ``[H, W, C]`` grids
-first. ``weight_init="orthogonal"``: hidden layers use orthogonal init with
+first; ``network="gru"`` (:class:`GRUActorCritic`) adds a GRU cell after the
+dense layers. ``weight_init="orthogonal"``: hidden layers use orthogonal init with
 gain √2, the policy head 0.01 and the value head 1 (PureJaxRL, CleanRL);
 ``"lecun"``: flax's default LeCun-normal kernels everywhere. Biases start at zero.
 ``layer_norm`` adds a LayerNorm before each hidden activation.
@@ -189,6 +195,30 @@ class ActorCritic(Policy):
         return head(x), ValueHead(self.weight_init, name="value_head")(x)
 
 
+class GRUActorCritic(Policy):
+    """A recurrent actor-critic: ``(h, obs) -> (dist, v, h')``.
+
+    The observation goes through a :class:`Torso` (``hidden_sizes``), then a GRU
+    cell of width ``hidden_sizes[-1]`` whose state ``h`` ``[..., width]`` carries
+    the history; the policy and value heads read the GRU's output. The same fields
+    as :class:`Policy`; params ``torso``, ``gru``, ``policy_head``, ``value_head``.
+    """
+
+    @property
+    def width(self) -> int:
+        return int(self.hidden_sizes[-1])
+
+    @nn.compact
+    def __call__(self, h: jax.Array, obs: jax.Array):
+        x = _torso(self, obs)
+        h, x = nn.GRUCell(self.width, name="gru")(h, x)
+        head = PolicyHead(
+            self.action_dim, self.discrete, self.log_std_init, self.weight_init,
+            name="policy_head",
+        )  # fmt: skip
+        return head(x), ValueHead(self.weight_init, name="value_head")(x), h
+
+
 class Model(NamedTuple):
     """How the trainer calls a run's networks (see the module docstring).
 
@@ -247,6 +277,91 @@ def shared(actor_critic: nn.Module) -> Model:
     return Model(init, lambda p, o: both(p, o)[0], lambda p, o: both(p, o)[1], both)
 
 
+class RecurrentModel(NamedTuple):
+    """A recurrent policy and critic (see :func:`recurrent`).
+
+    Attributes:
+      init: ``(key, obs[1, *obs_shape]) -> params``.
+      initial_state: ``(batch) -> h`` ``[batch, ...]``: zeros, the state at an
+        episode's first step (the rollout resets ``h`` to zeros where one ends).
+      step: ``(params, h, obs[..., *obs_shape]) -> (dist, v, h')``: one time step.
+    """
+
+    init: Callable[[jax.Array, jax.Array], Any]
+    initial_state: Callable[[int], Any]
+    step: Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, Any]]
+
+
+def recurrent(actor_critic: nn.Module, width: int) -> RecurrentModel:
+    """A :class:`RecurrentModel` of one flax module ``(h, obs) -> (dist, v, h')``
+    whose state ``h`` is ``[..., width]`` float32 (``params = {"actor_critic"}``)."""
+
+    def initial_state(batch: int) -> jax.Array:
+        return jnp.zeros((batch, width), jnp.float32)
+
+    def init(key, obs):
+        return {"actor_critic": actor_critic.init(key, initial_state(obs.shape[0]), obs)}
+
+    def step(params, h, obs):
+        return actor_critic.apply(params["actor_critic"], h, obs)
+
+    return RecurrentModel(init, initial_state, step)
+
+
+def reset_state(h: Any, done: jax.Array) -> Any:
+    """``h`` with the rows where ``done`` ``[B]`` is true set to zeros (a new episode)."""
+    return jax.tree.map(
+        lambda x: jnp.where(done.reshape(done.shape + (1,) * (x.ndim - done.ndim)), 0.0, x), h
+    )
+
+
+def unroll(model: RecurrentModel, params: Any, h0: Any, obs: jax.Array, done: jax.Array):
+    """Replay ``model`` over a rollout, resetting its state after each episode's end.
+
+    Args:
+      model: the recurrent networks.
+      params: their parameters.
+      h0: ``[B, ...]`` the state before the first step (what the rollout started with).
+      obs: ``[T, B, *obs_shape]`` the observations s_t.
+      done: ``[T, B]`` bool, step t ended its episode (the state is zeroed after it).
+
+    Returns:
+      ``(dist [T, B, ...], v [T, B], h [T, B, ...])``, ``h[t]`` the state after step
+      t before any reset: with the step's final observation it gives V(s'_t).
+    """
+
+    def body(h, x):
+        o, d = x
+        dist, v, h_next = model.step(params, h, o)
+        return reset_state(h_next, d), (dist, v, h_next)
+
+    _, out = jax.lax.scan(body, h0, (obs, done))
+    return out
+
+
+def sequence_view(model: RecurrentModel, h0: Any, done: jax.Array) -> Model:
+    """A :class:`Model` of ``model`` replayed over one batch of sequences.
+
+    Its functions take that batch's observations ``[T, B, *obs_shape]`` (and only
+    those: ``h0`` and ``done`` fix the history), so the feed-forward losses,
+    natural-gradient steps and critic fits apply to recurrent policies unchanged.
+    """
+
+    def policy_value(params, obs):
+        dist, v, _ = unroll(model, params, h0, obs, done)
+        return dist, v
+
+    def init(key, obs):
+        return model.init(key, obs)
+
+    return Model(
+        init,
+        lambda p, o: policy_value(p, o)[0],
+        lambda p, o: policy_value(p, o)[1],
+        policy_value,
+    )
+
+
 def modules(config, spec) -> tuple[nn.Module, nn.Module | None]:
     """The built-in flax modules ``config`` names: ``(policy, value)`` when separate,
     ``(actor_critic, None)`` with ``shared_torso``."""
@@ -261,34 +376,39 @@ def modules(config, spec) -> tuple[nn.Module, nn.Module | None]:
     head = dict(
         action_dim=spec.action_dim, discrete=spec.discrete, log_std_init=config.log_std_init
     )
+    if config.network == "gru":
+        return GRUActorCritic(**body, **head), None
     if config.shared_torso:
         return ActorCritic(**body, **head), None
     return Policy(**body, **head), Value(**body)
 
 
-def from_config(config, spec) -> Model:
+def from_config(config, spec) -> Model | RecurrentModel:
     """The built-in networks that ``config`` names, for an env of ``spec`` (an ``EnvSpec``)."""
     first, value = modules(config, spec)
+    if isinstance(first, GRUActorCritic):
+        return recurrent(first, first.width)
     return shared(first) if value is None else separate(first, value)
 
 
 def as_model(network: Any) -> Model:
     """Turn what a user passes as ``network=`` into a :class:`Model`.
 
-    Accepts a :class:`Model`, a ``(policy_module, value_module)`` pair, or one
-    actor-critic flax module returning ``(dist, v)``.
+    Accepts a :class:`Model` or :class:`RecurrentModel`, a ``(policy_module,
+    value_module)`` pair, or one actor-critic flax module returning ``(dist, v)``.
 
     Raises:
       ValueError: anything else, naming what is accepted.
     """
-    if isinstance(network, Model):
+    if isinstance(network, (Model, RecurrentModel)):
         return network
     if isinstance(network, tuple) and len(network) == 2:
         return separate(*network)
     if isinstance(network, nn.Module):
         return shared(network)
     raise ValueError(
-        "network must be a jaxpg.networks.Model, a (policy_module, value_module) pair "
+        "network must be a jaxpg.networks.Model or RecurrentModel, a (policy_module, "
+        "value_module) pair "
         f"or an actor-critic flax module returning (dist, value); got {type(network).__name__}"
     )
 

@@ -146,6 +146,24 @@ OTHER = dict(
             log_std_init=-0.5,
         ),
         _p(
+            "memorychain-gru",
+            "PPO with a GRU policy on MemoryChain-bsuite: the context bit is shown at "
+            "the start and must be repeated 5 steps later, when nothing observed "
+            "depends on it (a feed-forward policy scores 0 in expectation).",
+            "eval return 1.0 ± 0.0 over 5 seeds (100k env steps, 53 s for all seeds); "
+            "with network=mlp -0.1 ± 0.2",
+            0.9,
+            env="MemoryChain-bsuite",
+            network="gru",
+            hidden_sizes=(32,),
+            num_envs=32,
+            num_steps=16,
+            num_minibatches=4,
+            lr=3e-3,
+            ent_coef=0.01,
+            total_timesteps=100_000,
+        ),
+        _p(
             "breakout-minatar-ppo",
             "PPO with an MLP on Breakout-MinAtar (10x10x4 grid flattened).",
             "eval return 26.1 ± 3.0 over 5 seeds (500k env steps, 233 s for all seeds)",

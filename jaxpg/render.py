@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from jaxpg import envs, networks
+from jaxpg import envs, networks, normalization
 from jaxpg.config import Config
 from jaxpg.runspec import make_runspec
 
@@ -34,16 +34,28 @@ CLASSIC = SUPPORTED[:5]
 
 
 def episode_states(
-    config: Config, params, key: jax.Array, greedy: bool = False, max_steps: int = 1000
+    config: Config,
+    params,
+    key: jax.Array,
+    greedy: bool = False,
+    max_steps: int = 1000,
+    obs_norm: normalization.RunningStats | None = None,
 ):
-    """Run one episode; returns the list of env states and cumulative rewards."""
+    """Run one episode; returns the list of env states and cumulative rewards.
+
+    ``obs_norm``: the trained observation statistics (``normalize_obs`` runs), frozen.
+    """
     run = make_runspec(config)
+    model = normalization.with_obs_norm(run.model, obs_norm)
     env, env_params, spec = run.env, run.env_params, run.spec
 
     @jax.jit
-    def act_step(key, state, obs):
+    def act_step(key, state, obs, hidden):
         k_act, k_env = jax.random.split(key)
-        dist = run.model.policy(params, obs[None])
+        if run.recurrent:
+            dist, _, hidden = model.step(params, hidden, obs[None])
+        else:
+            dist = model.policy(params, obs[None])
         if greedy:
             action = (
                 dist.mean
@@ -53,15 +65,17 @@ def episode_states(
         else:
             action = networks.sample(k_act, dist)
         out = envs.step(k_env, env, env_params, spec, state, action[0])
-        return out.obs, out.state, out.reward, jnp.logical_or(out.terminated, out.truncated)
+        done = jnp.logical_or(out.terminated, out.truncated)
+        return out.obs, out.state, out.reward, done, hidden
 
     key, k_reset = jax.random.split(key)
     obs, state = envs.reset(k_reset, env, env_params)
     states, rewards, total = [state], [0.0], 0.0
+    hidden = model.initial_state(1) if run.recurrent else None
     limit = spec.max_episode_steps or max_steps
     for _ in range(limit):
         key, k = jax.random.split(key)
-        obs, next_state, reward, done = act_step(k, state, obs)
+        obs, next_state, reward, done, hidden = act_step(k, state, obs, hidden)
         total += float(reward)
         if bool(done):
             break
@@ -87,7 +101,9 @@ def check_supported(env_id: str) -> None:
             ) from None
 
 
-def render_gif(config: Config, params, path: Path, seed: int = 0, greedy: bool = False) -> Path:
+def render_gif(
+    config: Config, params, path: Path, seed: int = 0, greedy: bool = False, obs_norm=None
+) -> Path:
     """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
     check_supported(config.env)
     import matplotlib
@@ -97,7 +113,9 @@ def render_gif(config: Config, params, path: Path, seed: int = 0, greedy: bool =
 
     from jaxpg.files import write_bytes_atomic
 
-    env, env_params, states, rewards = episode_states(config, params, jax.random.key(seed), greedy)
+    env, env_params, states, rewards = episode_states(
+        config, params, jax.random.key(seed), greedy, obs_norm=obs_norm
+    )
     tmp = path.with_name(f".{path.stem}.render.gif")
     try:
         Visualizer(env, env_params, states, rewards).animate(str(tmp))

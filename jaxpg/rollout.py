@@ -9,8 +9,12 @@ Both modes return a time-major :class:`Transition` with leaves ``[T, B, ...]``.
   ``mask`` is 1 up to and including the step that ends it and 0 afterwards.
   ``T`` must be at least the episode limit for every episode to finish.
 
-``policy_apply(params, obs[B, obs_size])`` returns the action distribution's
-parameters (logits, or a ``networks.Gaussian``).
+``policy_apply(params, obs[B, ...])`` returns the action distribution's
+parameters (logits, or a ``networks.Gaussian``). A recurrent policy
+(:class:`~jaxpg.networks.RecurrentModel`) is rolled out by giving its ``step``
+``(params, h, obs) -> (dist, v, h')`` as ``policy_apply`` and its state in the
+carry (``EnvCarry.hidden``, or ``hidden=`` for fresh episodes): the state is
+carried from step to step and zeroed after every step that ends an episode.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class EnvCarry(NamedTuple):
     state: Any
     obs: jax.Array
     stats: envs.EpisodeStats
+    hidden: Any = None  # a recurrent policy's state before s_t (None: feed-forward)
 
 
 class _Static(NamedTuple):
@@ -85,7 +90,9 @@ class _StepRandomness(NamedTuple):
     reset_state: Any = None
 
 
-def _draw(key: jax.Array, static: _Static, env_params, params, obs: jax.Array, steps: int):
+def _draw(
+    key: jax.Array, static: _Static, env_params, params, obs: jax.Array, steps: int, hidden=None
+):
     """All ``steps`` steps' randomness at once, ``[steps, B, ...]``.
 
     Besides the action noise and env keys, the resets that gymnax's auto-reset
@@ -94,7 +101,7 @@ def _draw(key: jax.Array, static: _Static, env_params, params, obs: jax.Array, s
     loop (on CPU, threefry inside a loop is a rolled loop of small kernels).
     """
     k_act, k_env, k_reset = jax.random.split(key, 3)
-    dist = jax.eval_shape(static.policy_apply, params, obs)
+    dist = jax.eval_shape(lambda p, o, h: _policy(static, p, o, h)[0], params, obs, hidden)
     noise = networks.sample_noise(k_act, dist, (steps,))
     env_keys = jax.random.split(k_env, (steps, obs.shape[0]))
     if not envs.has_standard_step(static.env):
@@ -105,9 +112,17 @@ def _draw(key: jax.Array, static: _Static, env_params, params, obs: jax.Array, s
     return _StepRandomness(noise, env_keys, reset_obs, reset_state)
 
 
+def _policy(static: _Static, params, obs, hidden):
+    """``(dist, hidden')``: the feed-forward policy, or a recurrent one's step."""
+    if hidden is None:
+        return static.policy_apply(params, obs), None
+    dist, _, hidden = static.policy_apply(params, hidden, obs)
+    return dist, hidden
+
+
 def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _StepRandomness):
     """Sample a_t ~ π(·|s_t) for every env and step them all once."""
-    dist = static.policy_apply(params, carry.obs)
+    dist, hidden = _policy(static, params, carry.obs, carry.hidden)
     action = networks.sample_with_noise(dist, rng.noise)
     logp = networks.log_prob(dist, action)
     if rng.reset_state is None:
@@ -141,7 +156,9 @@ def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _St
         ep_return=ret,
         ep_length=length,
     )
-    return EnvCarry(out.state, out.obs, stats), trans
+    if hidden is not None:
+        hidden = networks.reset_state(hidden, done)
+    return EnvCarry(out.state, out.obs, stats, hidden), trans
 
 
 def rollout_segment(
@@ -161,7 +178,8 @@ def rollout_segment(
     """
     static = _Static(policy_apply, env, spec)
     body = lambda c, r: _act_and_step(static, env_params, params, c, r)  # noqa: E731
-    return jax.lax.scan(body, carry, _draw(key, static, env_params, params, carry.obs, num_steps))
+    rng = _draw(key, static, env_params, params, carry.obs, num_steps, carry.hidden)
+    return jax.lax.scan(body, carry, rng)
 
 
 class _EpisodeCarry(NamedTuple):
@@ -186,6 +204,7 @@ def rollout_episodes(
     num_envs: int,
     horizon: int,
     group_size: int = 1,
+    hidden: Any = None,
 ) -> Transition:
     """Run one complete episode in each of ``num_envs`` fresh environments.
 
@@ -194,16 +213,17 @@ def rollout_episodes(
 
     Steps after an env's first ``terminated | truncated`` are masked (``mask``
     = 0); gymnax's auto-reset keeps them well-defined but they are not data.
+    ``hidden``: a recurrent policy's initial state ``[num_envs, ...]`` (zeros);
+    ``policy_apply`` is then its ``step``.
 
     Returns:
       ``[horizon, num_envs, ...]`` transition with ``mask``.
     """
     k_reset, k_run = jax.random.split(key)
-    carry = _EpisodeCarry(
-        reset_envs(k_reset, env, env_params, num_envs, group_size), jnp.ones((num_envs,), bool)
-    )
+    fresh = reset_envs(k_reset, env, env_params, num_envs, group_size)._replace(hidden=hidden)
+    carry = _EpisodeCarry(fresh, jnp.ones((num_envs,), bool))
     static = _Static(policy_apply, env, spec)
     body = lambda c, r: _episode_body(static, env_params, params, c, r)  # noqa: E731
-    rng = _draw(k_run, static, env_params, params, carry.env.obs, horizon)
+    rng = _draw(k_run, static, env_params, params, carry.env.obs, horizon, hidden)
     _, trans = jax.lax.scan(body, carry, rng)
     return trans

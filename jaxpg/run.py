@@ -52,7 +52,7 @@ import platform
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -658,11 +658,18 @@ def _plot_quietly(run_dir: Path) -> None:
         print(f"jaxpg: warning: could not plot the learning curve: {exc}", file=sys.stderr)
 
 
-def load_policy(path: Path, quiet: bool = False) -> tuple[Config, Any, int]:
-    """Config, network params and update step from a run directory or checkpoint file.
+class LoadedPolicy(NamedTuple):
+    """A trained policy as :func:`load_policy` restores it."""
 
-    The params are the whole model's (``networks.from_config(config, spec).policy``
-    takes them).
+    config: Config
+    params: Any  # the whole model's (``networks.from_config(config, spec).policy`` takes them)
+    step: int  # the checkpoint's update step
+    obs_norm: Any  # TrainState.obs_norm: the frozen observation statistics, or None
+
+
+def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
+    """Config, network params, update step and observation statistics of a run
+    directory or checkpoint file.
 
     For a run directory, the newest checkpoint that verifies is used; when it is
     not the newest on disk, a note on stderr says which one was taken.
@@ -699,7 +706,7 @@ def load_policy(path: Path, quiet: bool = False) -> tuple[Config, Any, int]:
                 f"valid checkpoint",
                 file=sys.stderr,
             )
-        return config, state.params, int(state.update_step)
+        return LoadedPolicy(config, state.params, int(state.update_step), state.obs_norm)
     raise NoValidCheckpointError(
         f"{path}: no valid checkpoint ({len(skipped)} damaged: {', '.join(skipped)})"
     )

@@ -15,7 +15,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jaxpg import envs, estimators, networks, optimizers, rollout
+from jaxpg import envs, estimators, networks, normalization, optimizers, rollout
 from jaxpg.config import Config
 
 
@@ -26,7 +26,8 @@ class RunSpec(NamedTuple):
       config: the validated :class:`Config`.
       env, env_params: the environment (protocol of :mod:`jaxpg.envs`) and its params.
       spec: the environment's :class:`~jaxpg.envs.EnvSpec`.
-      model: the networks (:class:`~jaxpg.networks.Model`).
+      model: the networks (:class:`~jaxpg.networks.Model`, or
+        :class:`~jaxpg.networks.RecurrentModel`).
       optimizer: :class:`~jaxpg.optimizers.Optimizer`, built from ``HParams`` each update.
       horizon: T, steps per env in one rollout.
       num_updates: updates in the run.
@@ -40,7 +41,7 @@ class RunSpec(NamedTuple):
     env: Any
     env_params: Any
     spec: envs.EnvSpec
-    model: networks.Model
+    model: networks.Model | networks.RecurrentModel
     optimizer: optimizers.Optimizer
     horizon: int
     num_updates: int
@@ -50,6 +51,10 @@ class RunSpec(NamedTuple):
     @property
     def estimator(self) -> estimators.EstimatorInfo:
         return estimators.REGISTRY[self.config.estimator]
+
+    @property
+    def recurrent(self) -> bool:
+        return isinstance(self.model, networks.RecurrentModel)
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -63,6 +68,9 @@ class TrainState(flax.struct.PyTreeNode):
     env_steps: jax.Array  # float32, env steps taken so far (masked steps excluded)
     last_return: jax.Array  # float32, mean return of the last finished episodes (NaN if none)
     last_length: jax.Array  # float32, mean length of the last finished episodes (NaN if none)
+    # Running statistics (jaxpg.normalization); None when the config leaves them off.
+    obs_norm: normalization.RunningStats | None = None
+    reward_norm: normalization.RewardNorm | None = None
 
 
 def make_runspec(
@@ -108,6 +116,16 @@ def make_runspec(
     model = networks.from_config(config, spec) if network is None else networks.as_model(network)
     info = estimators.REGISTRY[config.estimator]
     steps = config.num_epochs * config.num_minibatches if info.update != "step" else 1
+    if (
+        isinstance(model, networks.RecurrentModel)
+        and info.update != "step"
+        and config.num_envs % config.num_minibatches
+    ):
+        raise ValueError(
+            f"Config.num_minibatches={config.num_minibatches} is invalid: a recurrent "
+            f"network's minibatches are whole sequences, so it must divide "
+            f"num_envs={config.num_envs}"
+        )
     if info.update != "step" and (config.num_envs * horizon) % config.num_minibatches:
         raise ValueError(
             f"Config.num_minibatches={config.num_minibatches} is invalid: must divide "
@@ -139,10 +157,27 @@ def init_state(run: RunSpec, key: jax.Array) -> TrainState:
     return TrainState(
         params=params,
         opt_state=tx.init(params),
-        env=rollout.reset_envs(k_env, run.env, run.env_params, run.config.num_envs),
+        env=rollout.reset_envs(k_env, run.env, run.env_params, run.config.num_envs)._replace(
+            hidden=initial_hidden(run)
+        ),
         key=k_state,
         update_step=jnp.zeros((), jnp.int32),
         env_steps=jnp.zeros((), jnp.float32),
         last_return=jnp.full((), jnp.nan, jnp.float32),
         last_length=jnp.full((), jnp.nan, jnp.float32),
+        obs_norm=(
+            normalization.RunningStats.zeros(run.spec.obs_shape)
+            if run.config.normalize_obs
+            else None
+        ),
+        reward_norm=(
+            normalization.init_reward_norm(run.config.num_envs)
+            if run.config.normalize_rewards
+            else None
+        ),
     )
+
+
+def initial_hidden(run: RunSpec) -> Any:
+    """A recurrent model's zero state for ``num_envs`` envs; ``None`` for a feed-forward one."""
+    return run.model.initial_state(run.config.num_envs) if run.recurrent else None

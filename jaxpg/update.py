@@ -38,12 +38,13 @@ from jaxpg import (
     groups,
     natural,
     networks,
+    normalization,
     rollout,
     sharding,
     shuffle,
 )
 from jaxpg.config import Config, HParams
-from jaxpg.runspec import RunSpec, TrainState, init_state, make_runspec
+from jaxpg.runspec import RunSpec, TrainState, init_state, initial_hidden, make_runspec
 
 
 class Batch(NamedTuple):
@@ -55,6 +56,18 @@ class Batch(NamedTuple):
     psi: jax.Array
     value_target: jax.Array
     mask: jax.Array
+    # Recurrent networks only ([T, B] layout): the state before step 0 [B, ...], and
+    # which steps ended an episode [T, B] (the state is zeroed after them).
+    hidden0: Any = None
+    done: Any = None
+
+
+def model_for(run: RunSpec, batch: Batch) -> networks.Model:
+    """The networks as the losses call them: ``run.model`` itself, or for a recurrent
+    model its replay over ``batch``'s sequences (:func:`jaxpg.networks.sequence_view`)."""
+    if run.recurrent:
+        return networks.sequence_view(run.model, batch.hidden0, batch.done)
+    return run.model
 
 
 def loss_fn(run: RunSpec, params: Any, batch: Batch, hp: HParams, normalizer):
@@ -64,10 +77,11 @@ def loss_fn(run: RunSpec, params: Any, batch: Batch, hp: HParams, normalizer):
       ``(loss, aux)``: the scalar loss and a dict of scalar diagnostics.
     """
     critic = run.estimator.critic
+    model = model_for(run, batch)
     if critic:
-        dist, v = run.model.policy_value(params, batch.obs)
+        dist, v = model.policy_value(params, batch.obs)
     else:
-        dist = run.model.policy(params, batch.obs)
+        dist = model.policy(params, batch.obs)
     logp = networks.log_prob(dist, batch.action)
     ent = estimators.masked_mean(networks.entropy(dist), batch.mask)
     if run.estimator.update == "epochs":
@@ -121,11 +135,38 @@ def _minibatches(run: RunSpec, flat: Batch, key: jax.Array) -> Batch:
     return shuffled
 
 
-def _epoch(run: RunSpec, hp: HParams, flat: Batch, carry, key: jax.Array):
-    """One pass over the shuffled batch in ``num_minibatches`` minibatches."""
-    chunk = blocking.grad_chunk_size(run, flat.mask.shape[0] // run.config.num_minibatches)
+def _sequence_minibatches(run: RunSpec, batch: Batch, key: jax.Array) -> Batch:
+    """A recurrent run's minibatches: whole env sequences, ``[M, T, B/M, ...]``
+    (``hidden0`` ``[M, B/M, ...]``), the envs shuffled by one permutation."""
+    b = batch.mask.shape[1]
+    m = run.config.num_minibatches
+    perm = jax.random.permutation(key, b)
+
+    def split(x, axis):
+        x = jnp.take(x, perm, axis=axis)
+        x = x.reshape(x.shape[:axis] + (m, b // m) + x.shape[axis + 1 :])
+        return jnp.moveaxis(x, axis, 0)
+
+    hidden0 = jax.tree.map(lambda x: split(x, 0), batch.hidden0)
+    rest = batch._replace(hidden0=None)
+    return jax.tree.map(lambda x: split(x, 1), rest)._replace(hidden0=hidden0)
+
+
+def _split(run: RunSpec, batch: Batch, key: jax.Array) -> Batch:
+    """``num_minibatches`` shuffled minibatches of ``batch`` ``[T, B, ...]``: samples
+    (feed-forward), or whole sequences (recurrent)."""
+    if run.recurrent:
+        return _sequence_minibatches(run, batch, key)
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+    return _minibatches(run, flat, key)
+
+
+def _epoch(run: RunSpec, hp: HParams, batch: Batch, carry, key: jax.Array):
+    """One pass over the shuffled batch ``[T, B, ...]`` in ``num_minibatches`` minibatches."""
+    n = batch.mask.size // run.config.num_minibatches
+    chunk = None if run.recurrent else blocking.grad_chunk_size(run, n)
     step = lambda c, b: _sgd_step(run, hp, 1.0, c, b, chunk)  # noqa: E731
-    return jax.lax.scan(step, carry, _minibatches(run, flat, key))
+    return jax.lax.scan(step, carry, _split(run, batch, key))
 
 
 def collect(run: RunSpec, state: TrainState, key: jax.Array):
@@ -141,33 +182,34 @@ def collect(run: RunSpec, state: TrainState, key: jax.Array):
       carry is ``state.env`` unchanged (each episode starts from a fresh reset).
     """
     cfg = run.config
+    policy = run.model.step if run.recurrent else run.model.policy
+    hidden = initial_hidden(run)  # fresh episodes start from the zero state
     if run.estimator.grouped:
         trans = groups.rollout_groups(
-            key, run.model.policy, state.params, run.env, run.env_params, run.spec,
-            cfg.num_envs, run.horizon, cfg.group_size,
+            key, policy, state.params, run.env, run.env_params, run.spec,
+            cfg.num_envs, run.horizon, cfg.group_size, hidden,
         )  # fmt: skip
         return state.env, trans
     if cfg.rollout_mode == "episodes":
         trans = rollout.rollout_episodes(
-            key, run.model.policy, state.params, run.env, run.env_params, run.spec,
-            cfg.num_envs, run.horizon,
+            key, policy, state.params, run.env, run.env_params, run.spec,
+            cfg.num_envs, run.horizon, hidden=hidden,
         )  # fmt: skip
         return state.env, trans
     return rollout.rollout_segment(
-        key, run.model.policy, state.params, run.env, run.env_params, run.spec, state.env,
-        run.horizon,
-    )  # fmt: skip
+        key, policy, state.params, run.env, run.env_params, run.spec, state.env, run.horizon
+    )
 
 
 def _critic_loss(run: RunSpec, params: Any, batch: Batch):
     """The critic's regression loss alone (the trust-region estimators' critic fit)."""
-    v = run.model.value(params, batch.obs)
+    v = model_for(run, batch).value(params, batch.obs)
     v_loss = estimators.value_loss(v, batch.value_target, batch.mask)
     return v_loss, {"value_loss": v_loss}
 
 
-def _critic_epoch(run: RunSpec, hp: HParams, flat: Batch, carry, key: jax.Array):
-    """One shuffled pass of critic-only Optax steps over ``flat`` ``[N, ...]``."""
+def _critic_epoch(run: RunSpec, hp: HParams, batch: Batch, carry, key: jax.Array):
+    """One shuffled pass of critic-only Optax steps over ``batch`` ``[T, B, ...]``."""
 
     def step(c, b):
         params, opt_state = c
@@ -175,7 +217,7 @@ def _critic_epoch(run: RunSpec, hp: HParams, flat: Batch, carry, key: jax.Array)
         updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), aux
 
-    return jax.lax.scan(step, carry, _minibatches(run, flat, key))
+    return jax.lax.scan(step, carry, _split(run, batch, key))
 
 
 def _trust_region_step(run: RunSpec, hp: HParams, carry, batch: Batch, key: jax.Array):
@@ -192,17 +234,17 @@ def _trust_region_step(run: RunSpec, hp: HParams, carry, batch: Batch, key: jax.
     pol_batch = natural.PolicyBatch(
         batch.obs, batch.action, batch.old_log_prob, batch.psi, batch.mask
     )
+    model = model_for(run, batch)
     params, info = natural.trust_region_step(
-        run.model.policy, params, pol_batch, hp.delta, cg_iters=cfg.cg_iters,
+        model.policy, params, pol_batch, hp.delta, cg_iters=cfg.cg_iters,
         damping=cfg.cg_damping, backtrack_iters=cfg.backtrack_iters,
         line_search_on=run.estimator.line_search,
     )  # fmt: skip
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
-    epoch = lambda c, k: _critic_epoch(run, hp, flat, c, k)  # noqa: E731
+    epoch = lambda c, k: _critic_epoch(run, hp, batch, c, k)  # noqa: E731
     (params, opt_state), v_aux = jax.lax.scan(
         epoch, (params, opt_state), jax.random.split(key, cfg.num_epochs)
     )
-    ent = estimators.masked_mean(networks.entropy(run.model.policy(params, batch.obs)), batch.mask)
+    ent = estimators.masked_mean(networks.entropy(model.policy(params, batch.obs)), batch.mask)
     v_loss = jnp.mean(v_aux["value_loss"])
     aux = {
         "policy_loss": -info.gain,
@@ -220,13 +262,16 @@ def _trust_region_step(run: RunSpec, hp: HParams, carry, batch: Batch, key: jax.
     return (params, opt_state), aux
 
 
-def critic_values(run: RunSpec, params: Any, trans: rollout.Transition):
+def critic_values(run: RunSpec, params: Any, trans: rollout.Transition, hidden0: Any = None):
     """V(s_t) and V(s'_t) in one batched pass over ``[2, T, B, *obs_shape]``.
 
     Args:
       run: the run's set-up.
       params: the model's parameters.
       trans: the rollout; ``final_obs`` is s'_t, the true next observation.
+      hidden0: a recurrent model's state before the rollout's first step: V(s_t)
+        comes from replaying the rollout, V(s'_t) from one more step from the
+        state after s_t (before its reset) on ``final_obs``.
 
     Returns:
       ``(values, next_values)``, each ``[T, B]`` float32 (zeros without a critic).
@@ -234,6 +279,10 @@ def critic_values(run: RunSpec, params: Any, trans: rollout.Transition):
     if not run.estimator.critic:
         zeros = jnp.zeros_like(trans.reward)
         return zeros, zeros
+    if run.recurrent:
+        _, values, h = networks.unroll(run.model, params, hidden0, trans.obs, trans.done)
+        _, next_values, _ = run.model.step(params, h, trans.final_obs)
+        return values, next_values
     both = jnp.stack([trans.obs, trans.final_obs])
     flat = both.reshape((-1,) + both.shape[3:])
     v = blocking.chunked_apply(run, lambda o: run.model.value(params, o), flat)
@@ -278,22 +327,34 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
       ``(state, metrics)``, metrics a dict of float32 scalars.
     """
     cfg = run.config
+    # The networks see observations normalised with the statistics this update
+    # starts from, in the rollout and in the optimisation alike (jaxpg.normalization).
+    run = run._replace(model=normalization.with_obs_norm(run.model, state.obs_norm))
     key, k_roll, k_epochs = jax.random.split(state.key, 3)
+    hidden0 = state.env.hidden if cfg.rollout_mode == "segments" else initial_hidden(run)
     env_carry, trans = collect(run, state, k_roll)
 
-    values, next_values = critic_values(run, state.params, trans)
+    reward, reward_norm = trans.reward, state.reward_norm
+    if reward_norm is not None:
+        if cfg.rollout_mode == "episodes" or run.estimator.grouped:  # fresh episodes
+            reward_norm = reward_norm.replace(ret=jnp.zeros_like(reward_norm.ret))
+        reward, reward_norm = normalization.scale_rewards(
+            reward_norm, trans.reward, trans.done, trans.mask, hp.gamma
+        )
+    values, next_values = critic_values(run, state.params, trans, hidden0)
     w = estimators.weights(
-        cfg.estimator, trans.reward, values, next_values, trans.terminated, trans.truncated,
+        cfg.estimator, reward, values, next_values, trans.terminated, trans.truncated,
         gamma=hp.gamma, lam=hp.lam, group_size=cfg.group_size,
     )  # fmt: skip
     psi = estimators.normalize(w.psi, trans.mask) if cfg.normalize else w.psi
     target = w.value_target if w.value_target is not None else jnp.zeros_like(psi)
     batch = Batch(trans.obs, trans.action, trans.log_prob, psi, target, trans.mask)
+    if run.recurrent:
+        batch = batch._replace(hidden0=hidden0, done=trans.done)
     carry = (state.params, state.opt_state)
 
     if run.estimator.update == "epochs":
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
-        epoch = lambda c, k: _epoch(run, hp, flat, c, k)  # noqa: E731
+        epoch = lambda c, k: _epoch(run, hp, batch, c, k)  # noqa: E731
         carry, aux = jax.lax.scan(epoch, carry, jax.random.split(k_epochs, cfg.num_epochs))
         aux = jax.tree.map(jnp.mean, aux)
     elif run.estimator.update == "trust_region":
@@ -319,6 +380,12 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
         env_steps=steps,
         last_return=ep["episode_return"],
         last_length=ep["episode_length"],
+        obs_norm=(
+            None
+            if state.obs_norm is None
+            else normalization.update_stats(state.obs_norm, trans.obs, trans.mask)
+        ),
+        reward_norm=reward_norm,
     )
     return new_state, metrics
 

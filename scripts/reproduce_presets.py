@@ -76,7 +76,8 @@ def reproduce(config: Config, seeds: int, episodes: int, group: int | None = Non
     )
     train_s = time.perf_counter() - start
     evaluate = jax.jit(jax.vmap(make_evaluate(config, episodes)))
-    ev = evaluate(jax.random.split(jax.random.key(10_000 + config.seed), seeds), out.state.params)
+    keys = jax.random.split(jax.random.key(10_000 + config.seed), seeds)
+    ev = evaluate(keys, out.state.params, out.state.obs_norm)
     eval_ret = np.asarray(ev.returns).mean(axis=1)
     curve = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
     tail = max(1, curve.shape[1] // 20)

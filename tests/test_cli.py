@@ -179,8 +179,10 @@ def test_eval_json_and_gif_error(env, tiny_run, tmp_path, capsys):
     from jaxpg.run import load_policy
 
     ckpt = checkpoint.list_checkpoints(out / "checkpoints")[0][1]
-    config, params, step = load_policy(ckpt)
-    assert step == 8 and config.num_steps == 32 and "params" in params["policy"]
+    config, params, step, obs_norm = load_policy(ckpt)
+    assert (
+        step == 8 and config.num_steps == 32 and "params" in params["policy"] and obs_norm is None
+    )
 
 
 def test_resume_after_sigkill_and_sigint_matches_uninterrupted(env, tmp_path):

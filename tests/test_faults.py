@@ -143,7 +143,7 @@ def test_corrupt_newest_checkpoint_resume_falls_back_and_is_bitwise(reference, t
     with pytest.raises(checkpoint.CheckpointError, match="is damaged"):
         checkpoint.read(newest)
     # eval takes the newest valid checkpoint and says which
-    config, _, step = runlib.load_policy(run_dir)
+    config, _, step, _ = runlib.load_policy(run_dir)
     err = capsys.readouterr().err
     assert step == 8 and "ckpt_00000012.msgpack is damaged" in err and "ckpt_00000008" in err
     # resume continues from update 8 and recomputes 9..12 exactly
@@ -161,7 +161,7 @@ def test_truncated_checkpoint_is_skipped(reference, tmp_path, capsys):
     for step in (8, 12):
         path = run_dir / CKPT / checkpoint.checkpoint_name(step)
         path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    _, _, step = runlib.load_policy(run_dir)
+    _, _, step, _ = runlib.load_policy(run_dir)
     assert step == 4 and capsys.readouterr().err.count("no checksum trailer") == 2
     assert main(["eval", str(run_dir / CKPT / checkpoint.checkpoint_name(8))]) == 1
     err = capsys.readouterr().err.strip().splitlines()

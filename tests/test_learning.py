@@ -28,7 +28,7 @@ def mean_eval_return(cfg: jaxpg.Config, seeds: int = SEEDS, **parts) -> float:
     keys = jax.random.split(jax.random.key(cfg.seed), seeds)
     eval_keys = jax.random.split(jax.random.key(123), seeds)
     returns = [
-        float(evaluate(ek, train(k).state.params).returns.mean())
+        float(evaluate(ek, *_policy(train(k).state)).returns.mean())
         for k, ek in zip(keys, eval_keys, strict=True)
     ]
     return sum(returns) / len(returns)
@@ -68,3 +68,8 @@ def test_own_network_and_optimizer_learn_cartpole():
     schedule = optax.linear_schedule(3e-3, 0.0, steps)  # 1e-3 reached 261 (4 seeds)
     tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adamw(schedule, eps=1e-5))
     assert mean_eval_return(cfg, network=SharedLayerNormTorso(), optimizer=tx) >= 475.0
+
+
+def _policy(state):
+    """What evaluation takes from a trained state: params and frozen obs statistics."""
+    return state.params, state.obs_norm

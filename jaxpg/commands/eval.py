@@ -72,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
         except runlib.RunError as exc:
             raise CommandError(str(exc)) from None
     try:
-        config, params, step = runlib.load_policy(Path(args.path))
+        config, params, step, obs_norm = runlib.load_policy(Path(args.path))
     except (checkpoint.IncompatibleCheckpointError, runlib.RunError) as exc:
         raise CommandError(str(exc)) from None
     evaluate = jax.jit(make_evaluate(config, args.episodes, args.greedy))
-    res = evaluate(jax.random.key(args.seed), params)
+    res = evaluate(jax.random.key(args.seed), params, obs_norm)
     ret = np.asarray(res.returns, np.float64)
     length = np.asarray(res.lengths, np.float64)
     out = {
@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.gif:
         from jaxpg.render import render_gif
 
-        out["gif"] = str(render_gif(config, params, Path(args.gif), args.seed, args.greedy))
+        out["gif"] = str(
+            render_gif(config, params, Path(args.gif), args.seed, args.greedy, obs_norm)
+        )
     if args.json:
         emit_json(out)
     else:
