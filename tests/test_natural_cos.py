@@ -45,8 +45,8 @@ def test_sampled_direction_cosine_rises_to_one_with_the_batch():
     assert m[-1] - m[0] > 3 * np.hypot(se[0], se[-1]), (m, se)
     assert m[1] - m[0] > 3 * np.hypot(se[0], se[1]), (m, se)
     assert m[-1] - m[1] > 3 * np.hypot(se[1], se[-1]), (m, se)
-    # Without normalisation the exact target changes (no 1/σ against the damping);
-    # the sampled step tracks it too.
+    # Without normalisation (no batch-mean baseline, no 1/std) the sampled step
+    # tends to the same direction.
     raw = natural_cos.natural_cosines(
         jax.random.key(1), mdp, theta, [4096], repeats=8, normalize=False
     )

@@ -13,8 +13,10 @@ both have exact limits, by enumeration of every trajectory:
 * the per-step gradient g = E[Σ_t ∇log π(a_t|s_t) w_t] / E|τ| (the trainer
   averages the surrogate over steps), divided by σ_w, the occupancy-weighted
   standard deviation of the weights, when they are normalised as training
-  does (``normalize=True``: the batch mean is a baseline whose expectation
-  term vanishes, the 1/std a scale that matters against the damping λ);
+  does (``normalize=True``). The batch mean that normalisation subtracts is a
+  baseline whose expectation term vanishes, and 1/σ_w only rescales g, so the
+  limit *direction* is the same either way (normalisation changes the noise
+  and the O(1/N) bias of the sampled step, and the step's length);
 * the exact natural direction x* = (F + λI)⁻¹ g by a direct solve.
 
 :func:`natural_cosines` draws R batches of N complete episodes for every N,
