@@ -13,7 +13,8 @@ The peer runs from its own virtual environment (rejax 0.1.3 unpacks gymnax's old
 5-value ``step``; use gymnax 0.0.9 there), given by ``--rejax-python`` or
 ``$JAXPG_REJAX_PYTHON``; without it the peer is skipped and said so.
 
-Also reported (in-process, jaxpg only): throughput of every estimator, how
+Also reported (in-process, jaxpg only): throughput of every estimator (alternated
+with ``ppo``'s in the same process: median steps/s and median ratio to ``ppo``), how
 throughput and compiled peak memory grow with num_envs and rollout length,
 compile time of the default run, and where the time of an update goes.
 
@@ -233,13 +234,26 @@ def _median_time(fn, *a, repeats=3):
 
 
 def estimator_throughput(args) -> list[dict]:
+    """Steps/s of each estimator's whole compiled run, side by side with ``ppo``'s.
+
+    Every estimator's run is compiled (and run once) first; then the timed runs
+    alternate over the estimators, in reverse order on every other round, so that
+    the noise of a shared machine hits all alike. Reported per estimator: the
+    median steps/s over ``repeats`` rounds and the median over rounds of its
+    steps/s divided by ``ppo``'s in the same round (``ppo`` is always included).
+    Complete-episode rollouts simulate every step of the horizon and mask those
+    after each episode's end; ``env_steps_per_s`` counts the unmasked ones only.
+    """
     import jax
 
     import jaxpg
     from jaxpg.runspec import make_runspec
 
-    rows = []
-    names = args.estimators.split(",") if args.estimators else jaxpg.ESTIMATORS
+    names = args.estimators.split(",") if args.estimators else list(jaxpg.ESTIMATORS)
+    if "ppo" not in names:  # the reference of the ratios
+        names = ["ppo", *names]
+    key = jax.random.key(0)
+    programs = {}
     for est in names:  # default: the whole ladder, reinforce … ppo, npg, trpo, rloo, grpo
         cfg = jaxpg.Config(
             estimator=est, num_envs=64, num_steps=128, total_timesteps=64 * 500 * args.min_updates
@@ -247,15 +261,46 @@ def estimator_throughput(args) -> list[dict]:
         agent = make_runspec(cfg)
         steps = agent.num_updates * cfg.num_envs * agent.horizon
         fn = jax.jit(jaxpg.make_train(cfg))
-        dt = _median_time(fn, jax.random.key(0), repeats=args.repeats)
-        rows.append({"estimator": est, "rollout": cfg.rollout_mode, "steps_per_s": steps / dt})
+        out = jax.block_until_ready(fn(key))  # compile and warm up
+        # Environment steps that are data (complete-episode rollouts simulate the whole
+        # horizon but mask the steps after each episode's end). The same key every run.
+        valid = float(out.metrics["env_steps"][-1])
+        programs[est] = (cfg, steps, fn, valid)
+        print(f"estimator {est:13s} compiled", flush=True)
+    rates = {est: [] for est in names}
+    for r in range(args.repeats):
+        for est in names if r % 2 == 0 else names[::-1]:
+            _, steps, fn, _ = programs[est]
+            t = time.perf_counter()
+            jax.block_until_ready(fn(key))
+            rates[est].append(steps / (time.perf_counter() - t))
+    rows = []
+    for est in names:
+        cfg, steps, _, valid = programs[est]
+        ratios = [a / b for a, b in zip(rates[est], rates["ppo"], strict=True)]
+        rate, ratio = statistics.median(rates[est]), statistics.median(ratios)
+        rows.append(
+            {
+                "estimator": est,
+                "rollout": cfg.rollout_mode,
+                "steps_per_run": steps,
+                "steps_per_s": rate,
+                "steps_per_s_runs": rates[est],
+                "ratio_to_ppo": ratio,
+                "env_steps_per_run": valid,
+                "env_steps_per_s": rate * valid / steps,
+                "env_steps_ratio_to_ppo": ratio * valid / steps,  # ppo: every step is data
+            }
+        )
         note = (
-            " (counts every step of the 500-step horizon, masked ones included)"
+            f" (every horizon step, masked ones included; unmasked: {rate * valid / steps:.0f}"
+            f" steps/s, {ratio * valid / steps:.2f}x ppo)"
             if cfg.rollout_mode == "episodes"
             else ""
         )
         print(
-            f"estimator {est:13s} ({cfg.rollout_mode:8s}) {steps / dt:>10.0f} steps/s{note}",
+            f"estimator {est:13s} ({cfg.rollout_mode:8s}) {rate:>10.0f} steps/s"
+            f" {ratio:6.2f}x ppo{note}",
             flush=True,
         )
     return rows

@@ -3,8 +3,11 @@
 Submodules:
 
 * :mod:`~jaxpg.variance.gradients`: sampling complete episodes (one key per
-  trajectory) and per-trajectory gradients ``[K, d]`` of every estimator on the
-  same trajectories.
+  trajectory, or per group of G from one start state for ``rloo``/``grpo``/
+  ``grpo_nostd``) and per-trajectory gradients ``[K, d]`` of every estimator
+  on the same trajectories.
+* :mod:`~jaxpg.variance.natural_cos`: the cosine of the sampled ``npg``
+  direction with the exact natural gradient of a tabular MDP, against N.
 * :mod:`~jaxpg.variance.tabular`: small MDPs with exact J, ∇J and exact
   estimator moments by enumeration, plus a gymnax wrapper.
 * :mod:`~jaxpg.variance.metrics`: tr Σ, noise scale, cosines, bias, bootstrap.
@@ -17,20 +20,24 @@ Submodules:
 
 from jaxpg.variance import batch_baselines, gradients, metrics, tabular
 from jaxpg.variance.gradients import (
+    GROUP_KINDS,
     KINDS,
     Estimator,
     gradients_from_weights,
+    group_means,
     per_trajectory_gradients,
     pool_gradients,
     sample_episodes,
 )
 
 __all__ = [
+    "GROUP_KINDS",
     "KINDS",
     "Estimator",
     "batch_baselines",
     "gradients",
     "gradients_from_weights",
+    "group_means",
     "metrics",
     "per_trajectory_gradients",
     "pool_gradients",

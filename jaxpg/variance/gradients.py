@@ -17,6 +17,17 @@ Conventions:
   limit. The time limit ends the objective, so by default a truncation is
   treated like a termination (``bootstrap_truncated=False``); with ``True`` the
   critic bootstraps V(final obs) there (the infinite-horizon semantics).
+* Groups. The group kinds ``rloo``, ``grpo`` and ``grpo_nostd`` draw
+  episodes in groups of G from one start state (one reset key repeated G
+  times, :func:`jaxpg.groups.rollout_groups`, as training does; group g uses
+  ``jax.random.split(key, K/G)[g]``), group-major (trajectory i is in group
+  i // G). Their weight is the trainer's group weight
+  (:func:`jaxpg.estimators.weights`) on every step of episode i, written per
+  trajectory: w_i = c_i Ψ_i with Ψ_i = R_i − mean_{j≠i} R_j (``rloo``),
+  R_i − R̄ (``grpo_nostd``) or (R_i − R̄)/(s + ε) (``grpo``), and c_i = 1/|τ_i|
+  for ``grpo``, else 1; the mean of a group's G gradients is the group's
+  estimate (:func:`group_means`). Rows of one group are correlated: measure
+  variance over groups, not over rows.
 * Discounting. The *common* reward-to-go weight Σ_{k≥t} γ^{k−t} r_k is
   unbiased for the semi-gradient g^γ = E Σ_t ∇log π_t Q^γ_t, which is not ∇J_γ.
   ``exact_discount=True`` multiplies the weights of ``reward_to_go``,
@@ -35,10 +46,14 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxpg import envs, estimators, networks, rollout
+from jaxpg import envs, estimators, groups, networks, rollout
 
 Array = jax.Array
-KINDS = ("reinforce", "reward_to_go", "baseline", "vpg")
+#: The group-relative kinds: episodes in groups of G from one start state.
+GROUP_KINDS = ("rloo", "grpo", "grpo_nostd")
+KINDS = ("reinforce", "reward_to_go", "baseline", "vpg") + GROUP_KINDS
+#: G of the group kinds when none is given (``jaxpg.Config``'s default).
+DEFAULT_GROUP_SIZE = 8
 
 
 class Estimator(NamedTuple):
@@ -46,12 +61,15 @@ class Estimator(NamedTuple):
 
     Attributes:
       kind: ``reinforce`` (w_t = R(τ)), ``reward_to_go`` (w_t = G_t),
-        ``baseline`` (w_t = G_t − V(s_t)) or ``vpg`` (w_t = GAE(γ, λ)_t).
+        ``baseline`` (w_t = G_t − V(s_t)), ``vpg`` (w_t = GAE(γ, λ)_t), or a
+        group kind ``rloo``, ``grpo``, ``grpo_nostd`` (module docstring).
       gamma: discount γ.
       lam: GAE λ (``vpg`` only).
       exact_discount: multiply w_t by γ^t (the exact ∇J_γ form).
       bootstrap_truncated: bootstrap V(final obs) at time-limit truncations.
       label: name used in tables; defaults to ``kind``.
+      group_size: G, episodes per start state; ≥ 2 for the group kinds, whose
+        pools must be sampled with the same G (``sample_episodes``).
     """
 
     kind: str
@@ -60,10 +78,15 @@ class Estimator(NamedTuple):
     exact_discount: bool = False
     bootstrap_truncated: bool = False
     label: str | None = None
+    group_size: int = 1
 
     @property
     def name(self) -> str:
         return self.label or self.kind
+
+    @property
+    def grouped(self) -> bool:
+        return self.kind in GROUP_KINDS
 
     @property
     def uses_critic(self) -> bool:
@@ -76,13 +99,35 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"estimator={kind!r} is unknown; allowed: {', '.join(KINDS)}")
 
 
+def check_estimator(est: Estimator) -> None:
+    """Raise ``ValueError`` for an unknown kind or a group kind with G < 2."""
+    check_kind(est.kind)
+    if est.group_size < 1 or (est.grouped and est.group_size < 2):
+        lowest = 2 if est.grouped else 1
+        raise ValueError(
+            f"group_size={est.group_size} is invalid for {est.kind}; allowed: >= {lowest}"
+        )
+
+
+def check_groups(num_trajectories: int, group_size: int) -> None:
+    """Raise ``ValueError`` unless ``num_trajectories`` is a multiple of ``group_size``."""
+    if num_trajectories % group_size:
+        raise ValueError(
+            f"num_trajectories={num_trajectories} must be a multiple of group_size={group_size}"
+        )
+
+
 # --- sampling -----------------------------------------------------------------
 
 
-def _one_episode(key, policy_apply, params, env, env_params, spec, horizon) -> rollout.Transition:
-    """One complete episode from its own key: leaves ``[T, ...]``."""
-    trans = rollout.rollout_episodes(key, policy_apply, params, env, env_params, spec, 1, horizon)
-    return jax.tree.map(lambda x: x[:, 0], trans)
+def _one_group(key, policy_apply, params, env, env_params, spec, horizon, group_size):
+    """G complete episodes from one start state (one key): leaves ``[T, G, ...]``.
+
+    With G = 1 this is one episode from its own key.
+    """
+    return groups.rollout_groups(
+        key, policy_apply, params, env, env_params, spec, group_size, horizon, group_size
+    )
 
 
 def _horizon(spec: envs.EnvSpec, max_steps: int | None) -> int:
@@ -104,11 +149,14 @@ def sample_episodes(
     *,
     max_steps: int | None = None,
     chunk_size: int = 1024,
+    group_size: int = 1,
 ) -> rollout.Transition:
-    """Sample a pool of complete episodes, one key per trajectory.
+    """Sample a pool of complete episodes, one key per trajectory (or per group).
 
     Args:
-      key: PRNG key; trajectory i uses ``jax.random.split(key, K)[i]``.
+      key: PRNG key; trajectory i uses ``jax.random.split(key, K)[i]``; with
+        groups, group g (trajectories gG … gG + G − 1) uses
+        ``jax.random.split(key, K/G)[g]``.
       env, env_params: a gymnax environment with discrete actions.
       policy_apply: ``(params, obs[..., obs_size]) -> logits[..., n]``.
       policy_params: frozen policy parameters.
@@ -117,13 +165,18 @@ def sample_episodes(
         ``max_steps_in_episode``). An episode still running at step T − 1 is
         cut there; the objective is then the T-step one.
       chunk_size: trajectories simulated at once (bounds memory, not results).
+      group_size: G, episodes per start state (the same reset key repeated G
+        times); K must be a multiple of G.
 
     Returns:
-      Time-major ``Transition`` ``[T, K, ...]`` with ``mask``.
+      Time-major ``Transition`` ``[T, K, ...]`` with ``mask``, group-major.
     """
     spec = envs.env_spec(env, env_params)
     if not spec.discrete:
         raise ValueError("per-trajectory gradients need a discrete action space")
+    if group_size < 1:
+        raise ValueError(f"group_size={group_size} is invalid; allowed: >= 1")
+    check_groups(num_trajectories, group_size)
     return _sample(
         key,
         env_params,
@@ -132,17 +185,25 @@ def sample_episodes(
         env,
         spec,
         _horizon(spec, max_steps),
-        num_trajectories,
-        min(chunk_size, num_trajectories),
+        num_trajectories // group_size,
+        max(1, min(chunk_size, num_trajectories) // group_size),
+        group_size,
     )
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
-def _sample(key, env_params, policy_params, policy_apply, env, spec, horizon, num, chunk):
+def _ungroup(x: Array) -> Array:
+    """``[M, T, G, ...]`` (groups first) → time-major ``[T, M·G, ...]``."""
+    x = jnp.swapaxes(x, 0, 1)
+    return x.reshape((x.shape[0], -1) + x.shape[3:])
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8, 9))
+def _sample(key, env_params, policy_params, policy_apply, env, spec, horizon, num, chunk, size):
     keys = jax.random.split(key, num)
-    fn = lambda k: _one_episode(k, policy_apply, policy_params, env, env_params, spec, horizon)
-    pool = jax.lax.map(fn, keys, batch_size=chunk)
-    return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), pool)
+    fn = lambda k: _one_group(  # noqa: E731
+        k, policy_apply, policy_params, env, env_params, spec, horizon, size
+    )
+    return jax.tree.map(_ungroup, jax.lax.map(fn, keys, batch_size=chunk))
 
 
 def trim_pool(pool: rollout.Transition) -> rollout.Transition:
@@ -187,23 +248,43 @@ def episode_weights(
 
     Rewards after an episode's end are zeroed, and the weights are reused from
     ``jaxpg.estimators.weights`` (``reinforce`` → R(τ), ``reward_to_go`` → G_t,
-    ``baseline`` → G_t − V(s_t), ``vpg`` → GAE). With ``exact_discount`` the
-    critic and reward-to-go weights are multiplied by γ^t.
+    ``baseline`` → G_t − V(s_t), ``vpg`` → GAE, the group kinds → the
+    trainer's group weight). With ``exact_discount`` the critic and
+    reward-to-go weights are multiplied by γ^t.
+
+    The trainer scales the group weights of ``grpo``/``grpo_nostd`` by the
+    batch's mean episode length (it averages over steps); that factor is
+    divided out here, so w_i = c_i Ψ_i per trajectory (module docstring).
 
     Args:
       est: the estimator.
-      pool: ``[T, K]`` complete episodes.
+      pool: ``[T, K]`` complete episodes (groups of ``est.group_size``
+        consecutive columns for the group kinds).
       values, next_values: V(s_t), V(s'_t) ``[T, K]`` (ignored without a critic).
 
     Returns:
       ``[T, K]`` weights (not yet masked).
     """
-    check_kind(est.kind)
+    check_estimator(est)
     reward = pool.reward * pool.mask
     term, trunc = episode_flags(pool, est.bootstrap_truncated)
+    if est.grouped:
+        check_groups(reward.shape[1], est.group_size)
     w = estimators.weights(
-        est.kind, reward, values, next_values, term, trunc, gamma=est.gamma, lam=est.lam
+        est.kind,
+        reward,
+        values,
+        next_values,
+        term,
+        trunc,
+        gamma=est.gamma,
+        lam=est.lam,
+        group_size=est.group_size,
     ).psi
+    if est.grouped:
+        if est.kind != "rloo":  # undo the trainer's per-step normalisation
+            w = w / jnp.mean(jnp.sum(pool.mask, axis=0))
+        return w  # R_γ(τ) already weights reward k by γ^k (as reinforce)
     if est.exact_discount and est.kind != "reinforce":
         t = jnp.arange(w.shape[0], dtype=w.dtype).reshape((-1,) + (1,) * (w.ndim - 1))
         w = w * jnp.asarray(est.gamma, w.dtype) ** t
@@ -295,17 +376,16 @@ def pool_gradients(
     return out
 
 
-def _traj_gradient(key, policy_params, value_params, env_params, static) -> Array:
+def _group_gradients(key, policy_params, value_params, env_params, static) -> Array:
+    """Per-trajectory gradients ``[G, d]`` of one group (one episode when G = 1)."""
     policy_apply, value_apply, env, spec, horizon, est = static
-    ep = jax.tree.map(
-        lambda x: x[:, None],
-        _one_episode(key, policy_apply, policy_params, env, env_params, spec, horizon),
+    ep = _one_group(
+        key, policy_apply, policy_params, env, env_params, spec, horizon, est.group_size
     )
     values, next_values = critic_values(value_apply, value_params, ep)
     w = episode_weights(est, ep, values, next_values)
-    return _flat_grad(
-        policy_apply, policy_params, ep.obs[:, 0], ep.action[:, 0], w[:, 0], ep.mask[:, 0]
-    )
+    fn = lambda *x: _flat_grad(policy_apply, policy_params, *x)  # noqa: E731
+    return jax.vmap(fn, in_axes=1)(ep.obs, ep.action, w, ep.mask)
 
 
 def per_trajectory_gradients(
@@ -325,6 +405,7 @@ def per_trajectory_gradients(
     exact_discount: bool = False,
     bootstrap_truncated: bool = False,
     chunk_size: int = 256,
+    group_size: int | None = None,
 ) -> Array:
     """Flattened gradient estimate of each of K fresh complete trajectories.
 
@@ -332,13 +413,19 @@ def per_trajectory_gradients(
     batch estimate of ∇J. Sampling, weights and ``vmap(grad)`` run together in
     ``lax.map`` chunks, so memory is O(chunk · T + K · d).
 
+    The group kinds (``rloo``, ``grpo``, ``grpo_nostd``) draw the K episodes
+    in K/G groups from one start state each and weight them by their group's
+    returns (module docstring); :func:`group_means` turns the rows into the
+    K/G independent per-group estimates.
+
     Args:
-      key: PRNG key; trajectory i uses ``jax.random.split(key, K)[i]``.
+      key: PRNG key; trajectory i uses ``jax.random.split(key, K)[i]`` (group g
+        uses ``jax.random.split(key, K/G)[g]``).
       env, env_params: any gymnax environment with discrete actions.
       policy_apply: ``(params, obs) -> logits``.
       policy_params: frozen policy parameters.
-      num_trajectories: K.
-      estimator: ``reinforce``, ``reward_to_go``, ``baseline`` or ``vpg``.
+      num_trajectories: K (a multiple of G).
+      estimator: one of :data:`KINDS`.
       gamma: discount γ.
       lam: GAE λ (``vpg``).
       value_apply: ``(params, obs) -> value`` (needed by ``baseline``, ``vpg``).
@@ -347,9 +434,11 @@ def per_trajectory_gradients(
       exact_discount: weight step t by γ^t as well (unbiased for ∇J_γ).
       bootstrap_truncated: bootstrap V(final obs) at time-limit truncations.
       chunk_size: trajectories per vmapped chunk.
+      group_size: G, episodes per start state (default: 8 for the group kinds,
+        1 for the others).
 
     Returns:
-      ``[num_trajectories, num_params]`` per-trajectory gradients.
+      ``[num_trajectories, num_params]`` per-trajectory gradients, group-major.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -361,31 +450,56 @@ def per_trajectory_gradients(
       ...     tabular.softmax_policy, theta, 8, estimator="reward_to_go")
       >>> g.shape
       (8, 8)
+      >>> g = per_trajectory_gradients(jax.random.key(0), env, env.default_params,
+      ...     tabular.softmax_policy, theta, 8, estimator="rloo", group_size=4)
+      >>> group_means(g, 4).shape  # two groups of four
+      (2, 8)
     """
     check_kind(estimator)
-    est = Estimator(estimator, gamma, lam, exact_discount, bootstrap_truncated)
+    if group_size is None:
+        group_size = DEFAULT_GROUP_SIZE if estimator in GROUP_KINDS else 1
+    est = Estimator(
+        estimator, gamma, lam, exact_discount, bootstrap_truncated, group_size=group_size
+    )
+    check_estimator(est)
+    check_groups(num_trajectories, group_size)
     if est.uses_critic and value_apply is None:
         raise ValueError(f"estimator={estimator!r} needs value_apply and value_params")
     spec = envs.env_spec(env, env_params)
     if not spec.discrete:
         raise ValueError("per-trajectory gradients need a discrete action space")
     static = (policy_apply, value_apply, env, spec, _horizon(spec, max_steps), est)
-    return _ptg(
+    g = _ptg(
         static,
-        num_trajectories,
-        min(chunk_size, num_trajectories),
+        num_trajectories // group_size,
+        max(1, min(chunk_size, num_trajectories) // group_size),
         key,
         policy_params,
         value_params,
         env_params,
     )
+    return g.reshape(num_trajectories, -1)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _ptg(static, num, chunk, key, policy_params, value_params, env_params):
     keys = jax.random.split(key, num)
-    fn = lambda k: _traj_gradient(k, policy_params, value_params, env_params, static)
+    fn = lambda k: _group_gradients(k, policy_params, value_params, env_params, static)
     return jax.lax.map(fn, keys, batch_size=chunk)
+
+
+def group_means(grads: Array, group_size: int) -> Array:
+    """The per-group estimates: the mean of each group's G rows.
+
+    Args:
+      grads: ``[K, d]`` per-trajectory gradients, group-major (K a multiple of G).
+      group_size: G.
+
+    Returns:
+      ``[K/G, d]``: one independent sample of the group estimator per row.
+    """
+    check_groups(grads.shape[0], group_size)
+    return jnp.mean(grads.reshape((-1, group_size) + grads.shape[1:]), axis=1)
 
 
 def param_layers(params: Any) -> list[tuple[str, int, int]]:

@@ -29,7 +29,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from jaxpg import rollout
+from jaxpg import estimators, groups, rollout
 from jaxpg.variance import gradients
 
 Array = jax.Array
@@ -232,6 +232,64 @@ def exact_moments(
     mean = p @ grads
     centred = grads - mean
     return Moments(mean, (centred * p[:, None]).T @ centred)
+
+
+#: Ψ of each group kind for :func:`jaxpg.estimators.group_baseline`.
+_GROUP_BASELINE = {"rloo": "loo", "grpo": "std", "grpo_nostd": "mean"}
+
+
+def exact_group_mean(
+    enum: Enumeration, theta: Array, est: gradients.Estimator, max_groups: int = 2_000_000
+) -> Array:
+    """Exact E of a group estimator's per-group estimate, groups sharing their start state.
+
+    A group is G trajectories from one start state s_0 ∼ p0, i.i.d. given s_0
+    (as :func:`jaxpg.groups.rollout_groups` samples them). For each start
+    state s, :func:`jaxpg.groups.exact_group_gradient` enumerates the n_sᴳ
+    ordered groups of its trajectories (probabilities p(τ)/p0(s)); the result
+    is Σ_s p0(s) E[ĝ | s_0 = s]. ``rloo`` gives ∇J and ``grpo_nostd``
+    (1 − 1/G)∇J exactly; ``grpo`` is in general not a multiple of ∇J.
+
+    Args:
+      enum: :func:`enumerate_trajectories` of the MDP.
+      theta: ``[S, A]`` policy parameters.
+      est: a group kind with its ``group_size`` G and ``gamma``.
+      max_groups: refuse to enumerate more than this many groups per start state.
+
+    Returns:
+      ``[S·A]`` the expectation of :func:`jaxpg.variance.gradients.group_means`'s rows.
+    """
+    gradients.check_estimator(est)
+    if not est.grouped:
+        raise ValueError(
+            f"estimator={est.kind!r} is not a group kind; allowed: "
+            f"{', '.join(gradients.GROUP_KINDS)} (use exact_moments)"
+        )
+    pool = enum.pool
+    zeros = jnp.zeros_like(pool.reward)
+    ret = gradients.episode_weights(
+        gradients.Estimator("reinforce", est.gamma), pool, zeros, zeros
+    )[0]
+    score = gradients.gradients_from_weights(softmax_policy, theta, pool, pool.mask)  # ∇log p(τ)
+    lengths = jnp.sum(pool.mask, axis=0)
+    probs = trajectory_probs(enum, theta)
+    start = np.argmax(np.asarray(pool.obs[0]), axis=-1)
+    kind, G = _GROUP_BASELINE[est.kind], est.group_size
+    weight_fn = lambda r: estimators.group_baseline(r, G, kind)  # noqa: E731
+    total = jnp.zeros(score.shape[1], score.dtype)
+    for s in np.unique(start):
+        idx = np.flatnonzero(start == s)
+        if len(idx) ** G > max_groups:
+            raise ValueError(
+                f"group_size={G}: {len(idx)}^{G} groups from state {s} exceed "
+                f"max_groups={max_groups}; allowed: a smaller G or MDP"
+            )
+        p_s = jnp.sum(probs[idx])
+        cond = groups.exact_group_gradient(
+            probs[idx] / p_s, score[idx], ret[idx], lengths[idx], G, weight_fn, est.kind == "grpo"
+        )
+        total = total + p_s * cond
+    return total
 
 
 # --- gymnax wrapper -------------------------------------------------------------
