@@ -54,7 +54,13 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
     """Keep the header and the rows with ``update <= last_update``; drop the rest.
 
     A trailing line without a newline (impossible with whole-line writes, but
-    cheap to guard against) is dropped too. The file is rewritten atomically.
+    cheap to guard against) is dropped too, and so is everything from the first
+    row that does not start with an integer. The file is rewritten atomically; a
+    missing file is created with the header only.
+
+    Args:
+      path: the run's ``metrics.csv``.
+      last_update: the update step of the restored checkpoint.
 
     Returns:
       The number of data rows kept.
@@ -81,7 +87,15 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``metrics.csv`` into float arrays keyed by column (a partial last line is ignored)."""
+    """Read ``metrics.csv`` into float arrays keyed by column (a partial last line is ignored).
+
+    Args:
+      path: a ``metrics.csv`` written by :class:`MetricsSink`.
+
+    Returns:
+      ``{column: [rows] float64}`` keyed by the file's header; with no data rows,
+      empty arrays keyed by :data:`COLUMNS`.
+    """
     lines = Path(path).read_text().split("\n")[:-1]  # the part after the last newline
     if len(lines) < 2:
         return {c: np.zeros((0,)) for c in COLUMNS}
