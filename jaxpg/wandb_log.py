@@ -82,6 +82,12 @@ def new_run_id() -> str:
 def finite_row(values: Mapping[str, float]) -> dict[str, float]:
     """``values`` without the entries that are NaN or infinite.
 
+    Args:
+      values: ``{metric: number}`` (anything ``float()`` accepts).
+
+    Returns:
+      A new dict of the finite entries, as Python floats.
+
     Example:
       >>> finite_row({"a": 1.0, "b": float("nan"), "c": float("inf")})
       {'a': 1.0}
