@@ -367,6 +367,14 @@ class EpisodeStats(NamedTuple):
 
     @classmethod
     def zeros(cls, num_envs: int) -> EpisodeStats:
+        """Statistics of ``num_envs`` envs at the start of their episodes.
+
+        Args:
+          num_envs: B.
+
+        Returns:
+          ``ret`` ``[B]`` float32 and ``length`` ``[B]`` int32, all zeros.
+        """
         return cls(jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32))
 
 

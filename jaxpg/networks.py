@@ -79,6 +79,15 @@ class Torso(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the hidden layers.
+
+        Args:
+          x: ``[..., *obs_shape]`` float32 observations.
+
+        Returns:
+          ``[..., hidden_sizes[-1]]`` features (the flattened, convolved input when
+          ``hidden_sizes`` is empty).
+        """
         act = _ACTIVATIONS[self.activation]
         batch = x.shape[: x.ndim - len(self.obs_shape)]
         init = _kernel(self.weight_init, np.sqrt(2.0))
@@ -107,6 +116,15 @@ class PolicyHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array):
+        """Map features to the action distribution.
+
+        Args:
+          x: ``[..., F]`` features.
+
+        Returns:
+          Logits ``[..., action_dim]`` (discrete) or a :class:`Gaussian` with mean
+          ``[..., action_dim]`` and log-std ``[action_dim]``.
+        """
         out = nn.Dense(self.action_dim, kernel_init=_kernel(self.weight_init, 0.01))(x)
         if self.discrete:
             return out
@@ -123,6 +141,14 @@ class ValueHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        """Map features to V(s).
+
+        Args:
+          x: ``[..., F]`` features.
+
+        Returns:
+          ``[...]`` float32 values.
+        """
         return nn.Dense(1, kernel_init=_kernel(self.weight_init, 1.0))(x)[..., 0]
 
 
@@ -156,6 +182,15 @@ class Policy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array):
+        """π_θ(·|s) for a batch of observations.
+
+        Args:
+          obs: ``[..., *obs_shape]`` float32 (``[..., obs_dim]`` when ``obs_shape``
+            is not given).
+
+        Returns:
+          Logits ``[..., action_dim]`` or a :class:`Gaussian` (see :class:`PolicyHead`).
+        """
         x = _torso(self, obs)
         head = PolicyHead(
             self.action_dim, self.discrete, self.log_std_init, self.weight_init, name="head"
@@ -175,6 +210,14 @@ class Value(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        """V_φ(s) for a batch of observations.
+
+        Args:
+          obs: ``[..., *obs_shape]`` float32.
+
+        Returns:
+          ``[...]`` float32 values.
+        """
         x = _torso(self, obs)
         return ValueHead(self.weight_init, name="head")(x)
 
@@ -187,6 +230,15 @@ class ActorCritic(Policy):
 
     @nn.compact
     def __call__(self, obs: jax.Array):
+        """Policy and value from one torso pass.
+
+        Args:
+          obs: ``[..., *obs_shape]`` float32.
+
+        Returns:
+          ``(dist, v)``: logits ``[..., action_dim]`` or a :class:`Gaussian`, and
+          ``v`` ``[...]`` float32.
+        """
         x = _torso(self, obs)
         head = PolicyHead(
             self.action_dim, self.discrete, self.log_std_init, self.weight_init,
@@ -210,6 +262,17 @@ class GRUActorCritic(Policy):
 
     @nn.compact
     def __call__(self, h: jax.Array, obs: jax.Array):
+        """One time step of the recurrent actor-critic.
+
+        Args:
+          h: ``[..., width]`` float32, the state before this step (zeros at an
+            episode's first step).
+          obs: ``[..., *obs_shape]`` float32.
+
+        Returns:
+          ``(dist, v, h')``: logits ``[..., action_dim]`` or a :class:`Gaussian`,
+          ``v`` ``[...]`` float32 and the new state ``[..., width]``.
+        """
         x = _torso(self, obs)
         h, x = nn.GRUCell(self.width, name="gru")(h, x)
         head = PolicyHead(

@@ -51,7 +51,14 @@ class RunningStats(flax.struct.PyTreeNode):
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> RunningStats:
-        """No samples yet: normalising is the identity until the first update."""
+        """No samples yet: normalising is the identity until the first update.
+
+        Args:
+          shape: the shape of one sample (``obs_shape``, or ``()`` for returns).
+
+        Returns:
+          Zero ``count`` ``[]`` and zero ``mean``/``var`` ``[*shape]``, float32.
+        """
         z = jnp.zeros(shape, jnp.float32)
         return cls(jnp.zeros((), jnp.float32), z, z)
 

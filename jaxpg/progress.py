@@ -129,6 +129,17 @@ class ProgressBar:
         self._last_plain = -math.inf
 
     def line(self, steps: float, rate: float, ret: float, elapsed: float) -> str:
+        """The bar's text: ``[####....] 40% steps/total | rate | return | elapsed ETA``.
+
+        Args:
+          steps: env steps done.
+          rate: env steps per second (NaN: unknown).
+          ret: the latest mean episode return (NaN: none yet).
+          elapsed: wall seconds so far.
+
+        Returns:
+          One line without a newline.
+        """
         frac = min(1.0, steps / self.total) if self.total else 1.0
         width = 20
         filled = int(frac * width)
@@ -145,6 +156,15 @@ class ProgressBar:
     def draw(
         self, steps: float, rate: float, ret: float, elapsed: float, final: bool = False
     ) -> None:
+        """Write the bar: in place on a terminal, else a plain line every ``plain_every_s``.
+
+        Args:
+          steps, rate, ret, elapsed: as in :meth:`line`.
+          final: end the line (terminal) or print it regardless of the interval.
+
+        Returns:
+          None.
+        """
         text = self.line(steps, rate, ret, elapsed)
         if self.tty:
             self.stream.write("\r" + text + ("\n" if final else ""))
@@ -212,14 +232,33 @@ class MetricsSink:
         self.wandb = wandb_run
 
     def __call__(self, rows: np.ndarray, count: int) -> None:
-        """Host callback: the first ``count`` of ``rows`` from inside the compiled run."""
+        """Host callback: the first ``count`` of ``rows`` from inside the compiled run.
+
+        Args:
+          rows: ``[log_every, 2 + len(STREAMED)]`` float32 buffer, columns
+            ``[update, env_steps, *STREAMED]``.
+          count: how many leading rows are filled.
+
+        Returns:
+          None.
+        """
         self.write_rows(np.asarray(rows)[: int(count)])
 
     def write_rows(self, rows: np.ndarray) -> None:
         """Take a block of rows ``[update, env_steps, *STREAMED]``.
 
         Rows arrive in blocks; their wall times are spread evenly between the
-        previous block's arrival and this one's.
+        previous block's arrival and this one's. The lines are buffered and
+        written by :meth:`flush` (called here at most every ``refresh_s``).
+
+        Args:
+          rows: ``[n, 2 + len(STREAMED)]`` float array.
+
+        Returns:
+          None.
+
+        Raises:
+          jaxpg.files.WriteFailed: as :meth:`flush`.
         """
         now = time.perf_counter()
         if not len(rows):
@@ -264,6 +303,13 @@ class MetricsSink:
 
     def flush(self, sync: bool = True, final: bool = False) -> None:
         """Write buffered rows (whole lines, one ``write``); ``sync`` also fsyncs.
+
+        Args:
+          sync: fsync ``metrics.csv`` (and flush TensorBoard) after writing.
+          final: draw the progress bar's last line.
+
+        Returns:
+          None.
 
         Raises:
           jaxpg.files.WriteFailed: the write or fsync failed (the file is cut back

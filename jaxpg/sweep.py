@@ -103,7 +103,15 @@ class SweepResult:
     states: list | None = None  # per program: stacked final TrainState [R, ...]
 
     def curves(self, point: int) -> np.ndarray:
-        """Learning curves ``[S, U]`` of one grid point (seeds in ``self.seeds`` order)."""
+        """Learning curves ``[S, U]`` of one grid point (seeds in ``self.seeds`` order).
+
+        Args:
+          point: index of the grid point in ``self.points``.
+
+        Returns:
+          ``[S, U]``: each seed's per-update mean episode return (NaN before its
+          first episode ended).
+        """
         return np.stack([r.episode_return for r in self.runs if r.point == point])
 
 
