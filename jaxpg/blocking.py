@@ -25,7 +25,18 @@ CHUNK_ABOVE = 16384
 
 
 def auto_chunks(run: Any, n: int) -> bool:
-    """Whether a batch of ``n`` samples of ``run`` (a ``RunSpec``) is chunked automatically."""
+    """Whether a batch of ``n`` samples of ``run`` is chunked automatically.
+
+    True only for segment rollouts of an unsharded run on the CPU backend with
+    ``n > CHUNK_ABOVE``.
+
+    Args:
+      run: the run's ``RunSpec`` (reads ``config.rollout_mode`` and ``mesh``).
+      n: samples in the batch.
+
+    Returns:
+      ``True`` when the batch is processed in :data:`CPU_CHUNK`-sized pieces.
+    """
     return (
         run.config.rollout_mode == "segments"
         and run.mesh is None
@@ -40,6 +51,14 @@ def grad_chunk_size(run: Any, minibatch: int) -> int:
     ``Config.grad_chunk`` when set; otherwise the largest divisor of ``minibatch``
     up to :data:`CPU_CHUNK` when :func:`auto_chunks` applies (none below
     ``CPU_CHUNK / 8``: no chunking).
+
+    Args:
+      run: the run's ``RunSpec``.
+      minibatch: samples per minibatch.
+
+    Returns:
+      The chunk size, an ``int`` that divides ``minibatch`` (``minibatch`` itself
+      for no chunking) unless ``Config.grad_chunk`` sets it.
     """
     if run.config.grad_chunk is not None:
         return run.config.grad_chunk
@@ -52,8 +71,16 @@ def grad_chunk_size(run: Any, minibatch: int) -> int:
 def chunked_apply(run: Any, fn: Callable, x: jax.Array) -> Any:
     """``fn(x)`` for a per-sample ``fn`` over ``x[N, ...]``, in cache-sized chunks on CPU.
 
-    ``x`` is padded to a whole number of chunks and the padding dropped, so any
-    ``N`` works; without automatic chunking it is just ``fn(x)``.
+    ``x`` is padded with zeros to a whole number of chunks and the padding dropped,
+    so any ``N`` works; without automatic chunking it is just ``fn(x)``.
+
+    Args:
+      run: the run's ``RunSpec`` (decides whether to chunk, see :func:`auto_chunks`).
+      fn: ``x[M, ...] -> pytree of [M, ...]``; rows must not depend on each other.
+      x: ``[N, ...]`` input array.
+
+    Returns:
+      ``fn(x)``: a pytree of ``[N, ...]`` leaves.
     """
     n = x.shape[0]
     if not auto_chunks(run, n):
@@ -78,6 +105,10 @@ def chunked_value_and_grad(
       params: the parameters.
       batch: a pytree of ``[N, ...]`` leaves; ``chunk`` must divide ``N``.
       chunk: samples per chunk; ``None`` or ``>= N`` means one call.
+
+    Returns:
+      ``((loss, aux), grads)`` as ``grad_fn`` returns them; with chunks, every
+      leaf is the mean over the ``N // chunk`` chunks.
     """
     n = jax.tree.leaves(batch)[0].shape[0]
     if chunk is None or chunk >= n:

@@ -58,12 +58,30 @@ class IncompatibleCheckpointError(CheckpointError):
 
 
 def checkpoint_name(update_step: int) -> str:
-    """File name of the checkpoint taken after ``update_step`` updates."""
+    """File name of the checkpoint taken after ``update_step`` updates.
+
+    Args:
+      update_step: updates done when the checkpoint was taken.
+
+    Returns:
+      ``"ckpt_<update_step, 8 digits>.msgpack"``.
+
+    Example:
+      >>> checkpoint_name(42)
+      'ckpt_00000042.msgpack'
+    """
     return f"ckpt_{update_step:08d}.msgpack"
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``(update_step, path)`` of every checkpoint in ``directory``, oldest first."""
+    """``(update_step, path)`` of every checkpoint in ``directory``, oldest first.
+
+    Args:
+      directory: a checkpoint directory; a missing one has no checkpoints.
+
+    Returns:
+      The pairs sorted by update step (files are listed by name only, not read).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return []
@@ -116,7 +134,20 @@ def save(
 
 
 def read(path: str | os.PathLike) -> tuple[dict, Config, dict]:
-    """Read a checkpoint file; returns ``(state dict, config, meta)``."""
+    """Read and verify a checkpoint file.
+
+    Args:
+      path: a checkpoint file.
+
+    Returns:
+      ``(state dict, config, meta)``: the train state as a nested dict of NumPy
+      arrays (PRNG key as raw ``key_data``), the run's :class:`Config` and the
+      metadata dict.
+
+    Raises:
+      CheckpointError: unreadable, damaged (checksum), truncated or of another
+        format.
+    """
     path = Path(path)
     try:
         payload = flax.serialization.msgpack_restore(read_sealed(path))
@@ -136,7 +167,20 @@ def read(path: str | os.PathLike) -> tuple[dict, Config, dict]:
 
 
 def check_compatible(saved: Config, config: Config, path: Any) -> None:
-    """Raise :class:`CheckpointError` if ``saved`` cannot be restored into ``config``."""
+    """Raise :class:`CheckpointError` if ``saved`` cannot be restored into ``config``.
+
+    Args:
+      saved: the checkpoint's config.
+      config: the run's config.
+      path: the checkpoint, for the message.
+
+    Returns:
+      None.
+
+    Raises:
+      IncompatibleCheckpointError: the configs differ in a :data:`SHAPE_FIELDS`
+        field; the message lists every such field.
+    """
     diffs = [
         f"{f}={getattr(saved, f)!r} (run has {getattr(config, f)!r})"
         for f in SHAPE_FIELDS

@@ -36,7 +36,18 @@ def join_negative_values(argv: list[str]) -> list[str]:
     """``["--lr", "-1e-3"]`` → ``["--lr=-1e-3"]``: argparse reads ``-1e-3`` as an option.
 
     Only a long option without ``=`` followed by a token that reads as a number
-    (or a comma list of numbers) is joined; everything else is left as it is.
+    (or a comma list of numbers) is joined; everything else, and anything after
+    a bare ``--``, is left as it is.
+
+    Args:
+      argv: command-line tokens, without the program name.
+
+    Returns:
+      A new list of tokens.
+
+    Example:
+      >>> join_negative_values(["train", "--lr", "-1e-3", "--seeds", "3"])
+      ['train', '--lr=-1e-3', '--seeds', '3']
     """
     out: list[str] = []
     for tok in argv:
@@ -78,7 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (argparse errors raise ``SystemExit(2)``)."""
+    """Run the command line and return its exit code.
+
+    Known failures (see :func:`exit_code`) print one line ``jaxpg: error: ...``
+    on stderr; any other exception propagates (a bug).
+
+    Args:
+      argv: tokens without the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Returns:
+      The exit code: :data:`EXIT_OK`, :data:`EXIT_FAILED`, :data:`EXIT_USAGE` or
+      :data:`EXIT_INTERRUPTED`.
+
+    Raises:
+      SystemExit: on argparse usage errors (code 2), ``--help`` and ``--version``.
+    """
     from jaxpg.commands.common import CommandError, start_distributed
 
     argv = join_negative_values(sys.argv[1:] if argv is None else list(argv))
@@ -103,7 +128,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def exit_code(exc: BaseException) -> int | None:
-    """The exit code of an exception the CLI reports as one line, else ``None`` (a bug)."""
+    """The exit code of an exception the CLI reports as one line, else ``None`` (a bug).
+
+    Args:
+      exc: the exception a command raised.
+
+    Returns:
+      :data:`EXIT_FAILED` for ``RunFailed``, ``WriteFailed`` and ``LockedError``;
+      :data:`EXIT_USAGE` for ``CommandError`` and ``ValueError``; ``None`` otherwise.
+    """
     from jaxpg.commands.common import CommandError
     from jaxpg.files import WriteFailed
     from jaxpg.lock import LockedError

@@ -31,6 +31,14 @@ def compiler_options() -> dict[str, Any] | None:
 
 
 def jit(fn: Callable, **kwargs) -> Callable:
-    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (unless given in ``kwargs``)."""
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (unless given in ``kwargs``).
+
+    Args:
+      fn: the function to compile.
+      **kwargs: any :func:`jax.jit` keyword (``static_argnums``, ``donate_argnums``...).
+
+    Returns:
+      The jitted function.
+    """
     kwargs.setdefault("compiler_options", compiler_options())
     return jax.jit(fn, **kwargs)

@@ -52,8 +52,12 @@ def register(name: str, factory: Callable[[], Any], *, overwrite: bool = False) 
         id is built, so it should be cheap and deterministic.
       overwrite: replace an existing registration instead of raising.
 
+    Returns:
+      None.
+
     Raises:
-      ValueError: the name is taken, reserved or not a string.
+      ValueError: the name is taken, reserved or not a string, or ``factory`` is
+        not callable.
 
     Example:
       >>> import gymnax
@@ -101,6 +105,16 @@ def _load_entry_points() -> None:
 def import_module(name: str) -> None:
     """Import ``name`` (which registers environments), from the working directory too.
 
+    The module is imported normally first; only when the module itself is not
+    found is the working directory put at the front of ``sys.path`` (as
+    ``python -m`` would) and the import tried again.
+
+    Args:
+      name: a dotted module name (``Config.env_module``).
+
+    Returns:
+      None.
+
     Raises:
       ValueError: naming ``Config.env_module`` and the import error.
     """
@@ -126,7 +140,20 @@ def import_module(name: str) -> None:
 
 
 def check_id(env_id: str) -> None:
-    """Raise a one-line ``ValueError`` unless ``env_id`` names a known environment."""
+    """Raise a one-line ``ValueError`` unless ``env_id`` names a known environment.
+
+    Known: a registered name (including entry points), a gymnax id, or a
+    ``"suite/name"`` of :mod:`jaxpg.suites` (the suite is not imported here).
+
+    Args:
+      env_id: the id to check (``Config.env``).
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: naming ``Config.env`` and listing the allowed ids.
+    """
     if not isinstance(env_id, str):
         raise ValueError(f"Config.env={env_id!r} is invalid: must be an environment id string")
     if env_id in _REGISTRY or env_id in _gymnax_ids():
@@ -208,8 +235,17 @@ def _is_env(env: Any) -> bool:
 def adapt(env: Any, env_params: Any = None) -> tuple[Any, Any]:
     """Check ``env`` against the protocol; wrap a five-value ``step`` in :class:`LegacyStep`.
 
+    Args:
+      env: an environment instance.
+      env_params: its params; ``None`` takes ``env.default_params``.
+
     Returns:
-      ``(env, env_params)`` with ``env_params`` defaulted to ``env.default_params``.
+      ``(env, env_params)``: ``env`` itself or wrapped in :class:`LegacyStep`,
+      ``env_params`` defaulted to ``env.default_params``.
+
+    Raises:
+      ValueError: ``env`` lacks ``reset``, ``step``, ``observation_space`` or
+        ``action_space``.
     """
     if isinstance(env, LegacyStep) or has_standard_step(env):
         return env, env.default_params if env_params is None else env_params
@@ -280,6 +316,18 @@ def env_spec(env: Any, env_params: Any) -> EnvSpec:
 
     ``Discrete`` spaces are recognised by their ``n``, ``Box`` spaces by ``low``,
     ``high`` and ``shape`` (any suite's space classes work).
+
+    Args:
+      env: an environment following the protocol.
+      env_params: its params (``max_steps_in_episode`` gives the episode limit,
+        0 when absent).
+
+    Returns:
+      The :class:`EnvSpec`; for a Box, ``action_dim`` is the flattened action size
+      and ``action_low``/``action_high`` are ``[action_dim]`` float32.
+
+    Raises:
+      ValueError: the action space is neither Discrete nor Box.
     """
     obs_shape = tuple(int(d) for d in env.observation_space(env_params).shape)
     space = env.action_space(env_params)
@@ -300,7 +348,14 @@ def env_spec(env: Any, env_params: Any) -> EnvSpec:
 
 
 def as_obs(obs: Any) -> jax.Array:
-    """One observation as float32, its shape kept."""
+    """One observation as float32, its shape kept.
+
+    Args:
+      obs: an observation (array-like, any dtype and shape).
+
+    Returns:
+      ``obs`` as a float32 ``jax.Array`` of the same shape.
+    """
     return jnp.asarray(obs).astype(jnp.float32)
 
 
@@ -312,6 +367,14 @@ class EpisodeStats(NamedTuple):
 
     @classmethod
     def zeros(cls, num_envs: int) -> EpisodeStats:
+        """Statistics of ``num_envs`` envs at the start of their episodes.
+
+        Args:
+          num_envs: B.
+
+        Returns:
+          ``ret`` ``[B]`` float32 and ``length`` ``[B]`` int32, all zeros.
+        """
         return cls(jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32))
 
 
@@ -327,7 +390,15 @@ class StepOut(NamedTuple):
 
 
 def env_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
-    """Map a policy action to what the env accepts (clip Gaussian samples to the Box)."""
+    """Map a policy action to what the env accepts (clip Gaussian samples to the Box).
+
+    Args:
+      spec: the environment's :class:`EnvSpec`.
+      action: ``[...]`` int32 (discrete) or ``[..., action_dim]`` float32.
+
+    Returns:
+      ``action`` unchanged (discrete) or clipped to ``[action_low, action_high]``.
+    """
     if spec.discrete:
         return action
     return jnp.clip(action, spec.action_low, spec.action_high)
@@ -361,7 +432,21 @@ def step(
     state: Any,
     action: jax.Array,
 ) -> StepOut:
-    """Step one environment with gymnax's auto-reset, keeping s'_t and both flags."""
+    """Step one environment with gymnax's auto-reset, keeping s'_t and both flags.
+
+    Args:
+      key: PRNG key of the step (and of the auto-reset).
+      env, env_params, spec: the environment, its params and :class:`EnvSpec`.
+      state: the environment's state.
+      action: ``[]`` int32 (discrete) or ``[action_dim]`` float32 (clipped to the
+        Box and reshaped to the action space's shape here).
+
+    Returns:
+      :class:`StepOut` with float32 ``obs``/``final_obs`` ``[*obs_shape]``
+      (``obs`` the next episode's first where this step ended one), a float32
+      scalar ``reward`` and bool scalars ``terminated`` and ``truncated``
+      (``truncated`` is False where ``terminated``).
+    """
     act = _env_act(env, env_params, spec, action)
     obs, state, reward, terminated, truncated, info = env.step(key, state, act, env_params)
     return _finish_step(spec, obs, state, reward, terminated, truncated, info["final_observation"])
@@ -369,7 +454,15 @@ def step(
 
 def has_standard_step(env: Any) -> bool:
     """True when ``env`` uses gymnax's own ``step`` and ``is_truncated`` (no override),
-    so :func:`step_with_reset` reproduces its auto-reset exactly."""
+    so :func:`step_with_reset` reproduces its auto-reset exactly.
+
+    Args:
+      env: an environment.
+
+    Returns:
+      ``True`` for a gymnax ``Environment`` subclass that overrides neither
+      method, else ``False``.
+    """
     if not isinstance(env, Environment):
         return False
     cls = type(env)
@@ -377,7 +470,15 @@ def has_standard_step(env: Any) -> bool:
 
 
 def reset_raw(key: jax.Array, env: Environment, env_params: Any) -> tuple[Any, Any]:
-    """``env.reset_env``: the reset observation (unflattened) and state, as ``step`` draws them."""
+    """``env.reset_env``: the reset observation (unflattened) and state, as ``step`` draws them.
+
+    Args:
+      key: PRNG key.
+      env, env_params: an environment with :func:`has_standard_step` and its params.
+
+    Returns:
+      ``(obs, state)`` as the environment returns them (obs not cast to float32).
+    """
     return env.reset_env(key, env_params)
 
 
@@ -398,6 +499,16 @@ def step_with_reset(
     :func:`reset_raw` evaluated beforehand, so a rollout runs every reset of its
     ``T × B`` steps in one vectorized call instead of a reset (and its RNG) inside
     each sequential step. Only for envs with :func:`has_standard_step`.
+
+    Args:
+      key: PRNG key of the step.
+      env, env_params, spec: the environment, its params and :class:`EnvSpec`.
+      state: the environment's state.
+      action: ``[]`` int32 or ``[action_dim]`` float32, as in :func:`step`.
+      reset_obs, reset_state: :func:`reset_raw`'s output for this step.
+
+    Returns:
+      :class:`StepOut` as :func:`step` returns it.
     """
     act = _env_act(env, env_params, spec, action)
     obs_st, state_st, reward, terminated, _ = env.step_env(key, state, act, env_params)
@@ -410,7 +521,15 @@ def step_with_reset(
 
 
 def reset(key: jax.Array, env: Environment, env_params: Any) -> tuple[jax.Array, Any]:
-    """Reset one environment; returns (float32 obs, state)."""
+    """Reset one environment.
+
+    Args:
+      key: PRNG key.
+      env, env_params: the environment and its params.
+
+    Returns:
+      ``(obs [*obs_shape] float32, state)``.
+    """
     obs, state = env.reset(key, env_params)
     return as_obs(obs), state
 

@@ -223,8 +223,18 @@ ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
 def info(estimator: str) -> EstimatorInfo:
     """The registry entry of ``estimator``.
 
+    Args:
+      estimator: an estimator name (one of :data:`ESTIMATORS`).
+
+    Returns:
+      Its :class:`EstimatorInfo` from :data:`REGISTRY`.
+
     Raises:
       ValueError: naming the allowed estimators.
+
+    Example:
+      >>> info("ppo").update
+      'epochs'
     """
     try:
         return REGISTRY[estimator]
@@ -324,9 +334,17 @@ def ppo_surrogate(
 ) -> tuple[Array, Array, Array]:
     """PPO's clipped objective E[min(ρ Â, clip(ρ, 1 ± ε) Â)], ρ = π/π_old.
 
+    Args:
+      log_prob: log π_θ(a_t|s_t), ``[N]`` float32 (or any shape).
+      old_log_prob: log π_old(a_t|s_t) of the rollout, same shape.
+      adv: advantages Â_t, same shape (not differentiated).
+      mask: 0/1 float32, same shape; masked entries do not count.
+      clip_eps: ε, a float or a traced scalar.
+
     Returns:
-      ``(objective, approx_kl, clip_fraction)``; approx KL is the
-      low-variance estimator E[(ρ − 1) − log ρ].
+      ``(objective, approx_kl, clip_fraction)``, float32 scalars (masked means);
+      approx KL is the low-variance estimator E[(ρ − 1) − log ρ], and it and the
+      clip fraction carry no gradient.
     """
     adv = jax.lax.stop_gradient(adv)
     log_ratio = log_prob - old_log_prob

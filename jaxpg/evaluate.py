@@ -46,7 +46,24 @@ def evaluate_run(
     """Run ``num_episodes`` complete episodes of π and return their returns/lengths.
 
     ``params`` are the run's model parameters (``TrainState.params``); ``obs_norm``
-    its observation statistics (``TrainState.obs_norm``), applied frozen.
+    its observation statistics (``TrainState.obs_norm``), applied frozen. Each
+    episode runs until termination or ``run.spec.max_episode_steps``.
+
+    Args:
+      key: PRNG key for resets, actions and env steps.
+      run: the run's :class:`RunSpec` (env, model, recurrence).
+      params: the model's parameters.
+      num_episodes: episodes, run in parallel.
+      greedy: act with the most likely action (the mean for Gaussians).
+      obs_norm: the trained state's observation statistics; required when
+        ``run.config.normalize_obs``.
+
+    Returns:
+      :class:`EvalResult` with ``returns`` (undiscounted) and ``lengths``, both
+      ``[num_episodes]`` float32.
+
+    Raises:
+      ValueError: ``normalize_obs`` is set and ``obs_norm`` is ``None``.
     """
     if run.config.normalize_obs and obs_norm is None:
         raise ValueError(

@@ -48,7 +48,15 @@ class WriteFailed(RuntimeError):
 
 
 def describe(exc: OSError) -> str:
-    """``"No space left on device (ENOSPC)"`` for an ``OSError``."""
+    """``"No space left on device (ENOSPC)"`` for an ``OSError``.
+
+    Args:
+      exc: the error.
+
+    Returns:
+      Its ``strerror`` (or message) followed by the errno name in brackets when
+      it has one.
+    """
     name = errno.errorcode.get(exc.errno or 0)
     text = exc.strerror or str(exc)
     return f"{text} ({name})" if name else text
@@ -91,6 +99,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
       path: the destination; its directory must exist.
       data: the file's new content.
 
+    Returns:
+      None.
+
     Raises:
       WriteFailed: the write, fsync or rename failed; ``path`` is unchanged and
         no temp file is left.
@@ -117,7 +128,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 def json_default(obj: Any):
     """``json.dumps`` fallback for what a run records: NumPy/JAX scalars and arrays,
-    dataclasses and paths."""
+    dataclasses and paths.
+
+    Args:
+      obj: an object ``json`` cannot encode itself.
+
+    Returns:
+      ``obj.tolist()`` for anything that has it (a number or nested lists), a
+      dict for a dataclass instance, a string for a path.
+
+    Raises:
+      TypeError: any other object.
+    """
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -130,7 +152,17 @@ def json_default(obj: Any):
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically.
 
-    NumPy scalars and arrays are written as numbers and lists.
+    NumPy scalars and arrays are written as numbers and lists (:func:`json_default`).
+
+    Args:
+      path: the destination; its directory must exist.
+      obj: a JSON-serialisable object.
+
+    Returns:
+      None.
+
+    Raises:
+      WriteFailed: as :func:`write_bytes_atomic`.
     """
     text = json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n"
     write_bytes_atomic(path, text.encode())
@@ -143,8 +175,13 @@ def overwrite_in_place(path: str | os.PathLike, data: bytes) -> bool:
     than the file nothing is written. Not atomic: meant for files written padded
     beforehand (``summary.json``) whose readers ignore trailing whitespace.
 
+    Args:
+      path: an existing file.
+      data: the new content, at most the file's size.
+
     Returns:
-      True if the file now holds ``data`` (padded).
+      True if the file now holds ``data`` (padded); False if the file is missing
+      or too short (nothing written).
 
     Raises:
       WriteFailed: the overwrite itself failed.
@@ -169,17 +206,42 @@ def overwrite_in_place(path: str | os.PathLike, data: bytes) -> bool:
 
 
 def digest(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
+    """Hex SHA-256 of ``data``.
+
+    Args:
+      data: the bytes.
+
+    Returns:
+      64 lowercase hex digits.
+    """
     return hashlib.sha256(data).hexdigest()
 
 
 def seal(data: bytes) -> bytes:
-    """``data`` followed by its checksum trailer (see :func:`unseal`)."""
+    """``data`` followed by its checksum trailer (see :func:`unseal`).
+
+    Args:
+      data: the payload.
+
+    Returns:
+      ``data``, then ``TAG``, its hex digest and a newline (:data:`TRAILER_LEN` bytes).
+
+    Example:
+      >>> unseal(seal(b"abc"))
+      b'abc'
+    """
     return data + TAG + digest(data).encode() + b"\n"
 
 
 def unseal(blob: bytes, path: str | os.PathLike = "<bytes>") -> bytes:
     """The payload of a sealed ``blob``, after checking its SHA-256.
+
+    Args:
+      blob: a sealed file's bytes (:func:`seal`).
+      path: the file's name, for messages.
+
+    Returns:
+      The payload: ``blob`` without its trailer.
 
     Raises:
       IntegrityError: the trailer is missing (a truncated file, or one written
@@ -200,12 +262,29 @@ def unseal(blob: bytes, path: str | os.PathLike = "<bytes>") -> bytes:
 
 
 def write_sealed(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` with its checksum trailer, atomically (see :func:`write_bytes_atomic`)."""
+    """Write ``data`` with its checksum trailer, atomically (see :func:`write_bytes_atomic`).
+
+    Args:
+      path: the destination; its directory must exist.
+      data: the payload.
+
+    Returns:
+      None.
+
+    Raises:
+      WriteFailed: as :func:`write_bytes_atomic`.
+    """
     write_bytes_atomic(path, seal(data))
 
 
 def read_sealed(path: str | os.PathLike) -> bytes:
     """Read a sealed file and return its verified payload.
+
+    Args:
+      path: a file written by :func:`write_sealed`.
+
+    Returns:
+      The payload bytes.
 
     Raises:
       IntegrityError: damaged or truncated (see :func:`unseal`).
@@ -224,6 +303,9 @@ def check_writable_dir(path: str | os.PathLike, option: str) -> None:
     Args:
       path: the directory to be created or written into.
       option: how the user gave it (``"--out"``), for the message.
+
+    Returns:
+      None.
 
     Raises:
       ValueError: one line naming ``option``, the path and what is wrong.

@@ -74,8 +74,19 @@ def sweepable_fields() -> tuple[str, ...]:
 def canonical_name(name: str) -> str:
     """Resolve an alias (``gae_lambda`` → ``lam``) and reject unknown names.
 
+    Args:
+      name: a ``Config`` field or an alias from :data:`ALIASES`.
+
+    Returns:
+      The ``Config`` field name.
+
     Raises:
-      ValueError: naming the field and listing the allowed names and aliases.
+      ValueError: naming the field and listing the allowed names and aliases
+        (``seed`` is never allowed: seeds are swept with ``seeds=``).
+
+    Example:
+      >>> canonical_name("gae_lambda"), canonical_name("lr")
+      ('lam', 'lr')
     """
     field = ALIASES.get(name, name)
     allowed = sweepable_fields()
@@ -143,7 +154,22 @@ def check_grid(config: Config, grid: Mapping[str, Sequence] | None) -> Grid:
 def hparams_batch(config: Config, points: Sequence[Mapping], repeats: int) -> HParams:
     """HParams ``[len(points) × repeats]`` (point-major), float32, as NumPy.
 
-    Run ``j * repeats + s`` gets the values of ``points[j]`` (seed index ``s``).
+    Run ``j * repeats + s`` gets the values of ``points[j]`` (seed index ``s``);
+    a traced field missing from a point takes ``config``'s value.
+
+    Args:
+      config: the base configuration (values of fields the points leave out).
+      points: traced combinations, ``{traced field: value}`` each
+        (:attr:`Grid.traced_points`).
+      repeats: runs per point (seeds).
+
+    Returns:
+      :class:`HParams` whose every field is a ``[len(points) * repeats]``
+      float32 NumPy array.
+
+    Example:
+      >>> hparams_batch(Config(), [{"lr": 1e-3}, {"lr": 1e-2}], 2).lr
+      array([0.001, 0.001, 0.01 , 0.01 ], dtype=float32)
     """
     rows = [[float(p.get(f, getattr(config, f))) for f in TRACED_FIELDS] for p in points]
     table = np.repeat(np.asarray(rows, np.float32).reshape(len(points), -1), repeats, axis=0)

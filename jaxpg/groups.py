@@ -30,7 +30,21 @@ from jaxpg import envs, rollout
 
 
 def reset_groups(key: jax.Array, env, env_params, num_envs: int, group_size: int):
-    """Reset ``num_envs`` envs in groups of ``group_size`` sharing one reset key each."""
+    """Reset ``num_envs`` envs in groups of ``group_size`` sharing one reset key each.
+
+    Args:
+      key: PRNG key, split into ``num_envs // group_size`` reset keys.
+      env, env_params: the environment (:mod:`jaxpg.envs`).
+      num_envs: B, a multiple of ``group_size``.
+      group_size: G, consecutive envs that start from the same state.
+
+    Returns:
+      :class:`jaxpg.rollout.EnvCarry` with ``[B, ...]`` leaves and zeroed
+      episode statistics.
+
+    Raises:
+      ValueError: ``num_envs`` is not a multiple of ``group_size``.
+    """
     if num_envs % group_size:
         raise ValueError(f"num_envs={num_envs} must be a multiple of group_size={group_size}")
     return rollout.reset_envs(key, env, env_params, num_envs, group_size)

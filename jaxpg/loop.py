@@ -126,8 +126,15 @@ def scan_updates(
 
 
 def metric_rows(metrics: dict, columns: Sequence[str]) -> jax.Array:
-    """Stack ``metrics`` (leaves ``[...]``) into float32 rows ``[..., len(columns)]``;
-    a column the run does not produce is NaN."""
+    """Stack ``metrics`` into float32 rows, one column per name in ``columns``.
+
+    Args:
+      metrics: ``{name: [...]}`` with equal shapes; must hold ``"update"``.
+      columns: the column names, in order.
+
+    Returns:
+      ``[..., len(columns)]`` float32; a column the run does not produce is NaN.
+    """
     shape = metrics["update"].shape
     cols = [
         jnp.asarray(metrics[c], jnp.float32) if c in metrics else jnp.full(shape, jnp.nan)
@@ -168,8 +175,25 @@ def make_dispatch(
     skipped, rows of skipped steps are zero. With a ``sink``, rows also go to
     ``sink(rows[log_every, M], count)`` from inside the program once per
     ``log_every`` updates (on XLA:CPU a host callback inside the loop slows the
-    loop down; see ``scripts/bench_callbacks.py``). ``shardings`` compiles the
-    dispatch for a state split that way.
+    loop down; see ``scripts/bench_callbacks.py``).
+
+    Args:
+      run: the run's :class:`~jaxpg.runspec.RunSpec`.
+      length: updates per dispatch.
+      columns: metric names of the rows (:func:`metric_rows`), ``"update"`` first.
+      sink: optional host callback ``(rows [log_every, M] float32, count int32)``;
+        only the first ``count`` rows are filled.
+      log_every: updates per ``sink`` call, clipped to ``[1, length]``.
+      shardings: a ``TrainState`` of shardings to compile the dispatch for (the
+        state split that way, ``hp`` and outputs replicated), or ``None``.
+
+    Returns:
+      The jitted ``dispatch``: ``stopped_at`` is an int32 scalar (0, or the
+      1-based update that failed the guard) and ``rows`` is
+      ``[length, len(columns)]`` float32.
+
+    Raises:
+      ValueError: ``columns[0]`` is not ``"update"``.
     """
     if columns[0] != "update":
         raise ValueError(f"make_dispatch: columns[0] must be 'update', got {columns[0]!r}")

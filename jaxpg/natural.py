@@ -41,7 +41,18 @@ PyTree = Any
 
 
 def tree_dot(a: PyTree, b: PyTree) -> Array:
-    """Σ over all leaves of ⟨a, b⟩ (a float32 scalar)."""
+    """Σ over all leaves of ⟨a, b⟩.
+
+    Args:
+      a, b: pytrees of the same structure and leaf shapes (e.g. parameters).
+
+    Returns:
+      A scalar of the leaves' dtype (float32 for parameters).
+
+    Example:
+      >>> float(tree_dot({"w": jnp.ones(3), "b": 2.0}, {"w": jnp.arange(3.0), "b": 0.5}))
+      4.0
+    """
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
@@ -58,6 +69,14 @@ def kl(old, new) -> Array:
 
     Categorical logits: Σ_a p_old (log p_old − log p_new). Diagonal Gaussian:
     Σ_d [log σ_new − log σ_old + (σ_old² + (μ_old − μ_new)²) / (2σ_new²) − ½].
+
+    Args:
+      old, new: categorical logits ``[..., A]`` float32, or two
+        :class:`~jaxpg.networks.Gaussian` with ``mean [..., D]`` (``log_std``
+        broadcastable to it).
+
+    Returns:
+      ``[...]`` float32: the KL of each state, summed over actions or dimensions.
     """
     if isinstance(old, networks.Gaussian):
         log_std_old = jnp.broadcast_to(old.log_std, old.mean.shape)

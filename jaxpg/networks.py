@@ -79,6 +79,15 @@ class Torso(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the hidden layers.
+
+        Args:
+          x: ``[..., *obs_shape]`` float32 observations.
+
+        Returns:
+          ``[..., hidden_sizes[-1]]`` features (the flattened, convolved input when
+          ``hidden_sizes`` is empty).
+        """
         act = _ACTIVATIONS[self.activation]
         batch = x.shape[: x.ndim - len(self.obs_shape)]
         init = _kernel(self.weight_init, np.sqrt(2.0))
@@ -107,6 +116,15 @@ class PolicyHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array):
+        """Map features to the action distribution.
+
+        Args:
+          x: ``[..., F]`` features.
+
+        Returns:
+          Logits ``[..., action_dim]`` (discrete) or a :class:`Gaussian` with mean
+          ``[..., action_dim]`` and log-std ``[action_dim]``.
+        """
         out = nn.Dense(self.action_dim, kernel_init=_kernel(self.weight_init, 0.01))(x)
         if self.discrete:
             return out
@@ -123,6 +141,14 @@ class ValueHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        """Map features to V(s).
+
+        Args:
+          x: ``[..., F]`` features.
+
+        Returns:
+          ``[...]`` float32 values.
+        """
         return nn.Dense(1, kernel_init=_kernel(self.weight_init, 1.0))(x)[..., 0]
 
 
@@ -156,6 +182,15 @@ class Policy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array):
+        """π_θ(·|s) for a batch of observations.
+
+        Args:
+          obs: ``[..., *obs_shape]`` float32 (``[..., obs_dim]`` when ``obs_shape``
+            is not given).
+
+        Returns:
+          Logits ``[..., action_dim]`` or a :class:`Gaussian` (see :class:`PolicyHead`).
+        """
         x = _torso(self, obs)
         head = PolicyHead(
             self.action_dim, self.discrete, self.log_std_init, self.weight_init, name="head"
@@ -175,6 +210,14 @@ class Value(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        """V_φ(s) for a batch of observations.
+
+        Args:
+          obs: ``[..., *obs_shape]`` float32.
+
+        Returns:
+          ``[...]`` float32 values.
+        """
         x = _torso(self, obs)
         return ValueHead(self.weight_init, name="head")(x)
 
@@ -187,6 +230,15 @@ class ActorCritic(Policy):
 
     @nn.compact
     def __call__(self, obs: jax.Array):
+        """Policy and value from one torso pass.
+
+        Args:
+          obs: ``[..., *obs_shape]`` float32.
+
+        Returns:
+          ``(dist, v)``: logits ``[..., action_dim]`` or a :class:`Gaussian`, and
+          ``v`` ``[...]`` float32.
+        """
         x = _torso(self, obs)
         head = PolicyHead(
             self.action_dim, self.discrete, self.log_std_init, self.weight_init,
@@ -210,6 +262,17 @@ class GRUActorCritic(Policy):
 
     @nn.compact
     def __call__(self, h: jax.Array, obs: jax.Array):
+        """One time step of the recurrent actor-critic.
+
+        Args:
+          h: ``[..., width]`` float32, the state before this step (zeros at an
+            episode's first step).
+          obs: ``[..., *obs_shape]`` float32.
+
+        Returns:
+          ``(dist, v, h')``: logits ``[..., action_dim]`` or a :class:`Gaussian`,
+          ``v`` ``[...]`` float32 and the new state ``[..., width]``.
+        """
         x = _torso(self, obs)
         h, x = nn.GRUCell(self.width, name="gru")(h, x)
         head = PolicyHead(
@@ -238,7 +301,16 @@ class Model(NamedTuple):
 def separate(policy: nn.Module, value: nn.Module) -> Model:
     """A :class:`Model` of two flax modules: ``policy(obs) -> dist``, ``value(obs) -> v``.
 
-    ``params`` is ``{"policy": ..., "value": ...}``.
+    ``params`` is ``{"policy": ..., "value": ...}``, initialised from two keys
+    split from ``init``'s key.
+
+    Args:
+      policy: a flax module ``obs[..., *obs_shape] -> dist`` (logits ``[..., n]``
+        or a :class:`Gaussian`).
+      value: a flax module ``obs[..., *obs_shape] -> v[...]`` float32.
+
+    Returns:
+      The :class:`Model`; its ``policy_value`` calls both modules.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -266,6 +338,21 @@ def shared(actor_critic: nn.Module) -> Model:
 
     ``params`` is ``{"actor_critic": ...}``; the policy and the value are its two
     outputs, and training differentiates the summed loss through the torso.
+
+    Args:
+      actor_critic: a flax module ``obs[..., *obs_shape] -> (dist, v[...])``,
+        e.g. :class:`ActorCritic`.
+
+    Returns:
+      The :class:`Model`; ``policy`` and ``value`` each run the whole module.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> m = shared(ActorCritic((8,), "tanh", 3, True))
+      >>> params = m.init(jax.random.key(0), jnp.zeros((1, 4)))
+      >>> dist, v = m.policy_value(params, jnp.zeros((5, 4)))
+      >>> dist.shape, v.shape
+      ((5, 3), (5,))
     """
 
     def init(key, obs):
@@ -293,8 +380,19 @@ class RecurrentModel(NamedTuple):
 
 
 def recurrent(actor_critic: nn.Module, width: int) -> RecurrentModel:
-    """A :class:`RecurrentModel` of one flax module ``(h, obs) -> (dist, v, h')``
-    whose state ``h`` is ``[..., width]`` float32 (``params = {"actor_critic"}``)."""
+    """A :class:`RecurrentModel` of one flax module ``(h, obs) -> (dist, v, h')``.
+
+    ``params`` is ``{"actor_critic": ...}``.
+
+    Args:
+      actor_critic: a flax module ``(h[B, width], obs[B, *obs_shape]) ->
+        (dist, v[B], h'[B, width])``, e.g. :class:`GRUActorCritic`.
+      width: the size of the state ``h``.
+
+    Returns:
+      The :class:`RecurrentModel`; its ``initial_state(B)`` is ``[B, width]``
+      float32 zeros.
+    """
 
     def initial_state(batch: int) -> jax.Array:
         return jnp.zeros((batch, width), jnp.float32)
@@ -309,7 +407,15 @@ def recurrent(actor_critic: nn.Module, width: int) -> RecurrentModel:
 
 
 def reset_state(h: Any, done: jax.Array) -> Any:
-    """``h`` with the rows where ``done`` ``[B]`` is true set to zeros (a new episode)."""
+    """``h`` with the rows where ``done`` is true set to zeros (a new episode).
+
+    Args:
+      h: a recurrent state, a pytree of ``[B, ...]`` leaves.
+      done: ``[B]`` bool.
+
+    Returns:
+      ``h`` with the same structure and shapes.
+    """
     return jax.tree.map(
         lambda x: jnp.where(done.reshape(done.shape + (1,) * (x.ndim - done.ndim)), 0.0, x), h
     )
@@ -345,6 +451,16 @@ def sequence_view(model: RecurrentModel, h0: Any, done: jax.Array) -> Model:
     Its functions take that batch's observations ``[T, B, *obs_shape]`` (and only
     those: ``h0`` and ``done`` fix the history), so the feed-forward losses,
     natural-gradient steps and critic fits apply to recurrent policies unchanged.
+
+    Args:
+      model: the recurrent networks.
+      h0: ``[B, ...]`` the state before the sequences' first step.
+      done: ``[T, B]`` bool, step t ended its episode (see :func:`unroll`).
+
+    Returns:
+      A :class:`Model` whose ``policy``/``value``/``policy_value`` map
+      ``obs [T, B, *obs_shape]`` to ``dist [T, B, ...]`` and ``v [T, B]``;
+      ``init`` is ``model.init``.
     """
 
     def policy_value(params, obs):
@@ -363,8 +479,20 @@ def sequence_view(model: RecurrentModel, h0: Any, done: jax.Array) -> Model:
 
 
 def modules(config, spec) -> tuple[nn.Module, nn.Module | None]:
-    """The built-in flax modules ``config`` names: ``(policy, value)`` when separate,
-    ``(actor_critic, None)`` with ``shared_torso``."""
+    """The built-in flax modules ``config`` names.
+
+    Args:
+      config: the run's :class:`~jaxpg.config.Config` (``network``,
+        ``hidden_sizes``, ``activation``, ``weight_init``, ``conv_channels``,
+        ``layer_norm``, ``shared_torso``, ``log_std_init``).
+      spec: the environment's :class:`~jaxpg.envs.EnvSpec` (observation shape,
+        action dimension, discrete or not).
+
+    Returns:
+      ``(policy, value)`` (:class:`Policy`, :class:`Value`) when separate;
+      ``(actor_critic, None)`` with ``shared_torso`` (:class:`ActorCritic`) or
+      ``network="gru"`` (:class:`GRUActorCritic`).
+    """
     body = dict(
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
@@ -384,7 +512,17 @@ def modules(config, spec) -> tuple[nn.Module, nn.Module | None]:
 
 
 def from_config(config, spec) -> Model | RecurrentModel:
-    """The built-in networks that ``config`` names, for an env of ``spec`` (an ``EnvSpec``)."""
+    """The built-in networks that ``config`` names, for an env of ``spec``.
+
+    Args:
+      config: the run's :class:`~jaxpg.config.Config`.
+      spec: the environment's :class:`~jaxpg.envs.EnvSpec`.
+
+    Returns:
+      A :class:`RecurrentModel` for ``network="gru"``, otherwise a :class:`Model`
+      (:func:`shared` with ``shared_torso``, else :func:`separate`); see
+      :func:`modules`.
+    """
     first, value = modules(config, spec)
     if isinstance(first, GRUActorCritic):
         return recurrent(first, first.width)
@@ -394,8 +532,13 @@ def from_config(config, spec) -> Model | RecurrentModel:
 def as_model(network: Any) -> Model:
     """Turn what a user passes as ``network=`` into a :class:`Model`.
 
-    Accepts a :class:`Model` or :class:`RecurrentModel`, a ``(policy_module,
-    value_module)`` pair, or one actor-critic flax module returning ``(dist, v)``.
+    Args:
+      network: a :class:`Model` or :class:`RecurrentModel` (returned as it is), a
+        ``(policy_module, value_module)`` pair (:func:`separate`), or one
+        actor-critic flax module returning ``(dist, v)`` (:func:`shared`).
+
+    Returns:
+      The :class:`Model` (or :class:`RecurrentModel`).
 
     Raises:
       ValueError: anything else, naming what is accepted.
@@ -422,6 +565,16 @@ def sample_noise(key: jax.Array, dist, shape: tuple[int, ...] = ()):
     Gumbel noise like the logits (categorical) or standard normal noise like the
     mean (Gaussian), with ``shape`` prepended: a rollout draws all ``T`` steps'
     noise in one call instead of one small RNG kernel per step.
+
+    Args:
+      key: PRNG key.
+      dist: logits ``[..., n]`` or a :class:`Gaussian` with mean ``[..., d]``
+        (only its shape and dtype are used).
+      shape: leading shape of the draws, e.g. ``(T,)``.
+
+    Returns:
+      ``[*shape, ..., n]`` Gumbel or ``[*shape, ..., d]`` normal noise, in the
+      dtype of the logits or the mean.
     """
     if isinstance(dist, Gaussian):
         return jax.random.normal(key, shape + dist.mean.shape, dist.mean.dtype)
@@ -429,7 +582,16 @@ def sample_noise(key: jax.Array, dist, shape: tuple[int, ...] = ()):
 
 
 def sample_with_noise(dist, noise: jax.Array) -> jax.Array:
-    """Turn :func:`sample_noise` into an action (Gumbel-max for logits)."""
+    """Turn :func:`sample_noise` into an action (Gumbel-max for logits).
+
+    Args:
+      dist: logits ``[..., n]`` or a :class:`Gaussian` with mean ``[..., d]``.
+      noise: noise of ``dist``'s shape (one step of :func:`sample_noise`).
+
+    Returns:
+      ``argmax(logits + noise)`` ``[...]`` int32, or ``μ + σ·noise`` ``[..., d]``
+      (Gaussian, unclipped).
+    """
     if isinstance(dist, Gaussian):
         return dist.mean + jnp.exp(dist.log_std) * noise
     return jnp.argmax(dist + noise, axis=-1).astype(jnp.int32)

@@ -51,7 +51,14 @@ class RunningStats(flax.struct.PyTreeNode):
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> RunningStats:
-        """No samples yet: normalising is the identity until the first update."""
+        """No samples yet: normalising is the identity until the first update.
+
+        Args:
+          shape: the shape of one sample (``obs_shape``, or ``()`` for returns).
+
+        Returns:
+          Zero ``count`` ``[]`` and zero ``mean``/``var`` ``[*shape]``, float32.
+        """
         z = jnp.zeros(shape, jnp.float32)
         return cls(jnp.zeros((), jnp.float32), z, z)
 
@@ -64,6 +71,15 @@ class RewardNorm(flax.struct.PyTreeNode):
 
 
 def init_reward_norm(num_envs: int) -> RewardNorm:
+    """Reward statistics before any sample: zero count, every env's return 0.
+
+    Args:
+      num_envs: B, the run's parallel environments.
+
+    Returns:
+      :class:`RewardNorm` with scalar zero :class:`RunningStats` and ``ret``
+      ``[num_envs]`` float32 zeros.
+    """
     return RewardNorm(RunningStats.zeros(()), jnp.zeros((num_envs,), jnp.float32))
 
 
@@ -73,6 +89,19 @@ def update_stats(stats: RunningStats, x: jax.Array, mask: jax.Array) -> RunningS
     Chan et al.'s parallel merge of (count, mean, M2): one pass, no per-sample loop,
     and exact (up to rounding) whatever the batch sizes. A batch with no unmasked
     sample leaves ``stats`` unchanged.
+
+    Args:
+      stats: the statistics so far, ``mean``/``var`` ``[*shape]``.
+      x: ``[*batch, *shape]`` samples (e.g. observations ``[T, B, *obs_shape]``).
+      mask: ``[*batch]``, 1 (or True) for samples to count.
+
+    Returns:
+      The merged :class:`RunningStats` (float32; ``var`` is the population variance).
+
+    Example:
+      >>> s = update_stats(RunningStats.zeros(()), jnp.array([1.0, 3.0, 9.0]), jnp.array([1, 1, 0]))
+      >>> float(s.count), float(s.mean), float(s.var)
+      (2.0, 2.0, 1.0)
     """
     event = x.ndim - mask.ndim
     w = mask.astype(jnp.float32).reshape(mask.shape + (1,) * event)
@@ -95,17 +124,33 @@ def _scale(stats: RunningStats) -> jax.Array:
 
 
 def normalize(stats: RunningStats, obs: jax.Array) -> jax.Array:
-    """``clip((obs − μ) / √(σ² + ε), ±CLIP)``; the identity before any sample."""
+    """``clip((obs − μ) / √(σ² + ε), ±CLIP)``; the identity before any sample.
+
+    Args:
+      stats: statistics with ``mean``/``var`` of shape ``obs_shape``.
+      obs: ``[..., *obs_shape]`` float32 observations.
+
+    Returns:
+      The normalised observations, same shape, float32.
+    """
     z = (obs - jnp.where(stats.count > 0, stats.mean, 0.0)) / _scale(stats)
     return jnp.where(stats.count > 0, jnp.clip(z, -CLIP, CLIP), obs)
 
 
 def with_obs_norm(model: Any, stats: RunningStats | None) -> Any:
-    """``model`` (a :class:`~jaxpg.networks.Model` or ``RecurrentModel``) with every
-    observation normalised by ``stats`` (``None``: ``model`` itself).
+    """``model`` with every observation normalised by ``stats`` (``None``: ``model`` itself).
 
     The returned model closes over ``stats``; build it inside the traced function
     that holds them (``update``, ``evaluate``).
+
+    Args:
+      model: a :class:`~jaxpg.networks.Model` or ``RecurrentModel``.
+      stats: the observation statistics (``TrainState.obs_norm``), or ``None``.
+
+    Returns:
+      A model of the same kind whose ``policy``/``value``/``policy_value`` (or
+      ``step``) apply :func:`normalize` to their float32 observations first;
+      ``init`` is unchanged.
     """
     if stats is None:
         return model

@@ -7,7 +7,21 @@ from pathlib import Path
 
 
 def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
-    """Plot episode return, losses and entropy/KL against env steps into ``png_path``."""
+    """Plot episode return, losses and entropy/KL against env steps into ``png_path``.
+
+    Three panels: the per-update mean return with a moving mean, policy and value
+    losses, entropy with approx KL on a second axis. The PNG is written atomically.
+
+    Args:
+      csv_path: a run's ``metrics.csv`` (:func:`jaxpg.progress.read_metrics`).
+      png_path: the image to write.
+
+    Returns:
+      None.
+
+    Raises:
+      WriteFailed: the PNG could not be written.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

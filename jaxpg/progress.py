@@ -54,7 +54,13 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
     """Keep the header and the rows with ``update <= last_update``; drop the rest.
 
     A trailing line without a newline (impossible with whole-line writes, but
-    cheap to guard against) is dropped too. The file is rewritten atomically.
+    cheap to guard against) is dropped too, and so is everything from the first
+    row that does not start with an integer. The file is rewritten atomically; a
+    missing file is created with the header only.
+
+    Args:
+      path: the run's ``metrics.csv``.
+      last_update: the update step of the restored checkpoint.
 
     Returns:
       The number of data rows kept.
@@ -81,7 +87,15 @@ def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``metrics.csv`` into float arrays keyed by column (a partial last line is ignored)."""
+    """Read ``metrics.csv`` into float arrays keyed by column (a partial last line is ignored).
+
+    Args:
+      path: a ``metrics.csv`` written by :class:`MetricsSink`.
+
+    Returns:
+      ``{column: [rows] float64}`` keyed by the file's header; with no data rows,
+      empty arrays keyed by :data:`COLUMNS`.
+    """
     lines = Path(path).read_text().split("\n")[:-1]  # the part after the last newline
     if len(lines) < 2:
         return {c: np.zeros((0,)) for c in COLUMNS}
@@ -115,6 +129,17 @@ class ProgressBar:
         self._last_plain = -math.inf
 
     def line(self, steps: float, rate: float, ret: float, elapsed: float) -> str:
+        """The bar's text: ``[####....] 40% steps/total | rate | return | elapsed ETA``.
+
+        Args:
+          steps: env steps done.
+          rate: env steps per second (NaN: unknown).
+          ret: the latest mean episode return (NaN: none yet).
+          elapsed: wall seconds so far.
+
+        Returns:
+          One line without a newline.
+        """
         frac = min(1.0, steps / self.total) if self.total else 1.0
         width = 20
         filled = int(frac * width)
@@ -131,6 +156,15 @@ class ProgressBar:
     def draw(
         self, steps: float, rate: float, ret: float, elapsed: float, final: bool = False
     ) -> None:
+        """Write the bar: in place on a terminal, else a plain line every ``plain_every_s``.
+
+        Args:
+          steps, rate, ret, elapsed: as in :meth:`line`.
+          final: end the line (terminal) or print it regardless of the interval.
+
+        Returns:
+          None.
+        """
         text = self.line(steps, rate, ret, elapsed)
         if self.tty:
             self.stream.write("\r" + text + ("\n" if final else ""))
@@ -198,14 +232,33 @@ class MetricsSink:
         self.wandb = wandb_run
 
     def __call__(self, rows: np.ndarray, count: int) -> None:
-        """Host callback: the first ``count`` of ``rows`` from inside the compiled run."""
+        """Host callback: the first ``count`` of ``rows`` from inside the compiled run.
+
+        Args:
+          rows: ``[log_every, 2 + len(STREAMED)]`` float32 buffer, columns
+            ``[update, env_steps, *STREAMED]``.
+          count: how many leading rows are filled.
+
+        Returns:
+          None.
+        """
         self.write_rows(np.asarray(rows)[: int(count)])
 
     def write_rows(self, rows: np.ndarray) -> None:
         """Take a block of rows ``[update, env_steps, *STREAMED]``.
 
         Rows arrive in blocks; their wall times are spread evenly between the
-        previous block's arrival and this one's.
+        previous block's arrival and this one's. The lines are buffered and
+        written by :meth:`flush` (called here at most every ``refresh_s``).
+
+        Args:
+          rows: ``[n, 2 + len(STREAMED)]`` float array.
+
+        Returns:
+          None.
+
+        Raises:
+          jaxpg.files.WriteFailed: as :meth:`flush`.
         """
         now = time.perf_counter()
         if not len(rows):
@@ -250,6 +303,13 @@ class MetricsSink:
 
     def flush(self, sync: bool = True, final: bool = False) -> None:
         """Write buffered rows (whole lines, one ``write``); ``sync`` also fsyncs.
+
+        Args:
+          sync: fsync ``metrics.csv`` (and flush TensorBoard) after writing.
+          final: draw the progress bar's last line.
+
+        Returns:
+          None.
 
         Raises:
           jaxpg.files.WriteFailed: the write or fsync failed (the file is cut back

@@ -41,9 +41,21 @@ def episode_states(
     max_steps: int = 1000,
     obs_norm: normalization.RunningStats | None = None,
 ):
-    """Run one episode; returns the list of env states and cumulative rewards.
+    """Run one episode on the host, one jitted step at a time, recording its states.
 
-    ``obs_norm``: the trained observation statistics (``normalize_obs`` runs), frozen.
+    Args:
+      config: the run's configuration (env, networks).
+      params: the model's parameters (``TrainState.params``).
+      key: PRNG key of the reset, the actions and the env steps.
+      greedy: act with the most likely action (the mean for Gaussians).
+      max_steps: step limit when the env has no ``max_steps_in_episode``.
+      obs_norm: the trained observation statistics (``normalize_obs`` runs), frozen.
+
+    Returns:
+      ``(env, env_params, states, rewards)``: the environment and its params, the
+      env states from the reset up to the one before the step that ended the
+      episode, and the cumulative reward at each of those states (a list of
+      Python floats starting at 0.0, as gymnax's ``Visualizer`` wants them).
     """
     run = make_runspec(config)
     model = normalization.with_obs_norm(run.model, obs_norm)
@@ -86,7 +98,18 @@ def episode_states(
 
 
 def check_supported(env_id: str) -> None:
-    """Raise ``ValueError`` naming what is missing if ``env_id`` cannot be rendered."""
+    """Raise ``ValueError`` naming what is missing if ``env_id`` cannot be rendered.
+
+    Args:
+      env_id: the environment id.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: ``env_id`` is not in :data:`SUPPORTED`, or it is a classic
+        control env and pygame is not installed.
+    """
     if env_id not in SUPPORTED:
         raise ValueError(
             f"--gif: gymnax's visualizer cannot draw {env_id}; supported: {', '.join(SUPPORTED)}"
@@ -104,7 +127,23 @@ def check_supported(env_id: str) -> None:
 def render_gif(
     config: Config, params, path: Path, seed: int = 0, greedy: bool = False, obs_norm=None
 ) -> Path:
-    """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported."""
+    """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported.
+
+    Args:
+      config: the run's configuration.
+      params: the model's parameters.
+      path: the GIF to write (atomically).
+      seed: seed of the episode's PRNG key.
+      greedy: act with the most likely action.
+      obs_norm: the trained observation statistics, if the run normalises them.
+
+    Returns:
+      ``path``.
+
+    Raises:
+      ValueError: the env cannot be rendered (:func:`check_supported`).
+      WriteFailed: the GIF could not be written.
+    """
     check_supported(config.env)
     import matplotlib
 

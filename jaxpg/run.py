@@ -123,7 +123,15 @@ class RunSettings:
 
 
 def default_run_dir(config: Config, root: str = "runs") -> Path:
-    """``runs/<env>-<estimator>-<UTC timestamp>``."""
+    """``runs/<env>-<estimator>-<UTC timestamp>``.
+
+    Args:
+      config: the run's configuration (``/`` in a suite id becomes ``_``).
+      root: the directory the run directory goes under.
+
+    Returns:
+      The path (nothing is created).
+    """
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     env = config.env.replace("/", "_")  # "suite/name" ids: one directory, not two
     return Path(root) / f"{env}-{config.estimator}-{stamp}"
@@ -197,7 +205,22 @@ def prepare_run_dir(
     num_updates: int,
     argv: list[str] | None = None,
 ) -> None:
-    """Create a fresh run directory and write ``config.json`` (errors before any write)."""
+    """Create a fresh run directory and write ``config.json`` (errors before any write).
+
+    Args:
+      run_dir: the directory; must be missing or empty (:func:`check_fresh_run_dir`).
+      config: the run's resolved configuration.
+      settings: how the run is executed and logged.
+      num_updates: updates in the run, recorded in ``config.json``.
+      argv: the command line to record; ``None`` records ``sys.argv``.
+
+    Returns:
+      None.
+
+    Raises:
+      RunError: ``run_dir`` is not fresh or not writable.
+      WriteFailed: ``config.json`` could not be written.
+    """
     check_fresh_run_dir(run_dir)
     try:
         files.check_writable_dir(run_dir, "--out")
@@ -223,7 +246,17 @@ def prepare_run_dir(
 
 
 def check_fresh_run_dir(run_dir: Path) -> None:
-    """Raise :class:`RunError` unless ``run_dir`` is missing or empty (a lock file aside)."""
+    """Raise :class:`RunError` unless ``run_dir`` is missing or empty (a lock file aside).
+
+    Args:
+      run_dir: the ``--out`` directory of a new run.
+
+    Returns:
+      None.
+
+    Raises:
+      RunError: ``run_dir`` is a file, holds files, or cannot be read.
+    """
     from jaxpg.lock import LOCK_NAME
 
     try:
@@ -239,7 +272,18 @@ def check_fresh_run_dir(run_dir: Path) -> None:
 
 
 def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
-    """Read ``config.json`` of an existing run directory."""
+    """Read ``config.json`` of an existing run directory.
+
+    Args:
+      run_dir: a directory made by :func:`prepare_run_dir`.
+
+    Returns:
+      ``(config, settings)`` as the run was started.
+
+    Raises:
+      RunError: no ``config.json``, or one that does not decode into a
+        :class:`Config` and :class:`RunSettings`.
+    """
     import json
 
     path = run_dir / CONFIG_JSON
@@ -260,6 +304,19 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config, 
     Damaged checkpoints (checksum mismatch, truncated, undecodable) are skipped
     with a warning on stderr naming each. A checkpoint from an incompatible
     config is an error, not skipped.
+
+    Args:
+      run_dir: the run directory (checkpoints under ``run_dir/checkpoints``).
+      template: a ``TrainState`` of the run's structure (values ignored).
+      config: the run's configuration (:func:`jaxpg.checkpoint.check_compatible`).
+      quiet: accepted for the callers' symmetry; the warnings are printed anyway.
+
+    Returns:
+      ``(state, meta, step)``: the restored state, its metadata dict and its
+      update step; ``None`` when no checkpoint restores.
+
+    Raises:
+      IncompatibleCheckpointError: a checkpoint from a config with other shapes.
     """
     for step, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
         try:
@@ -275,6 +332,13 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config, 
 
 def env_mesh_for(config: Config, settings: RunSettings):
     """The mesh the run's env batch is split over, or ``None`` for one device.
+
+    Args:
+      config: the run's configuration (``num_envs``).
+      settings: ``devices`` and ``log_mode``.
+
+    Returns:
+      An :func:`jaxpg.sharding.env_mesh`, or ``None`` (one device, one process).
 
     Raises:
       RunError: ``settings.devices`` is more than there are, ``num_envs`` does
@@ -674,9 +738,18 @@ def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
     For a run directory, the newest checkpoint that verifies is used; when it is
     not the newest on disk, a note on stderr says which one was taken.
 
+    Args:
+      path: a run directory (checkpoints under ``checkpoints/`` or directly in
+        it) or one checkpoint file.
+      quiet: do not print the note about an older checkpoint being used.
+
+    Returns:
+      :class:`LoadedPolicy` with the whole model's ``params``.
+
     Raises:
       RunError: ``path`` holds no checkpoint or does not exist.
       NoValidCheckpointError: every checkpoint there is damaged (or the file given is).
+      IncompatibleCheckpointError: a checkpoint does not fit its own config.
     """
     if path.is_dir():
         ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
@@ -714,6 +787,15 @@ def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
 
 def peek_config(path: Path) -> Config:
     """The config of a run directory or checkpoint file, without restoring any state.
+
+    A run directory's ``config.json`` is preferred; otherwise its newest
+    checkpoint is read.
+
+    Args:
+      path: a run directory or a checkpoint file.
+
+    Returns:
+      The run's :class:`Config`.
 
     Raises:
       RunError: ``path`` is neither a run directory nor a readable checkpoint.

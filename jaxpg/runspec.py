@@ -93,8 +93,15 @@ def make_runspec(
         ``learning_rate -> optax.GradientTransformation``, or a transformation
         (see :mod:`jaxpg.optimizers`).
 
+    Returns:
+      The :class:`RunSpec`: ``horizon`` is ``config.num_steps`` (segments) or
+      the env's episode limit (episodes), ``num_updates`` is
+      ``total_timesteps // (num_envs * horizon)``.
+
     Raises:
-      ValueError: the budget is below one update, or episodes cannot be bounded.
+      ValueError: the budget is below one update, episodes cannot be bounded, or
+        ``num_minibatches`` does not divide the batch (the envs, for a recurrent
+        network).
     """
     env_obj, env_params = envs.make_env(config.env if env is None else env, env_params)
     spec = envs.env_spec(env_obj, env_params)
@@ -179,5 +186,13 @@ def init_state(run: RunSpec, key: jax.Array) -> TrainState:
 
 
 def initial_hidden(run: RunSpec) -> Any:
-    """A recurrent model's zero state for ``num_envs`` envs; ``None`` for a feed-forward one."""
+    """A recurrent model's zero state for ``num_envs`` envs; ``None`` for a feed-forward one.
+
+    Args:
+      run: the run's set-up.
+
+    Returns:
+      ``run.model.initial_state(num_envs)`` (``[num_envs, width]`` float32 for
+      the built-in GRU), or ``None``.
+    """
     return run.model.initial_state(run.config.num_envs) if run.recurrent else None

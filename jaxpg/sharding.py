@@ -39,23 +39,47 @@ def initialize_distributed(**kwargs) -> None:
     Args:
       **kwargs: passed through (``coordinator_address``, ``num_processes``,
         ``process_id``, ...); on SLURM/TPU pods JAX detects them itself.
+
+    Returns:
+      None.
     """
     jax.distributed.initialize(**kwargs)
 
 
 def run_mesh(devices=None, axis: str = RUN_AXIS) -> Mesh:
-    """A 1-D mesh named ``axis`` (default ``"runs"``) over ``devices`` (default: all hosts')."""
+    """A 1-D mesh named ``axis`` (default ``"runs"``) over ``devices`` (default: all hosts').
+
+    Args:
+      devices: the devices, in mesh order; ``None`` takes ``jax.devices()``.
+      axis: the mesh axis name.
+
+    Returns:
+      A :class:`Mesh` of shape ``[len(devices)]``.
+    """
     devices = jax.devices() if devices is None else list(devices)
     return Mesh(np.asarray(devices), (axis,))
 
 
 def env_mesh(devices=None) -> Mesh:
-    """A 1-D mesh named ``"envs"`` over ``devices`` (default: all, every host)."""
+    """A 1-D mesh named ``"envs"`` over ``devices`` (default: all, every host).
+
+    Args:
+      devices: the devices; ``None`` takes ``jax.devices()``.
+
+    Returns:
+      A :class:`Mesh` with the single axis :data:`ENV_AXIS`.
+    """
     return run_mesh(devices, ENV_AXIS)
 
 
 def select_devices(count: int | str | None = "all") -> list:
     """The first ``count`` devices of ``jax.devices()``, or all of them for ``"all"``/``None``.
+
+    Args:
+      count: how many devices, ``"all"`` or ``None``.
+
+    Returns:
+      The list of devices.
 
     Raises:
       ValueError: ``count`` is below 1 or above the number of devices, or, on a
@@ -79,6 +103,16 @@ def select_devices(count: int | str | None = "all") -> list:
 
 def check_env_split(num_envs: int, num_devices: int) -> None:
     """Raise ``ValueError`` unless ``num_envs`` splits evenly over ``num_devices``.
+
+    Args:
+      num_envs: B, the run's parallel environments.
+      num_devices: devices of the env mesh.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: naming ``num_envs`` and the next multiple that would work.
 
     Example:
       >>> check_env_split(8, 4)
@@ -113,7 +147,15 @@ def state_shardings(state, mesh: Mesh):
 
 
 def constrain(state, shardings):
-    """Inside ``jit``: pin ``state`` to ``shardings`` (``None``: leave it to XLA)."""
+    """Inside ``jit``: pin ``state`` to ``shardings`` (``None``: leave it to XLA).
+
+    Args:
+      state: a pytree being traced (a ``TrainState``).
+      shardings: the same structure of shardings (:func:`state_shardings`), or ``None``.
+
+    Returns:
+      ``state`` with a sharding constraint, or ``state`` itself.
+    """
     if shardings is None:
         return state
     return jax.lax.with_sharding_constraint(state, shardings)
@@ -124,6 +166,13 @@ def put_state(state, shardings):
 
     Multi-host, every process passes the same values and supplies its own
     devices' shards (:func:`put_runs`); typed PRNG keys travel as ``key_data``.
+
+    Args:
+      state: a ``TrainState`` of host or device arrays.
+      shardings: the same structure of shardings (:func:`state_shardings`).
+
+    Returns:
+      The state as global arrays with those shardings (typed keys re-wrapped).
     """
 
     def put(x, s):
@@ -136,12 +185,26 @@ def put_state(state, shardings):
 
 
 def run_sharding(mesh: Mesh) -> NamedSharding:
-    """Shard the leading (run) axis over the mesh; trailing axes replicated."""
+    """Shard the leading (run) axis over the mesh; trailing axes replicated.
+
+    Args:
+      mesh: a :func:`run_mesh`.
+
+    Returns:
+      ``NamedSharding(mesh, PartitionSpec("runs"))``.
+    """
     return NamedSharding(mesh, PartitionSpec(RUN_AXIS))
 
 
 def round_up(n: int, multiple: int) -> int:
     """Smallest multiple of ``multiple`` that is >= ``n``.
+
+    Args:
+      n: the count to round.
+      multiple: a positive integer.
+
+    Returns:
+      The rounded count.
 
     Example:
       >>> round_up(6, 4), round_up(8, 4)
@@ -154,6 +217,13 @@ def put_runs(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """Place a host array (``[R, ...]`` for a sweep) as a global array with ``sharding``.
 
     Every process holds the full ``x`` and supplies its own devices' shards.
+
+    Args:
+      x: the host array, e.g. ``[R, ...]`` with ``R`` a multiple of the device count.
+      sharding: e.g. :func:`run_sharding`.
+
+    Returns:
+      A ``jax.Array`` of ``x``'s shape and dtype laid out by ``sharding``.
     """
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
@@ -163,6 +233,12 @@ def fetch(tree):
     """Bring a (sharded) pytree of arrays to the host as NumPy, gathering across hosts.
 
     Multi-host this is a collective: every process must call it, in the same order.
+
+    Args:
+      tree: a pytree of ``jax.Array``.
+
+    Returns:
+      The same structure of NumPy arrays, each of the global shape.
     """
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils

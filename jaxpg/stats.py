@@ -76,6 +76,12 @@ def interquartile_mean(x: ArrayLike) -> float:
 def final_window(num_updates: int) -> int:
     """How many of the last updates :func:`final_return` averages: 5%, at least one.
 
+    Args:
+      num_updates: U, updates in the run.
+
+    Returns:
+      ``min(U, max(1, U // 20))``.
+
     Example:
       >>> final_window(100), final_window(19), final_window(0)
       (5, 1, 0)

@@ -103,7 +103,15 @@ class SweepResult:
     states: list | None = None  # per program: stacked final TrainState [R, ...]
 
     def curves(self, point: int) -> np.ndarray:
-        """Learning curves ``[S, U]`` of one grid point (seeds in ``self.seeds`` order)."""
+        """Learning curves ``[S, U]`` of one grid point (seeds in ``self.seeds`` order).
+
+        Args:
+          point: index of the grid point in ``self.points``.
+
+        Returns:
+          ``[S, U]``: each seed's per-update mean episode return (NaN before its
+          first episode ended).
+        """
         return np.stack([r.episode_return for r in self.runs if r.point == point])
 
 
@@ -131,8 +139,17 @@ def estimate_run_bytes(config: Config, env=None, env_params=None) -> int:
     (params, Adam moments, envs) double-buffered plus gradients, the per-update
     metrics (at most 16 float32 per update), the ``[T, B]`` transition with its
     shuffled PPO copy and estimator weights, and forward/backward activations of
-    both MLPs over the batch. It errs high (about 3× the compiled figure for
-    small CartPole runs); the compiled program's own figure is checked after.
+    both networks over the batch (convolutions included for ``network="cnn"``).
+    It errs high (about 3× the compiled figure for small CartPole runs); the
+    compiled program's own figure is checked after.
+
+    Args:
+      config: the run's configuration.
+      env, env_params: optional environment instance (or id) and params
+        overriding ``config.env``.
+
+    Returns:
+      The estimate in bytes.
     """
     run = make_runspec(config, env, env_params)
     state = jax.eval_shape(lambda k: init_state(run, k), jax.random.key(0))
@@ -166,9 +183,15 @@ def make_batched_train(
     a CPU thread-pool thread while waiting for others; two of them at once
     deadlocked a 2-core machine. Initialisation is a negligible part of a run.
 
+    Args:
+      config: the static configuration every run shares.
+      env, env_params: optional environment instance (or id) and params.
+      keep_state: also return the runs' final states.
+
     Returns:
-      ``runs`` with outputs ``((episode_return [R, U], env_steps [R, U]), state)``,
-      ``state`` the stacked final ``TrainState`` if ``keep_state`` else ``None``.
+      ``runs`` (not jitted) with outputs ``((episode_return [R, U], env_steps
+      [R, U]), state)``, float32, U = the run's number of updates; ``state`` the
+      stacked final ``TrainState`` ``[R, ...]`` if ``keep_state`` else ``None``.
       ``runs.num_traces`` counts how often it has been traced.
     """
     run = make_runspec(config, env, env_params)

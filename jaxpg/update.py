@@ -64,7 +64,16 @@ class Batch(NamedTuple):
 
 def model_for(run: RunSpec, batch: Batch) -> networks.Model:
     """The networks as the losses call them: ``run.model`` itself, or for a recurrent
-    model its replay over ``batch``'s sequences (:func:`jaxpg.networks.sequence_view`)."""
+    model its replay over ``batch``'s sequences (:func:`jaxpg.networks.sequence_view`).
+
+    Args:
+      run: the run's set-up.
+      batch: the batch the loss is taken on (``hidden0``/``done`` are read only
+        for a recurrent model, which needs the ``[T, B, ...]`` layout).
+
+    Returns:
+      A :class:`~jaxpg.networks.Model` to call on ``batch.obs``.
+    """
     if run.recurrent:
         return networks.sequence_view(run.model, batch.hidden0, batch.done)
     return run.model
@@ -73,8 +82,22 @@ def model_for(run: RunSpec, batch: Batch) -> networks.Model:
 def loss_fn(run: RunSpec, params: Any, batch: Batch, hp: HParams, normalizer):
     """−(policy surrogate + ent_coef·entropy) + vf_coef·value loss, and metrics.
 
+    The policy surrogate is PPO's clipped objective for ``update="epochs"``,
+    otherwise :func:`jaxpg.estimators.pg_surrogate`; the value loss enters only
+    for estimators with a critic.
+
+    Args:
+      run: the run's set-up (estimator, networks).
+      params: the model's parameters (differentiated).
+      batch: a :class:`Batch`, ``[N, ...]`` (a minibatch) or ``[T, B, ...]``.
+      hp: traced hyperparameters (``clip_eps``, ``ent_coef``, ``vf_coef``).
+      normalizer: the surrogate's divisor for ``pg_surrogate`` (episodes: B;
+        segments: the unmasked steps); unused by PPO.
+
     Returns:
-      ``(loss, aux)``: the scalar loss and a dict of scalar diagnostics.
+      ``(loss, aux)``: the float32 scalar loss and a dict of float32 scalar
+      diagnostics (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
+      ``clip_frac``; the last two 0 outside PPO).
     """
     critic = run.estimator.critic
     model = model_for(run, batch)
@@ -295,6 +318,15 @@ def episode_metrics(trans: rollout.Transition, last_return, last_length) -> dict
 
     Where none finished, the previous values (``last_return``, ``last_length``;
     NaN before the first episode ends) are repeated.
+
+    Args:
+      trans: the rollout, ``[T, B]`` leaves (``ep_return``, ``ep_length``,
+        ``done``, ``mask``).
+      last_return, last_length: float32 scalars of the previous update.
+
+    Returns:
+      ``{"episode_return", "episode_length", "episodes"}``, float32 scalars
+      (``episodes`` the number of episodes that ended).
     """
     ended = trans.done.astype(jnp.float32) * trans.mask
     count = jnp.sum(ended)
@@ -312,6 +344,19 @@ def explained_variance(values: jax.Array, target: jax.Array, mask: jax.Array) ->
 
     1 is a perfect critic, 0 no better than a constant, negative worse than one;
     NaN when the targets do not vary.
+
+    Args:
+      values: V(s_t), ``[T, B]`` float32 (any shape).
+      target: the critic's regression target, same shape.
+      mask: 0/1 float32, same shape.
+
+    Returns:
+      A float32 scalar.
+
+    Example:
+      >>> t = jnp.array([0.0, 2.0, 4.0]); m = jnp.ones(3)
+      >>> float(explained_variance(t, t, m)), float(explained_variance(jnp.zeros(3) + 2.0, t, m))
+      (1.0, 0.0)
     """
     mean = estimators.masked_mean(target, mask)
     var = estimators.masked_mean((target - mean) ** 2, mask)
@@ -323,8 +368,18 @@ def explained_variance(values: jax.Array, target: jax.Array, mask: jax.Array) ->
 def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, dict]:
     """One training update. Pure; see the module docstring for the steps.
 
+    Args:
+      run: the run's set-up (static).
+      state: the state before the update.
+      hp: traced hyperparameters (:class:`HParams` of float32 scalars).
+
     Returns:
-      ``(state, metrics)``, metrics a dict of float32 scalars.
+      ``(state, metrics)``: the state after one update (``update_step`` + 1), and
+      a dict of float32 scalars: the losses and diagnostics of :func:`loss_fn`,
+      ``loss``, ``grad_norm``, ``episode_return``, ``episode_length``,
+      ``episodes``, ``env_steps``, ``lr``, with a critic
+      ``explained_variance``, and for ``npg``/``trpo`` the step's diagnostics
+      (``accepted``, ``step_fraction``, ``cg_residual``, ``surrogate_gain``).
     """
     cfg = run.config
     # The networks see observations normalised with the statistics this update
@@ -425,6 +480,21 @@ def make_init(
     config: Config, env: Any = None, env_params: Any = None, *, network: Any = None,
     optimizer: Any = None,
 ):  # fmt: skip
-    """Return ``init(key) -> TrainState`` for ``config`` (arguments as :func:`make_update`)."""
+    """Return ``init(key) -> TrainState`` for ``config`` (arguments as :func:`make_update`).
+
+    Args:
+      config: static configuration.
+      env, env_params, network, optimizer: as in :func:`make_update`.
+
+    Returns:
+      A pure function of a PRNG key (not jitted) giving the run's initial
+      :class:`TrainState` (``update_step`` 0, ``num_envs`` fresh envs).
+
+    Example:
+      >>> import jax, jaxpg
+      >>> cfg = jaxpg.Config(num_envs=2, num_steps=8, num_minibatches=2)
+      >>> int(make_init(cfg)(jax.random.key(0)).update_step)
+      0
+    """
     run = make_runspec(config, env, env_params, network=network, optimizer=optimizer)
     return lambda key: init_state(run, key)

@@ -55,7 +55,14 @@ class WandbOptions:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WandbOptions:
-        """Inverse of ``dataclasses.asdict`` (JSON turns the tags into a list)."""
+        """Inverse of ``dataclasses.asdict`` (JSON turns the tags into a list).
+
+        Args:
+          d: a mapping of the fields (e.g. ``RunSettings.wandb``).
+
+        Returns:
+          The :class:`WandbOptions`.
+        """
         d = dict(d)
         d["tags"] = tuple(d.get("tags", ()))
         return cls(**d)
@@ -81,6 +88,12 @@ def new_run_id() -> str:
 
 def finite_row(values: Mapping[str, float]) -> dict[str, float]:
     """``values`` without the entries that are NaN or infinite.
+
+    Args:
+      values: ``{metric: number}`` (anything ``float()`` accepts).
+
+    Returns:
+      A new dict of the finite entries, as Python floats.
 
     Example:
       >>> finite_row({"a": 1.0, "b": float("nan"), "c": float("inf")})
@@ -132,11 +145,29 @@ class WandbRun:
         return Path(self._run.dir).parent
 
     def log(self, row: Mapping[str, float], step: int) -> None:
-        """Log one history row at ``step``, without its non-finite values."""
+        """Log one history row at ``step``, without its non-finite values.
+
+        Args:
+          row: ``{metric: number}``.
+          step: the W&B step (the update number).
+
+        Returns:
+          None.
+        """
         self._run.log(finite_row(row), step=int(step))
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> None:
-        """Write ``summary`` (non-finite numbers dropped) and close the run."""
+        """Write ``summary`` (non-finite numbers dropped) and close the run.
+
+        Only finite ints and floats enter the summary; bools, strings and ``None``
+        are skipped.
+
+        Args:
+          summary: ``{name: value}``, or ``None``.
+
+        Returns:
+          None.
+        """
         for k, v in (summary or {}).items():
             if isinstance(v, bool | str) or v is None:
                 continue
