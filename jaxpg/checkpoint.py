@@ -174,9 +174,6 @@ def check_compatible(saved: Config, config: Config, path: Any) -> None:
       config: the run's config.
       path: the checkpoint, for the message.
 
-    Returns:
-      None.
-
     Raises:
       IncompatibleCheckpointError: the configs differ in a :data:`SHAPE_FIELDS`
         field; the message lists every such field.

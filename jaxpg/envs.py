@@ -52,9 +52,6 @@ def register(name: str, factory: Callable[[], Any], *, overwrite: bool = False) 
         id is built, so it should be cheap and deterministic.
       overwrite: replace an existing registration instead of raising.
 
-    Returns:
-      None.
-
     Raises:
       ValueError: the name is taken, reserved or not a string, or ``factory`` is
         not callable.
@@ -112,9 +109,6 @@ def import_module(name: str) -> None:
     Args:
       name: a dotted module name (``Config.env_module``).
 
-    Returns:
-      None.
-
     Raises:
       ValueError: naming ``Config.env_module`` and the import error.
     """
@@ -147,9 +141,6 @@ def check_id(env_id: str) -> None:
 
     Args:
       env_id: the id to check (``Config.env``).
-
-    Returns:
-      None.
 
     Raises:
       ValueError: naming ``Config.env`` and listing the allowed ids.

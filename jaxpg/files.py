@@ -99,9 +99,6 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
       path: the destination; its directory must exist.
       data: the file's new content.
 
-    Returns:
-      None.
-
     Raises:
       WriteFailed: the write, fsync or rename failed; ``path`` is unchanged and
         no temp file is left.
@@ -157,9 +154,6 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     Args:
       path: the destination; its directory must exist.
       obj: a JSON-serialisable object.
-
-    Returns:
-      None.
 
     Raises:
       WriteFailed: as :func:`write_bytes_atomic`.
@@ -268,9 +262,6 @@ def write_sealed(path: str | os.PathLike, data: bytes) -> None:
       path: the destination; its directory must exist.
       data: the payload.
 
-    Returns:
-      None.
-
     Raises:
       WriteFailed: as :func:`write_bytes_atomic`.
     """
@@ -303,9 +294,6 @@ def check_writable_dir(path: str | os.PathLike, option: str) -> None:
     Args:
       path: the directory to be created or written into.
       option: how the user gave it (``"--out"``), for the message.
-
-    Returns:
-      None.
 
     Raises:
       ValueError: one line naming ``option``, the path and what is wrong.

@@ -16,9 +16,6 @@ def plot_learning_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike
       csv_path: a run's ``metrics.csv`` (:func:`jaxpg.progress.read_metrics`).
       png_path: the image to write.
 
-    Returns:
-      None.
-
     Raises:
       WriteFailed: the PNG could not be written.
     """

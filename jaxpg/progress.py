@@ -161,9 +161,6 @@ class ProgressBar:
         Args:
           steps, rate, ret, elapsed: as in :meth:`line`.
           final: end the line (terminal) or print it regardless of the interval.
-
-        Returns:
-          None.
         """
         text = self.line(steps, rate, ret, elapsed)
         if self.tty:
@@ -238,9 +235,6 @@ class MetricsSink:
           rows: ``[log_every, 2 + len(STREAMED)]`` float32 buffer, columns
             ``[update, env_steps, *STREAMED]``.
           count: how many leading rows are filled.
-
-        Returns:
-          None.
         """
         self.write_rows(np.asarray(rows)[: int(count)])
 
@@ -253,9 +247,6 @@ class MetricsSink:
 
         Args:
           rows: ``[n, 2 + len(STREAMED)]`` float array.
-
-        Returns:
-          None.
 
         Raises:
           jaxpg.files.WriteFailed: as :meth:`flush`.
@@ -307,9 +298,6 @@ class MetricsSink:
         Args:
           sync: fsync ``metrics.csv`` (and flush TensorBoard) after writing.
           final: draw the progress bar's last line.
-
-        Returns:
-          None.
 
         Raises:
           jaxpg.files.WriteFailed: the write or fsync failed (the file is cut back

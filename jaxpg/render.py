@@ -103,9 +103,6 @@ def check_supported(env_id: str) -> None:
     Args:
       env_id: the environment id.
 
-    Returns:
-      None.
-
     Raises:
       ValueError: ``env_id`` is not in :data:`SUPPORTED`, or it is a classic
         control env and pygame is not installed.

@@ -31,13 +31,13 @@ from jaxpg import envs, networks
 class Transition(NamedTuple):
     """A rollout, time-major ``[T, B, ...]``."""
 
-    obs: jax.Array  # s_t, [T, B, obs_size]
+    obs: jax.Array  # s_t, [T, B, *obs_shape]
     action: jax.Array  # a_t, [T, B] int32 or [T, B, d] float32 (unclipped sample)
     log_prob: jax.Array  # log π_old(a_t|s_t), [T, B]
     reward: jax.Array  # r_t, [T, B]
     terminated: jax.Array  # [T, B] bool
     truncated: jax.Array  # [T, B] bool (never both with terminated)
-    final_obs: jax.Array  # s'_t, the true next observation, [T, B, obs_size]
+    final_obs: jax.Array  # s'_t, the true next observation, [T, B, *obs_shape]
     mask: jax.Array  # [T, B] float32, 1 where the step belongs to the data
     ep_return: jax.Array  # [T, B] running episode return including r_t
     ep_length: jax.Array  # [T, B] running episode length including step t

@@ -214,9 +214,6 @@ def prepare_run_dir(
       num_updates: updates in the run, recorded in ``config.json``.
       argv: the command line to record; ``None`` records ``sys.argv``.
 
-    Returns:
-      None.
-
     Raises:
       RunError: ``run_dir`` is not fresh or not writable.
       WriteFailed: ``config.json`` could not be written.
@@ -250,9 +247,6 @@ def check_fresh_run_dir(run_dir: Path) -> None:
 
     Args:
       run_dir: the ``--out`` directory of a new run.
-
-    Returns:
-      None.
 
     Raises:
       RunError: ``run_dir`` is a file, holds files, or cannot be read.
@@ -298,7 +292,7 @@ def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
     return config, settings
 
 
-def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config, quiet=False):
+def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     """Newest checkpoint that verifies and restores; ``(state, meta, step)`` or ``None``.
 
     Damaged checkpoints (checksum mismatch, truncated, undecodable) are skipped
@@ -309,7 +303,6 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config, 
       run_dir: the run directory (checkpoints under ``run_dir/checkpoints``).
       template: a ``TrainState`` of the run's structure (values ignored).
       config: the run's configuration (:func:`jaxpg.checkpoint.check_compatible`).
-      quiet: accepted for the callers' symmetry; the warnings are printed anyway.
 
     Returns:
       ``(state, meta, step)``: the restored state, its metadata dict and its

@@ -39,9 +39,6 @@ def initialize_distributed(**kwargs) -> None:
     Args:
       **kwargs: passed through (``coordinator_address``, ``num_processes``,
         ``process_id``, ...); on SLURM/TPU pods JAX detects them itself.
-
-    Returns:
-      None.
     """
     jax.distributed.initialize(**kwargs)
 
@@ -107,9 +104,6 @@ def check_env_split(num_envs: int, num_devices: int) -> None:
     Args:
       num_envs: B, the run's parallel environments.
       num_devices: devices of the env mesh.
-
-    Returns:
-      None.
 
     Raises:
       ValueError: naming ``num_envs`` and the next multiple that would work.

@@ -150,9 +150,6 @@ class WandbRun:
         Args:
           row: ``{metric: number}``.
           step: the W&B step (the update number).
-
-        Returns:
-          None.
         """
         self._run.log(finite_row(row), step=int(step))
 
@@ -164,9 +161,6 @@ class WandbRun:
 
         Args:
           summary: ``{name: value}``, or ``None``.
-
-        Returns:
-          None.
         """
         for k, v in (summary or {}).items():
             if isinstance(v, bool | str) or v is None:
