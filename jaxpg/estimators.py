@@ -114,7 +114,9 @@ def _gae(
 GROUP_EPS = 1e-6  # ε of grpo's (R − R̄)/(s + ε)
 
 
-def _first_episode(reward, terminated, truncated, *, gamma):
+def _first_episode(
+    reward: Array, terminated: Array, truncated: Array, *, gamma: float | Array
+) -> tuple[Array, Array]:
     """Return R_i of each env's first episode ``[B]`` and its length |τ_i| ``[B]``."""
     ret = returns.episode_returns(reward, terminated, truncated, gamma=gamma)[0]
     done = jnp.logical_or(terminated, truncated).astype(jnp.float32)
@@ -152,8 +154,18 @@ def group_baseline(ret: Array, group_size: int, kind: str) -> Array:
     return psi.reshape(ret.shape)
 
 
-def _group(kind: str, per_length: bool):
-    def weights(reward, values, next_values, terminated, truncated, *, gamma, lam, group_size):
+def _group(kind: str, per_length: bool) -> Callable[..., Weights]:
+    def weights(
+        reward: Array,
+        values: Array,
+        next_values: Array,
+        terminated: Array,
+        truncated: Array,
+        *,
+        gamma: float | Array,
+        lam: float | Array,
+        group_size: int,
+    ) -> Weights:
         del values, next_values, lam
         ret, length = _first_episode(reward, terminated, truncated, gamma=gamma)
         psi = group_baseline(ret, group_size, kind)

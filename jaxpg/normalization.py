@@ -155,7 +155,7 @@ def with_obs_norm(model: Any, stats: RunningStats | None) -> Any:
     if stats is None:
         return model
 
-    def norm(obs):
+    def norm(obs: jax.Array) -> jax.Array:
         return normalize(stats, jnp.asarray(obs, jnp.float32))
 
     if isinstance(model, networks.RecurrentModel):
@@ -183,7 +183,7 @@ def discounted_returns(
       (0 where the last step ended its episode).
     """
 
-    def step(r, x):
+    def step(r: jax.Array, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         rew, d = x
         r = rew + gamma * r
         return jnp.where(d, 0.0, r), r
