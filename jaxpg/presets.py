@@ -348,7 +348,7 @@ SUITES = dict(
             "PPO on Navix DoorKey-8x8 with the hyperparameters of navix's rejax PPO baseline "
             "(baselines/rejax/configs/navix_doorkey_8x8_1m.yaml): γ 0.95, λ 0.9, lr 3e-4, "
             "2 epochs of one minibatch, 16 envs × 128 steps.",
-            "eval return 0.00 ± 0.00 over 5 seeds at 131k steps (67–185 s): does not learn "
+            "eval return 0.00 ± 0.00 over 5 seeds at 131k steps (185 s): does not learn "
             "here; navix's rejax PPO baseline reports 0.77 ± 0.08",
             0.5,
             env="navix/Navix-DoorKey-8x8-v0",
@@ -379,8 +379,11 @@ SUITES = dict(
         ),
         _p(
             "craftax-classic-ppo",
-            "PPO on Craftax-Classic (symbolic observation; +1 per first-time achievement).",
-            "TBD",
+            "PPO on Craftax-Classic (symbolic observation; +1 per first-time achievement, "
+            "±0.1 per health point), 16 envs × 128 steps, 8 updates: what fits a 2-core CPU.",
+            "eval return 2.30 ± 0.22 (SE) over 5 seeds after only 16k steps, 1313 s for all "
+            "seeds (647 s training, the rest evaluation); random policy 1.15 ± 0.28: a start, "
+            "not a trained agent",
             1.0,
             env="craftax/Craftax-Classic-Symbolic-v1",
             num_envs=16,
