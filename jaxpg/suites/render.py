@@ -11,8 +11,9 @@ inner state to the suite's renderer and return ``uint8 [H, W, 3]`` frames:
   Agg backend, shrunk to at most 400 pixels a side.
 - **Brax**: ``brax.io.image.render_array`` (MuJoCo's renderer, ``320 x 240``) through
   the model's ``track`` camera when it has one. MuJoCo needs an OpenGL context: on a
-  machine without a display :func:`check` selects EGL (``MUJOCO_GL=egl``) if MuJoCo
-  is not imported yet, and refuses with one line when no context can be opened.
+  machine without a display, loading the Brax adapter selects EGL (``MUJOCO_GL=egl``,
+  :func:`prefer_headless_gl`) unless MuJoCo is imported already or ``MUJOCO_GL`` is
+  set, and :func:`check` refuses with one line when no context can be opened.
 
 The GIF is encoded in memory (:func:`gif_bytes`); the caller writes it.
 """
@@ -40,15 +41,22 @@ _BRAX_SIZE = (240, 320)  # height, width
 _MIN_DURATION_MS = 20  # shorter GIF frame delays are slowed down by most viewers
 
 
+def prefer_headless_gl() -> None:
+    """Set ``MUJOCO_GL=egl`` when there is no display, MuJoCo is not imported yet and
+    ``MUJOCO_GL`` is unset (MuJoCo reads it once, on import; its default, GLFW, needs
+    a display). Called before the Brax adapter is imported."""
+    if "mujoco" in sys.modules or os.environ.get("MUJOCO_GL") or os.environ.get("DISPLAY"):
+        return
+    os.environ["MUJOCO_GL"] = "egl"
+
+
 def _brax_gl() -> None:
     """Pick a headless OpenGL backend for MuJoCo and check that it opens a context.
 
     Raises:
       ValueError: no OpenGL context can be created (one line naming the backend).
     """
-    if "mujoco" not in sys.modules and not os.environ.get("MUJOCO_GL"):
-        if not os.environ.get("DISPLAY"):
-            os.environ["MUJOCO_GL"] = "egl"
+    prefer_headless_gl()
     backend = os.environ.get("MUJOCO_GL", "") or "glfw (default)"
     try:
         import mujoco
