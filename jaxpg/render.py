@@ -1,4 +1,9 @@
-"""Render one episode of a policy to a GIF with gymnax's visualizer."""
+"""Render one episode of a policy to a GIF: gymnax's visualizer, or the suite's renderer.
+
+gymnax ids draw through gymnax's ``Visualizer`` (:data:`SUPPORTED`); suite ids
+(``navix/...``, ``craftax/...``, ``jumanji/...``, ``brax/...``) through each suite's
+own renderer (:mod:`jaxpg.suites.render`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from jaxpg import envs, networks, normalization
+from jaxpg import envs, networks, normalization, suites
 from jaxpg.config import Config
 from jaxpg.runspec import make_runspec
 
@@ -105,11 +110,18 @@ def check_supported(env_id: str) -> None:
 
     Raises:
       ValueError: ``env_id`` is not in :data:`SUPPORTED`, or it is a classic
-        control env and pygame is not installed.
+        control env and pygame is not installed, or it is a suite id whose suite
+        cannot render here (:func:`jaxpg.suites.render.check`).
     """
+    if suites.is_suite_id(env_id):
+        from jaxpg.suites import render as suite_render
+
+        suite_render.check(env_id)
+        return
     if env_id not in SUPPORTED:
         raise ValueError(
-            f"--gif: gymnax's visualizer cannot draw {env_id}; supported: {', '.join(SUPPORTED)}"
+            f"--gif: gymnax's visualizer cannot draw {env_id}; supported: "
+            f"{', '.join(SUPPORTED)}, and suite ids ({', '.join(suites.SUITES)})"
         )
     if env_id in CLASSIC:
         try:
@@ -125,6 +137,9 @@ def render_gif(
     config: Config, params, path: Path, seed: int = 0, greedy: bool = False, obs_norm=None
 ) -> Path:
     """Render one episode of the policy to ``path`` (a .gif); clear errors if unsupported.
+
+    gymnax ids draw with gymnax's ``Visualizer``; suite ids with the suite's own
+    renderer (:mod:`jaxpg.suites.render`, at most its ``MAX_FRAMES`` states).
 
     Args:
       config: the run's configuration.
@@ -142,6 +157,8 @@ def render_gif(
       WriteFailed: the GIF could not be written.
     """
     check_supported(config.env)
+    if suites.is_suite_id(config.env):
+        return _render_suite_gif(config, params, path, seed, greedy, obs_norm)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,4 +175,17 @@ def render_gif(
         write_bytes_atomic(path, tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def _render_suite_gif(config: Config, params, path: Path, seed, greedy, obs_norm) -> Path:
+    """:func:`render_gif` for a suite id: the suite's own frames, encoded with Pillow."""
+    from jaxpg.files import write_bytes_atomic
+    from jaxpg.suites import render as suite_render
+
+    env, _, states, _ = episode_states(
+        config, params, jax.random.key(seed), greedy, obs_norm=obs_norm
+    )
+    frames, duration = suite_render.frames(config.env, env, states)
+    write_bytes_atomic(path, suite_render.gif_bytes(frames, duration))
     return path

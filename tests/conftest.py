@@ -2,6 +2,10 @@ import os
 
 # Tests run on the CPU and must not grab an accelerator's whole memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# MuJoCo (Brax's renderer) reads MUJOCO_GL once, on import; tests import brax directly,
+# before jaxpg could pick the headless backend for them (jaxpg.suites.render).
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
 from hypothesis import settings  # noqa: E402
 

@@ -73,15 +73,41 @@ def check_truncation(short, long, limit):
     assert not np.array_equal(short.obs[limit], short.final_obs[limit - 1])
 
 
-def check_train(env_id):
+@functools.cache
+def tiny_run(env_id):
+    """``(config, output)`` of a 32-step training run, compiled once per test session."""
     cfg = jaxpg.Config(env=env_id, num_envs=2, num_steps=8, total_timesteps=32, num_minibatches=2)
-    out = jax.jit(jaxpg.make_train(cfg))(jax.random.key(0))
+    return cfg, jax.jit(jaxpg.make_train(cfg))(jax.random.key(0))
+
+
+def check_train(env_id):
+    _, out = tiny_run(env_id)
     assert float(out.metrics["env_steps"][-1]) == 32.0
     for name in ("loss", "entropy", "grad_norm"):
         assert np.isfinite(np.asarray(out.metrics[name])).all(), name
     # Suite keys are stored raw, so checkpoints can write the env state with NumPy.
     for leaf in jax.tree.leaves(out.state.env):
         assert not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def check_gif(path, size):
+    """``path`` is a GIF of at least 2 distinct frames of ``size`` (width, height)."""
+    from PIL import Image
+
+    assert path.stat().st_size > 0
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.size == size and im.n_frames >= 2
+        im.seek(im.n_frames - 1)  # every frame decodes
+    assert not list(path.parent.glob(f".{path.name}.*"))  # no temp file left
+
+
+def render_tiny_run(env_id, tmp_path):
+    """Render one episode of :func:`tiny_run`'s policy; returns the GIF's path."""
+    from jaxpg.render import check_supported, render_gif
+
+    check_supported(env_id)
+    cfg, out = tiny_run(env_id)
+    return render_gif(cfg, out.state.params, tmp_path / "episode.gif", seed=0)
 
 
 # -- suite-independent ----------------------------------------------------------
@@ -173,8 +199,11 @@ def test_navix_cli_trains_resumes_bitwise_and_evaluates(tmp_path):
     b, _, _ = checkpoint.read(cut / "checkpoints" / checkpoint.checkpoint_name(8))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)  # params, optimizer and the Navix env state
-    result = json.loads(cli("eval", cut, "--episodes", "4", "--json"))
+    gif = tmp_path / "episode.gif"
+    result = json.loads(cli("eval", cut, "--episodes", "4", "--json", "--gif", gif))
     assert result["update"] == 8 and 0.0 <= result["return_mean"] <= 1.0
+    assert result["gif"] == str(gif)
+    check_gif(gif, (160, 160))  # Navix's 5x5 cells of 8 pixels, enlarged 4 times
 
 
 # -- Jumanji ----------------------------------------------------------------------
@@ -235,6 +264,12 @@ def test_jumanji_trains():
     check_train("jumanji/Snake-v1")
 
 
+@pytest.mark.suites
+def test_jumanji_renders_a_gif(tmp_path):
+    pytest.importorskip("jumanji")
+    check_gif(render_tiny_run("jumanji/Snake-v1", tmp_path), (400, 400))  # the viewer, shrunk
+
+
 # -- Brax -------------------------------------------------------------------------
 
 
@@ -266,6 +301,45 @@ def test_brax_time_limit_truncates_and_falling_terminates():
 def test_brax_trains():
     pytest.importorskip("brax")
     check_train("brax/inverted_pendulum")
+
+
+@pytest.mark.suites
+def test_brax_renders_a_gif(tmp_path):
+    pytest.importorskip("brax")
+    try:
+        from jaxpg.render import check_supported
+
+        check_supported("brax/inverted_pendulum")
+    except ValueError as exc:  # the refusal is tested below
+        pytest.skip(str(exc))
+    check_gif(render_tiny_run("brax/inverted_pendulum", tmp_path), (320, 240))
+
+
+@pytest.mark.suites
+def test_brax_gif_without_opengl_is_one_line_before_loading(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("brax")
+    suites.load("brax")  # picks MuJoCo's headless GL backend before MuJoCo is imported
+    import mujoco
+
+    from jaxpg import run as runlib
+    from jaxpg.cli import main
+
+    def no_gl(*args, **kwargs):
+        raise mujoco.FatalError("an OpenGL platform library has not been loaded\nmore")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded")
+
+    monkeypatch.setattr(mujoco, "Renderer", no_gl)
+    monkeypatch.setattr(runlib, "load_policy", never)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg = jaxpg.Config(env="brax/inverted_pendulum")
+    (run_dir / runlib.CONFIG_JSON).write_text(json.dumps({"config": cfg.to_dict()}))
+    assert main(["eval", str(run_dir), "--gif", str(tmp_path / "x.gif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open an OpenGL context" in err[0], err
+    assert "MUJOCO_GL=" in err[0] and not (tmp_path / "x.gif").exists()
 
 
 # -- Craftax ------------------------------------------------------------------------
@@ -300,3 +374,10 @@ def test_craftax_time_limit_truncates_and_death_terminates():
 def test_craftax_trains():
     pytest.importorskip("craftax")
     check_train("craftax/Craftax-Classic-Symbolic-v1")
+
+
+@pytest.mark.suites
+def test_craftax_renders_a_gif(tmp_path):
+    pytest.importorskip("craftax")
+    # Craftax-Classic's pixel renderer: 9x9 blocks (7x9 map, 2 inventory rows) of 16 pixels.
+    check_gif(render_tiny_run("craftax/Craftax-Classic-Symbolic-v1", tmp_path), (144, 144))

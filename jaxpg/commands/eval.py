@@ -5,6 +5,7 @@ Examples::
     jaxpg eval runs/cartpole                     # newest checkpoint of a run
     jaxpg eval runs/cartpole/checkpoints/ckpt_00000100.msgpack --episodes 256 --greedy
     jaxpg eval runs/breakout --gif breakout.gif --json
+    jaxpg eval runs/doorkey --gif doorkey.gif    # a navix/ run, drawn by Navix
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def register(subparsers) -> None:
         "--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)"
     )
     p.add_argument(
-        "--gif", metavar="FILE", help="also render one episode to FILE with gymnax's visualizer"
+        "--gif",
+        metavar="FILE",
+        help="also render one episode to FILE (gymnax's visualizer for gymnax ids; the "
+        "suite's own renderer for navix/, craftax/, jumanji/ and brax/ ids)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)

@@ -68,6 +68,10 @@ def load(suite: str):
     if suite not in SUITES:
         raise ValueError(f"suite={suite!r} is unknown; allowed: {', '.join(SUITES)}")
     module, extra = SUITES[suite]
+    if suite == "brax":  # before Brax imports MuJoCo, which reads MUJOCO_GL once
+        from jaxpg.suites.render import prefer_headless_gl
+
+        prefer_headless_gl()
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as err:
