@@ -53,7 +53,7 @@ def episode_states(
       params: the model's parameters (``TrainState.params``).
       key: PRNG key of the reset, the actions and the env steps.
       greedy: act with the most likely action (the mean for Gaussians).
-      max_steps: step limit when the env has no ``max_steps_in_episode``.
+      max_steps: at most this many steps (every state is kept in memory for the GIF).
       obs_norm: the trained observation statistics (``normalize_obs`` runs), frozen.
 
     Returns:
@@ -89,7 +89,7 @@ def episode_states(
     obs, state = envs.reset(k_reset, env, env_params)
     states, rewards, total = [state], [0.0], 0.0
     hidden = model.initial_state(1) if run.recurrent else None
-    limit = spec.max_episode_steps or max_steps
+    limit = min(spec.max_episode_steps or max_steps, max_steps)  # memory: every state is kept
     for _ in range(limit):
         key, k = jax.random.split(key)
         obs, next_state, reward, done, hidden = act_step(k, state, obs, hidden)
