@@ -15,8 +15,12 @@ backend alone.
 import importlib
 from typing import Any
 
-from jaxpg import estimators, returns
-from jaxpg.config import ESTIMATORS, Config, HParams
+from jaxpg import xla_flags
+
+xla_flags.apply_cpu_workarounds()  # before anything can start JAX's backend
+
+from jaxpg import estimators, returns  # noqa: E402
+from jaxpg.config import ESTIMATORS, Config, HParams  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -9,5 +9,7 @@ if not os.environ.get("DISPLAY"):
 
 from hypothesis import settings  # noqa: E402
 
+import jaxpg  # noqa: E402,F401  (jaxpg.xla_flags: set before any test starts JAX)
+
 settings.register_profile("jaxpg", deadline=None, max_examples=25, derandomize=True)
 settings.load_profile("jaxpg")
