@@ -109,6 +109,26 @@ def bench(env_id: str, num_envs: int, num_steps: int, updates: int, repeats: int
     return row
 
 
+def run(env_ids, num_envs: int, num_steps: int, updates: int, repeats: int) -> list[dict]:
+    """Benchmark each installed suite's env id (uninstalled suites are skipped, said so)."""
+    rows = []
+    for env_id in env_ids:
+        suite, _ = suites.split_id(env_id)
+        try:
+            suites.load(suite)
+        except ImportError as err:
+            print(f"{env_id}: skipped ({err})")
+            continue
+        row = bench(env_id, num_envs, num_steps, updates, repeats)
+        rows.append(row)
+        cols = "  ".join(
+            f"{k} {row[k + '_sps']:>9.0f}/s (median {row[k + '_sps_median']:.0f})"
+            for k in ("step_env", "env.step", "train")
+        )
+        print(f"{env_id:36s} {cols}  compile+first {row['train_compile_s']:.0f} s", flush=True)
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--env", action="append", help="suite/name ids (repeatable)")
@@ -118,21 +138,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="write the rows to this file")
     args = ap.parse_args(argv)
-    rows = []
-    for env_id in args.env or DEFAULT_ENVS:
-        suite, _ = suites.split_id(env_id)
-        try:
-            suites.load(suite)
-        except ImportError as err:
-            print(f"{env_id}: skipped ({err})")
-            continue
-        row = bench(env_id, args.num_envs, args.num_steps, args.updates, args.repeats)
-        rows.append(row)
-        cols = "  ".join(
-            f"{k} {row[k + '_sps']:>9.0f}/s (median {row[k + '_sps_median']:.0f})"
-            for k in ("step_env", "env.step", "train")
-        )
-        print(f"{env_id:36s} {cols}  compile+first {row['train_compile_s']:.0f} s", flush=True)
+    rows = run(args.env or DEFAULT_ENVS, args.num_envs, args.num_steps, args.updates, args.repeats)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.device_count()} device(s)")
     if args.json:
         with open(args.json, "w") as f:

@@ -489,6 +489,19 @@ def matmul_peak() -> float:
     return peak
 
 
+def suite_throughput() -> list[dict]:
+    """Each installed suite's simulation steps/s beside jaxpg's PPO training steps/s.
+
+    The rows of ``scripts/bench_suites.py`` (16 envs x 64 steps, 3 repeats; see its
+    docstring); suites that are not installed are skipped and said so.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_suites
+
+    print("\n== throughput per environment suite (scripts/bench_suites.py)", flush=True)
+    return bench_suites.run(bench_suites.DEFAULT_ENVS, 16, 64, 4, 3)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
@@ -528,7 +541,10 @@ def main(argv=None) -> int:
         "--estimators", default="", help="comma list for the estimator throughput (default all)"
     )
     p.add_argument(
-        "--skip", default="", help="comma list of: compare,estimators,scaling,compile,profile"
+        "--skip",
+        default="",
+        help="comma list of: compare,estimators,scaling,compile,profile,suites "
+        "(--quick always skips suites)",
     )
     p.add_argument("--json", type=Path, default=None, help="write all results here")
     args = p.parse_args(argv)
@@ -573,6 +589,8 @@ def main(argv=None) -> int:
     if "profile" not in skip:
         args.matmul_peak = result["matmul_peak_gflops"] = matmul_peak()
         result["profile"] = [profile(args, n) for n, seeds in args.num_envs if seeds == 1]
+    if "suites" not in skip and not args.quick:
+        result["suites"] = suite_throughput()
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0
