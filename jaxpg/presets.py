@@ -349,7 +349,8 @@ SUITES = dict(
             "(baselines/rejax/configs/navix_doorkey_8x8_1m.yaml): γ 0.95, λ 0.9, lr 3e-4, "
             "2 epochs of one minibatch, 16 envs × 128 steps.",
             "eval return 0.00 ± 0.00 over 5 seeds at 131k steps (185 s): does not learn "
-            "here; navix's rejax PPO baseline reports 0.77 ± 0.08",
+            "here; navix's rejax PPO baseline reports 0.77 ± 0.08, but rejax 0.1.3 run here "
+            "with the same config on navix 0.7.4 also stays at 0.01 ± 0.01",
             0.5,
             env="navix/Navix-DoorKey-8x8-v0",
             num_envs=16,
