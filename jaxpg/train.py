@@ -61,9 +61,10 @@ def make_train(
         all later ones are not applied (metrics zero, ``update`` 0) and
         ``stopped_at`` names it. Costs a select per update.
 
-    On a small CPU, ``jax.vmap`` over whole runs can deadlock XLA:CPU's worker
-    threads in the batched QR of the orthogonal initialisation; ``jaxpg.sweep``
-    avoids it by initialising runs one at a time.
+    On a small CPU with jaxlib 0.10, ``jax.vmap`` over whole runs could deadlock
+    XLA:CPU's worker threads in the batched QR of the orthogonal initialisation;
+    ``import jaxpg`` turns off the scheduler that let it happen
+    (:mod:`jaxpg.xla_flags`), and ``jaxpg.sweep`` initialises runs one at a time.
 
     Example:
       >>> import jax, jaxpg

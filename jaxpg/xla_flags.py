@@ -1,14 +1,18 @@
 """XLA:CPU settings jaxpg applies when it is imported, before JAX's backend starts.
 
 XLA:CPU's concurrency-optimized scheduler (on by default) can deadlock a compiled
-program in jaxlib 0.10: on the 2-core machines jaxpg is tested on, a
-``jax.vmap`` over 2 or more seeds of a MinAtar rollout finishes its first call and
+program in jaxlib 0.10. A ``jax.vmap`` over whole runs batches the QR of the
+orthogonal initializer; jaxlib's batched LAPACK kernels block a thread-pool thread
+while they wait for their batch, and with that scheduler two of them can run at once
+and take every thread of a 2-core machine: the program finishes its first call and
 then waits forever in ``block_until_ready`` on a later one, every XLA worker thread
 idle (``gdb``: all parked on condition variables). Reproduce it with
-``python scripts/xla_cpu_hang.py``: with jaxlib 0.10.2 the default hung in 3 of 3
-trials, with the scheduler off in none; with jaxlib 0.11.2 neither hangs. Turning
-that scheduler off costs no speed measured side by side here (CartPole PPO at
-4/64/512 envs and Breakout-MinAtar at 64 envs within the noise of repeated runs).
+``python scripts/xla_cpu_hang.py`` (2 seeds of a Breakout-MinAtar init and rollout,
+vmapped): with jaxlib 0.10.2 the default hung in 3 of 3 trials, with the scheduler
+off in none; with jaxlib 0.11.2 neither hangs. Turning that scheduler off costs no
+speed measured side by side here (CartPole PPO at 4/64/512 envs and Breakout-MinAtar
+at 64 envs within the noise of repeated runs). ``jaxpg.sweep`` also initialises runs
+one at a time (``lax.map``), which avoids the batched QR altogether.
 
 With jaxlib 0.10.x, ``import jaxpg`` therefore appends
 ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` to ``XLA_FLAGS`` unless

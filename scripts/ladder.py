@@ -37,7 +37,7 @@ import time
 import jax
 import numpy as np
 
-from jaxpg import make_train, stats
+from jaxpg import estimators, make_train, stats
 from jaxpg.files import write_json_atomic
 from jaxpg.presets import PRESETS
 
@@ -46,6 +46,11 @@ TASKS = {  # task -> (preset prefix, default budget in env steps, "solved" thres
     "Acrobot-v1": ("acrobot", 500_000, -100.0),
     "Pendulum-v1": ("pendulum", 500_000, -200.0),
 }
+# Estimators that run complete episodes (reinforce, reward_to_go, rloo, grpo) spend
+# ``total_timesteps`` on whole horizons but take only the steps before each episode
+# ends, so they are given this many times the budget and their curves are cut where
+# the steps actually taken reach it (a short CartPole episode uses ~20 of 500 steps).
+EPISODIC_HEADROOM = {"CartPole-v1": 8, "Acrobot-v1": 3, "Pendulum-v1": 1}
 LADDER = ("reinforce", "reward_to_go", "baseline", "vpg", "ppo", "npg", "trpo", "rloo", "grpo")
 GRID_POINTS = 50
 # Fields a task's PPO preset keeps when another estimator borrows its CartPole settings.
@@ -69,6 +74,8 @@ def cell_config(task: str, estimator: str, budget: int):
       ``(config, tuned)``.
     """
     prefix = TASKS[task][0]
+    if estimators.REGISTRY[estimator].episodic:
+        budget *= EPISODIC_HEADROOM[task]
     own = PRESETS.get(preset_name(prefix, estimator))
     if own is not None:
         return own.config.replace(total_timesteps=budget), True
@@ -132,7 +139,10 @@ def summarize(cell: dict, budget: int, threshold: float) -> dict:
     )
     iqm = np.array([stats.interquartile_mean(curves[:, i]) for i in range(grid.size)])
     ci = np.array([stats.iqm_bootstrap_ci(curves[:, i], seed=i) for i in range(grid.size)])
-    finals = [stats.final_return(r) for r in cell["episode_return"]]
+    finals = [  # each seed's final return over the updates within the budget
+        stats.final_return(np.asarray(r)[np.asarray(s) <= budget])
+        for s, r in zip(cell["env_steps"], cell["episode_return"], strict=True)
+    ]
     reached = np.flatnonzero(iqm >= threshold)
     return {
         "grid": grid,
@@ -142,7 +152,7 @@ def summarize(cell: dict, budget: int, threshold: float) -> dict:
         "final_iqm": stats.interquartile_mean(finals),
         "final_ci": stats.iqm_bootstrap_ci(finals),
         "steps_to_threshold": float(grid[reached[0]]) if reached.size else math.nan,
-        "steps_taken": float(np.mean([s[-1] for s in cell["env_steps"]])),
+        "steps_taken": float(np.mean([min(s[-1], budget) for s in cell["env_steps"]])),
     }
 
 

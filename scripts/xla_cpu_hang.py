@@ -1,4 +1,4 @@
-"""Reproduce the XLA:CPU deadlock that ``jaxpg.xla_flags`` works around.
+"""Reproduce the XLA:CPU deadlock (batched QR of a vmapped init) that ``jaxpg.xla_flags`` avoids.
 
 Each trial is a fresh process that compiles a ``jax.vmap`` over 2 seeds of one
 128-step Breakout-MinAtar rollout (64 envs) and calls it 4 times; a trial that has

@@ -38,8 +38,11 @@ def test_on_grid_matches_a_loop(seed):
 
 
 def test_cell_configs_use_presets_and_borrow_only_estimator_settings():
-    config, tuned = ladder.cell_config("CartPole-v1", "reward_to_go", 123_456)
-    assert tuned and config.estimator == "reward_to_go" and config.total_timesteps == 123_456
+    config, tuned = ladder.cell_config("CartPole-v1", "baseline", 123_456)
+    assert tuned and config.estimator == "baseline" and config.total_timesteps == 123_456
+    config, tuned = ladder.cell_config("CartPole-v1", "reward_to_go", 100_000)
+    assert tuned and config.estimator == "reward_to_go"
+    assert config.total_timesteps == 100_000 * ladder.EPISODIC_HEADROOM["CartPole-v1"]
     config, tuned = ladder.cell_config("Pendulum-v1", "trpo", 200_000)
     pendulum = ladder.PRESETS["pendulum-ppo"].config
     donor = ladder.PRESETS["cartpole-trpo"].config
@@ -50,8 +53,9 @@ def test_cell_configs_use_presets_and_borrow_only_estimator_settings():
 
 
 def test_summary_figure_and_table_from_synthetic_results(tmp_path):
-    steps = [list(range(1000, 11_000, 1000))] * 4
-    rising = [[float(i + j) for i in range(10)] for j in range(4)]
+    # 10 updates within the 10k budget, then 5 beyond it that the summary must ignore
+    steps = [list(range(1000, 16_000, 1000))] * 4
+    rising = [[float(i + j) for i in range(10)] + [1e6] * 5 for j in range(4)]
     results = {
         "seeds": 4,
         "budgets": {"CartPole-v1": 10_000},
