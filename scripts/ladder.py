@@ -1,5 +1,8 @@
 """The ladder figure: every estimator's return against env steps on three tasks.
 
+Also the sequence task ``Sequence-v0`` (RL fine-tuning in miniature) with the four
+estimators that have presets for it: REINFORCE, PPO, RLOO and GRPO.
+
 Each (task, estimator) cell trains ``--seeds`` seeds in one vmapped program for the
 same env-step budget and records every seed's per-update training return
 (``metrics["episode_return"]``, the mean return of the episodes that ended in that
@@ -45,13 +48,16 @@ TASKS = {  # task -> (preset prefix, default budget in env steps, "solved" thres
     "CartPole-v1": ("cartpole", 500_000, 475.0),
     "Acrobot-v1": ("acrobot", 500_000, -100.0),
     "Pendulum-v1": ("pendulum", 500_000, -200.0),
+    "Sequence-v0": ("sequence", 153_600, 0.7),  # 8 tokens, one terminal reward in [0, 1]
 }
 # Estimators that run complete episodes (reinforce, reward_to_go, rloo, grpo) spend
 # ``total_timesteps`` on whole horizons but take only the steps before each episode
 # ends, so they are given this many times the budget and their curves are cut where
 # the steps actually taken reach it (a short CartPole episode uses ~20 of 500 steps).
-EPISODIC_HEADROOM = {"CartPole-v1": 8, "Acrobot-v1": 3, "Pendulum-v1": 1}
+EPISODIC_HEADROOM = {"CartPole-v1": 8, "Acrobot-v1": 3, "Pendulum-v1": 1, "Sequence-v0": 1}
 LADDER = ("reinforce", "reward_to_go", "baseline", "vpg", "ppo", "npg", "trpo", "rloo", "grpo")
+# The sequence task compares the estimators of RL fine-tuning only (its presets).
+TASK_ESTIMATORS = {"Sequence-v0": ("reinforce", "ppo", "rloo", "grpo")}
 GRID_POINTS = 50
 # Fields a task's PPO preset keeps when another estimator borrows its CartPole settings.
 TASK_FIELDS = ("env", "total_timesteps", "hidden_sizes", "activation", "log_std_init")
@@ -164,9 +170,13 @@ def plot(results: dict, png: str) -> None:
     import matplotlib.pyplot as plt
 
     tasks = [t for t in TASKS if t in results["cells"]]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.2), squeeze=False)
+    cols = min(len(tasks), 2)
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.4 * rows), squeeze=False)
     colors = plt.get_cmap("tab10")
-    for ax, task in zip(axes[0], tasks, strict=True):
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
         threshold = TASKS[task][2]
         budget = results["budgets"][task]
         for i, est in enumerate(LADDER):
@@ -179,10 +189,10 @@ def plot(results: dict, png: str) -> None:
             ax.fill_between(s["grid"], s["low"], s["high"], color=colors(i), alpha=0.15)
         ax.axhline(threshold, color="0.6", lw=0.8, ls=":")
         ax.set_title(f"{task} ({results['seeds']} seeds, IQM, 95% bootstrap CI)", fontsize=9)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel("env steps (tokens for Sequence-v0)")
+        ax.set_ylabel("training return")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training return")
-    axes[0][-1].legend(fontsize=7, loc="lower right", ncol=2)
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.suptitle("solid: the task's own preset; dashed: CartPole settings", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
@@ -243,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"{args.out} holds {task} at {results['budgets'][task]} steps")
             cells = results["cells"].setdefault(task, {})
             for est in args.estimators:
-                if est in cells:
+                if est in cells or est not in TASK_ESTIMATORS.get(task, LADDER):
                     continue
                 config, tuned = cell_config(task, est, budget)
                 cell = run_cell(config, args.seeds)
