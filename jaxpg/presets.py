@@ -208,6 +208,51 @@ LADDER = dict(
             max_grad_norm=_INF,
         ),
         _p(
+            "acrobot-trpo",
+            "TRPO on Acrobot-v1: the cartpole-trpo settings (δ = 0.02, GAE(0.99, 0.97), critic "
+            "5 epochs × 8 minibatches) on acrobot-ppo's 8 envs × 128 steps.",
+            "training return IQM -80.4 [-83.4, -76.9] (95% bootstrap CI) over 8 seeds at "
+            "0.5M env steps, every seed between -74 and -86 (scripts/ladder.py); eval: "
+            "see the README",
+            -100.0,
+            env="Acrobot-v1",
+            estimator="trpo",
+            num_envs=8,
+            num_steps=128,
+            delta=0.02,
+            lam=0.97,
+            lr=1e-3,
+            num_epochs=5,
+            num_minibatches=8,
+            total_timesteps=500_000,
+            anneal_lr=False,
+            max_grad_norm=_INF,
+        ),
+        _p(
+            "pendulum-trpo",
+            "TRPO on Pendulum-v1 (Gaussian policy): the cartpole-trpo settings on "
+            "pendulum-ppo's 16 envs × 128 steps, γ = 0.95, log-std -0.5, critic 5 epochs × "
+            "32 minibatches.",
+            "training return IQM -239.7 [-353.9, -193.4] (95% bootstrap CI) over 8 seeds at "
+            "0.5M env steps; per seed -155 to -613 (one of 8 falls back) (scripts/ladder.py); "
+            "eval: see the README",
+            -400.0,
+            env="Pendulum-v1",
+            estimator="trpo",
+            num_envs=16,
+            num_steps=128,
+            gamma=0.95,
+            log_std_init=-0.5,
+            delta=0.02,
+            lam=0.97,
+            lr=1e-3,
+            num_epochs=5,
+            num_minibatches=32,
+            total_timesteps=500_000,
+            anneal_lr=False,
+            max_grad_norm=_INF,
+        ),
+        _p(
             "cartpole-npg",
             "Natural policy gradient: the cartpole-trpo settings without the line search "
             "(the whole δ-scaled natural step every update).",

@@ -59,6 +59,8 @@ LADDER = ("reinforce", "reward_to_go", "baseline", "vpg", "ppo", "npg", "trpo", 
 # The sequence task compares the estimators of RL fine-tuning only (its presets).
 TASK_ESTIMATORS = {"Sequence-v0": ("reinforce", "ppo", "rloo", "grpo")}
 GRID_POINTS = 50
+# Presets that were made from this script's borrowed settings (not tuned for their task).
+BORROWED_PRESETS = ("acrobot-trpo", "pendulum-trpo")
 # Fields a task's PPO preset keeps when another estimator borrows its CartPole settings.
 TASK_FIELDS = ("env", "total_timesteps", "hidden_sizes", "activation", "log_std_init")
 
@@ -84,7 +86,7 @@ def cell_config(task: str, estimator: str, budget: int):
         budget *= EPISODIC_HEADROOM[task]
     own = PRESETS.get(preset_name(prefix, estimator))
     if own is not None:
-        return own.config.replace(total_timesteps=budget), True
+        return own.config.replace(total_timesteps=budget), own.name not in BORROWED_PRESETS
     base = PRESETS[preset_name(prefix, "ppo")].config
     ref = PRESETS["cartpole-ppo"].config
     donor = PRESETS[preset_name("cartpole", estimator)].config
