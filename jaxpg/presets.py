@@ -211,9 +211,9 @@ LADDER = dict(
             "acrobot-trpo",
             "TRPO on Acrobot-v1: the cartpole-trpo settings (δ = 0.02, GAE(0.99, 0.97), critic "
             "5 epochs × 8 minibatches) on acrobot-ppo's 8 envs × 128 steps.",
-            "training return IQM -80.4 [-83.4, -76.9] (95% bootstrap CI) over 8 seeds at "
-            "0.5M env steps, every seed between -74 and -86 (scripts/ladder.py); eval: "
-            "see the README",
+            "eval return -78.7 ± 3.8 (SE) over 4 seeds (-75.7, -79.0, -71.1, -88.8), 0.50M "
+            "env steps, 215 s; training return IQM -80.4 [-83.4, -76.9] (95% bootstrap CI) "
+            "over 8 seeds (scripts/ladder.py)",
             -100.0,
             env="Acrobot-v1",
             estimator="trpo",
@@ -233,10 +233,10 @@ LADDER = dict(
             "TRPO on Pendulum-v1 (Gaussian policy): the cartpole-trpo settings on "
             "pendulum-ppo's 16 envs × 128 steps, γ = 0.95, log-std -0.5, critic 5 epochs × "
             "32 minibatches.",
-            "training return IQM -239.7 [-353.9, -193.4] (95% bootstrap CI) over 8 seeds at "
-            "0.5M env steps; per seed -155 to -613 (one of 8 falls back) (scripts/ladder.py); "
-            "eval: see the README",
-            -400.0,
+            "eval return -366.1 ± 96.8 (SE) over 4 seeds (-614.9, -422.3, -235.4, -191.8), "
+            "0.50M env steps, 174 s; training return IQM -239.7 [-353.9, -193.4] (95% "
+            "bootstrap CI) over 8 seeds, per seed -155 to -613 (scripts/ladder.py)",
+            -450.0,
             env="Pendulum-v1",
             estimator="trpo",
             num_envs=16,
