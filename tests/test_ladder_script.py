@@ -43,13 +43,18 @@ def test_cell_configs_use_presets_and_borrow_only_estimator_settings():
     config, tuned = ladder.cell_config("CartPole-v1", "reward_to_go", 100_000)
     assert tuned and config.estimator == "reward_to_go"
     assert config.total_timesteps == 100_000 * ladder.EPISODIC_HEADROOM["CartPole-v1"]
-    config, tuned = ladder.cell_config("Pendulum-v1", "trpo", 200_000)
+    config, tuned = ladder.cell_config("Pendulum-v1", "npg", 200_000)
     pendulum = ladder.PRESETS["pendulum-ppo"].config
-    donor = ladder.PRESETS["cartpole-trpo"].config
-    assert not tuned and config.estimator == "trpo" and config.env == "Pendulum-v1"
+    donor = ladder.PRESETS["cartpole-npg"].config
+    assert not tuned and config.estimator == "npg" and config.env == "Pendulum-v1"
     assert config.delta == donor.delta and config.num_epochs == donor.num_epochs
     assert config.gamma == pendulum.gamma and config.num_envs == pendulum.num_envs
     assert config.log_std_init == pendulum.log_std_init
+    # a preset made from borrowed settings is used but not counted as tuned
+    config, tuned = ladder.cell_config("Pendulum-v1", "trpo", 200_000)
+    assert not tuned and config == ladder.PRESETS["pendulum-trpo"].config.replace(
+        total_timesteps=200_000
+    )
 
 
 def test_summary_figure_and_table_from_synthetic_results(tmp_path):

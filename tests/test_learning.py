@@ -31,6 +31,7 @@ def mean_eval_return(cfg: jaxpg.Config, seeds: int = SEEDS, **parts) -> float:
         float(evaluate(ek, *_policy(train(k).state)).returns.mean())
         for k, ek in zip(keys, eval_keys, strict=True)
     ]
+    print("per seed:", [round(r, 1) for r in returns], flush=True)
     return sum(returns) / len(returns)
 
 
