@@ -191,7 +191,7 @@ def plot(results: dict, png: str) -> None:
             ax.fill_between(s["grid"], s["low"], s["high"], color=colors(i), alpha=0.15)
         ax.axhline(threshold, color="0.6", lw=0.8, ls=":")
         ax.set_title(f"{task} ({results['seeds']} seeds, IQM, 95% bootstrap CI)", fontsize=9)
-        ax.set_xlabel("env steps (tokens for Sequence-v0)")
+        ax.set_xlabel("tokens" if task == "Sequence-v0" else "env steps")
         ax.set_ylabel("training return")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right", ncol=2)
@@ -209,8 +209,10 @@ def table(results: dict) -> str:
         "| tuned preset | wall (all seeds) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for task, cells in results["cells"].items():
+    for task in [t for t in TASKS if t in results["cells"]]:
+        cells = results["cells"][task]
         _, _, threshold = TASKS[task]
+        f = ".3f" if abs(threshold) < 10 else ".1f"  # Sequence-v0's returns lie in [0, 1]
         for est in LADDER:
             if est not in cells:
                 continue
@@ -223,7 +225,7 @@ def table(results: dict) -> str:
                 else f"not in {s['steps_taken']:,.0f}"
             )
             lines.append(
-                f"| {task} | `{est}` | {s['final_iqm']:.1f} [{lo:.1f}, {hi:.1f}] "
+                f"| {task} | `{est}` | {s['final_iqm']:{f}} [{lo:{f}}, {hi:{f}}] "
                 f"| {reach} (≥ {threshold:g}) | {'yes' if cell['tuned'] else 'no'} "
                 f"| {cell['wall_s']:.0f} s |"
             )
