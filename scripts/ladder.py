@@ -108,10 +108,11 @@ def run_cell(config, seeds: int) -> dict:
     keys = jax.random.split(jax.random.key(config.seed), seeds)
     out = jax.block_until_ready(jax.jit(jax.vmap(make_train(config)))(keys))
     m = jax.device_get(out.metrics)
+    returns = np.round(np.asarray(m["episode_return"], np.float64), 3)
     return {
-        "env_steps": np.asarray(m["env_steps"], np.float64).tolist(),
-        "episode_return": np.asarray(m["episode_return"], np.float64).tolist(),
-        "wall_s": time.perf_counter() - start,
+        "env_steps": np.asarray(m["env_steps"], np.int64).tolist(),
+        "episode_return": [[x if math.isfinite(x) else None for x in r] for r in returns.tolist()],
+        "wall_s": round(time.perf_counter() - start, 1),
     }
 
 
