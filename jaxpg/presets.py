@@ -178,6 +178,26 @@ OTHER = dict(
             hidden_sizes=(256, 256),
             activation="relu",
         ),
+        _p(
+            "breakout-minatar-cnn",
+            "PPO with a CNN on Breakout-MinAtar: one 3×3 convolution (16 channels) over the "
+            "10x10x4 grid, then breakout-minatar-ppo's dense layers and settings.",
+            "eval return 28.9 ± 6.4 (std) over 5 seeds (median 24.6, IQM 27.3; the MLP: "
+            "26.1 ± 3.0, median 23.9, IQM 25.6), 500k env steps, 4,882 s on a shared CPU: "
+            "a higher mean than the MLP's, inside the seed noise",
+            15.0,
+            env="Breakout-MinAtar",
+            estimator="ppo",
+            network="cnn",
+            conv_channels=(16,),
+            num_envs=64,
+            num_steps=128,
+            total_timesteps=500_000,
+            lr=5e-3,
+            num_minibatches=8,
+            hidden_sizes=(256, 256),
+            activation="relu",
+        ),
     ]
 )
 
