@@ -427,7 +427,9 @@ def step(
 
     Args:
       key: PRNG key of the step (and of the auto-reset).
-      env, env_params, spec: the environment, its params and :class:`EnvSpec`.
+      env: the environment.
+      env_params: its params.
+      spec: its :class:`EnvSpec`.
       state: the environment's state.
       action: ``[]`` int32 (discrete) or ``[action_dim]`` float32 (clipped to the
         Box and reshaped to the action space's shape here).
@@ -465,7 +467,8 @@ def reset_raw(key: jax.Array, env: Environment, env_params: Any) -> tuple[Any, A
 
     Args:
       key: PRNG key.
-      env, env_params: an environment with :func:`has_standard_step` and its params.
+      env: an environment with :func:`has_standard_step`.
+      env_params: its params.
 
     Returns:
       ``(obs, state)`` as the environment returns them (obs not cast to float32).
@@ -493,10 +496,13 @@ def step_with_reset(
 
     Args:
       key: PRNG key of the step.
-      env, env_params, spec: the environment, its params and :class:`EnvSpec`.
+      env: the environment.
+      env_params: its params.
+      spec: its :class:`EnvSpec`.
       state: the environment's state.
       action: ``[]`` int32 or ``[action_dim]`` float32, as in :func:`step`.
-      reset_obs, reset_state: :func:`reset_raw`'s output for this step.
+      reset_obs: :func:`reset_raw`'s observation for this step.
+      reset_state: :func:`reset_raw`'s state for this step.
 
     Returns:
       :class:`StepOut` as :func:`step` returns it.
@@ -516,7 +522,8 @@ def reset(key: jax.Array, env: Environment, env_params: Any) -> tuple[jax.Array,
 
     Args:
       key: PRNG key.
-      env, env_params: the environment and its params.
+      env: the environment.
+      env_params: its params.
 
     Returns:
       ``(obs [*obs_shape] float32, state)``.

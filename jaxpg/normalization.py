@@ -175,7 +175,8 @@ def discounted_returns(
 
     Args:
       ret0: ``[B]`` each env's return before the rollout.
-      reward, done: ``[T, B]``.
+      reward: ``[T, B]``.
+      done: ``[T, B]``.
       gamma: γ (may be traced).
 
     Returns:
@@ -199,7 +200,9 @@ def scale_rewards(
 
     Args:
       norm: the statistics and per-env returns before this rollout.
-      reward, done, mask: ``[T, B]`` (masked steps neither count nor accumulate).
+      reward: ``[T, B]``.
+      done: ``[T, B]``.
+      mask: ``[T, B]`` (masked steps neither count nor accumulate).
       gamma: γ of the run.
 
     Returns:

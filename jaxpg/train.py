@@ -122,7 +122,11 @@ def make_sharded_train(
       config: the run; ``config.num_envs`` must be a multiple of the device count.
       devices: devices to shard over (default: all, every host after
         :func:`jaxpg.sharding.initialize_distributed`).
-      env, env_params, network, optimizer, guard: as in :func:`make_train`.
+      env: as in :func:`make_train`.
+      env_params: as in :func:`make_train`.
+      network: as in :func:`make_train`.
+      optimizer: as in :func:`make_train`.
+      guard: as in :func:`make_train`.
 
     Returns:
       The jitted ``train``, with attributes ``num_updates``, ``mesh`` and

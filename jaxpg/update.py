@@ -322,7 +322,8 @@ def episode_metrics(trans: rollout.Transition, last_return, last_length) -> dict
     Args:
       trans: the rollout, ``[T, B]`` leaves (``ep_return``, ``ep_length``,
         ``done``, ``mask``).
-      last_return, last_length: float32 scalars of the previous update.
+      last_return: float32 scalar of the previous update.
+      last_length: float32 scalar of the previous update.
 
     Returns:
       ``{"episode_return", "episode_length", "episodes"}``, float32 scalars
@@ -484,7 +485,10 @@ def make_init(
 
     Args:
       config: static configuration.
-      env, env_params, network, optimizer: as in :func:`make_update`.
+      env: as in :func:`make_update`.
+      env_params: as in :func:`make_update`.
+      network: as in :func:`make_update`.
+      optimizer: as in :func:`make_update`.
 
     Returns:
       A pure function of a PRNG key (not jitted) giving the run's initial
