@@ -206,6 +206,17 @@ OTHER = dict(
 # Results: scripts/reproduce_presets.py NAMES --seeds 4 (one vmapped program per
 # preset; 32 sampled eval episodes per seed; mean ± std over seeds), wall time on
 # the shared 2-core dev CPU with compile. Raw numbers: docs/presets_ladder.json.
+# What the trust-region presets share: the critic's Optax epochs after the natural
+# step, GAE λ, 0.5M steps, no lr annealing and no gradient clipping.
+_TRUST_REGION = dict(
+    lam=0.97,
+    lr=1e-3,
+    num_epochs=5,
+    num_minibatches=8,
+    total_timesteps=500_000,
+    anneal_lr=False,
+    max_grad_norm=_INF,
+)
 LADDER = dict(
     [
         _p(
@@ -220,13 +231,7 @@ LADDER = dict(
             num_envs=32,
             num_steps=64,
             delta=0.01,
-            lam=0.97,
-            lr=1e-3,
-            num_epochs=5,
-            num_minibatches=8,
-            total_timesteps=500_000,
-            anneal_lr=False,
-            max_grad_norm=_INF,
+            **_TRUST_REGION,
         ),
         _p(
             "acrobot-trpo",
@@ -241,13 +246,7 @@ LADDER = dict(
             num_envs=8,
             num_steps=128,
             delta=0.02,
-            lam=0.97,
-            lr=1e-3,
-            num_epochs=5,
-            num_minibatches=8,
-            total_timesteps=500_000,
-            anneal_lr=False,
-            max_grad_norm=_INF,
+            **_TRUST_REGION,
         ),
         _p(
             "pendulum-trpo",
@@ -265,13 +264,7 @@ LADDER = dict(
             gamma=0.95,
             log_std_init=-0.5,
             delta=0.02,
-            lam=0.97,
-            lr=1e-3,
-            num_epochs=5,
-            num_minibatches=32,
-            total_timesteps=500_000,
-            anneal_lr=False,
-            max_grad_norm=_INF,
+            **(_TRUST_REGION | {"num_minibatches": 32}),
         ),
         _p(
             "cartpole-npg",
@@ -283,13 +276,7 @@ LADDER = dict(
             num_envs=32,
             num_steps=64,
             delta=0.02,
-            lam=0.97,
-            lr=1e-3,
-            num_epochs=5,
-            num_minibatches=8,
-            total_timesteps=500_000,
-            anneal_lr=False,
-            max_grad_norm=_INF,
+            **_TRUST_REGION,
         ),
         _p(
             "cartpole-rloo",
