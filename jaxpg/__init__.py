@@ -15,9 +15,10 @@ backend alone.
 import importlib
 from typing import Any
 
-from jaxpg import xla_flags
+from jaxpg import lazy_imports, xla_flags
 
 xla_flags.apply_cpu_workarounds()  # before anything can start JAX's backend
+lazy_imports.install()  # gymnax's plotting imports run only when used
 
 from jaxpg import estimators, returns  # noqa: E402
 from jaxpg.config import ESTIMATORS, Config, HParams  # noqa: E402

@@ -558,7 +558,8 @@ def main(argv=None) -> int:
     if str(ROOT) not in sys.path:  # run from a checkout without installing
         sys.path.insert(0, str(ROOT))
 
-    import jax
+    import jaxpg  # noqa: I001,F401  (first: its XLA:CPU settings must precede JAX's backend)
+    import jax  # noqa: I001
 
     result = {
         "machine": {
