@@ -7,6 +7,7 @@ line on stdout.
   {"cmd": "prepare", "system": "jaxpg" | "rejax", "settings": {...}}
       -> {"trace_s", "compile_s", "trace_cpu_s", "compile_cpu_s": float,
           "steps": int, "versions": {...}}
+  {"cmd": "recompile"}           -> {"compile_s", "compile_cpu_s"} (the same program again)
   {"cmd": "run", "seed": int}    -> {"run_s": float, "run_cpu_s": float}
   {"cmd": "eval", "episodes": n} -> {"return": [float]}  (each run's final policy)
   {"cmd": "quit"}
@@ -52,6 +53,18 @@ def _lower_and_compile(system, fn, key, jit=None):
         system.compiled = lowered.compile()
     system.trace_s, system.trace_cpu_s = trace.wall, trace.cpu
     system.compile_s, system.compile_cpu_s = comp.wall, comp.cpu
+    system.recompile = lambda: _compile_again(fn, key, jit)
+
+
+def _compile_again(fn, key, jit) -> dict:
+    """XLA's compilation of the same program once more (JAX's in-memory caches cleared)."""
+    import jax
+
+    jax.clear_caches()  # else the second compile is a cache hit
+    lowered = jit(fn).lower(key)
+    with Timed() as comp:
+        lowered.compile()
+    return {"compile_s": comp.wall, "compile_cpu_s": comp.cpu}
 
 
 def _seed_keys(seed, seeds, make_key):
@@ -244,6 +257,8 @@ def main() -> None:
                 "steps": system.steps,
                 "versions": system.versions,
             }
+        elif cmd == "recompile":
+            reply = system.recompile()
         elif cmd == "run":
             t = system.run(msg["seed"])
             reply = {"run_s": t.wall, "run_cpu_s": t.cpu}

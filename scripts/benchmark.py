@@ -1,9 +1,10 @@
 """Throughput benchmark: jaxpg PPO vs rejax PPO on CartPole-v1, side by side.
 
 Both trainers run as persistent worker subprocesses (``scripts/bench_worker.py``),
-each compiles once, and runs alternate A B A B ... so that the noise of a shared
-machine hits both alike; medians and ratios are reported. Settings are matched:
-64×64 tanh MLPs, same num_envs, num_steps, epochs, minibatches, lr, entropy
+each compiles its program ``--compile-repeats`` times (compilations alternate too;
+the median is reported) and runs it ``--repeats`` times, alternating A B A B ... so
+that the noise of a shared machine hits both alike; medians and ratios are reported.
+Settings are matched: 64×64 tanh MLPs, same num_envs, num_steps, epochs, minibatches, lr, entropy
 coefficient, total steps, and initialisation (jaxpg's ``weight_init="lecun"``, the
 flax default rejax uses). After timing, every run's final policy (one per seed)
 is evaluated on 128 episodes; the mean ± standard error over seeds shows that
@@ -123,7 +124,19 @@ def compare(args, systems: list[tuple[str, str, Path | None, str]]) -> list[dict
                 "steps": rep["steps"],
                 "versions": rep["versions"],
                 "run_s": [],
+                "compile_s_all": [rep["compile_s"]],
+                "compile_cpu_s_all": [rep.get("compile_cpu_s", float("nan"))],
             }
+        # Compile times drift with the machine's load as much as run times do: the
+        # same programs are compiled again, alternating, and the medians reported.
+        for r in range(1, args.compile_repeats):
+            for w in workers if r % 2 == 0 else workers[::-1]:
+                rep = w.ask(cmd="recompile")
+                info[w.name]["compile_s_all"].append(rep["compile_s"])
+                info[w.name]["compile_cpu_s_all"].append(rep["compile_cpu_s"])
+        for d in info.values():
+            d["compile_s"] = statistics.median(d["compile_s_all"])
+            d["compile_cpu_s"] = statistics.median(d["compile_cpu_s_all"])
         for r in range(args.repeats):
             order = workers if r % 2 == 0 else workers[::-1]
             for w in order:
@@ -538,6 +551,12 @@ def main(argv=None) -> int:
     p.add_argument("--min-updates", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument(
+        "--compile-repeats",
+        type=int,
+        default=3,
+        help="compilations of each compared program, alternating; the median is reported",
+    )
+    p.add_argument(
         "--estimators", default="", help="comma list for the estimator throughput (default all)"
     )
     p.add_argument(
@@ -553,6 +572,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.num_envs, args.total_timesteps, args.min_updates = [(4, 1), (64, 1), (4, 2)], 32_768, 2
         args.repeats = 2
+        args.compile_repeats = 1
         args.scale_envs, args.scale_steps = [1, 16, 256], [8, 32]
     skip = set(filter(None, args.skip.split(",")))
     if str(ROOT) not in sys.path:  # run from a checkout without installing
