@@ -48,16 +48,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import platform
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxpg import checkpoint, files, sharding, stats
+from jaxpg import checkpoint, compiling, files, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.files import write_json_atomic
 from jaxpg.loop import make_dispatch
@@ -409,7 +411,19 @@ def train_run(
     mesh = env_mesh_for(config, settings)
     runspec = make_runspec(config)._replace(mesh=mesh)
     key = jax.random.key(config.seed)
-    state = init_state(runspec, key)
+    hp = config.hparams()
+    init = compiling.jit(lambda k: init_state(runspec, k))  # one compile, not one per op
+    program = warm = None
+    if mesh is None and settings.log_mode == "chunks":
+        # The chunk program compiles on a second thread while the initialisation
+        # compiles and runs here (the first chunk then finds it in jit's cache).
+        program = _chunk_program(runspec, settings, None, None)
+        warm = _compile_in_background(program[1], jax.eval_shape(init, key), hp)
+    try:
+        state = init(key)
+    finally:  # never leave a compiling thread behind (exiting under it aborts the process)
+        if warm is not None:
+            warm.join()
     shardings = None if mesh is None else sharding.state_shardings(state, mesh)
     writer = jax.process_index() == 0
     wall0, ckpt_step = 0.0, None
@@ -463,9 +477,8 @@ def train_run(
         sink = _NullSink()
     if shardings is not None:
         state = sharding.put_state(state, shardings)
-    hp = config.hparams()
     status, error = "completed", None
-    loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings)
+    loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings, program)
     try:
         with _StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
@@ -549,6 +562,42 @@ def _write_summary(run_dir: Path, summary: dict) -> None:
 _SUMMARY_PAD = 4096  # bytes: room for the final summary to overwrite the first in place
 
 
+def _chunk_program(runspec, settings: RunSettings, sink, shardings) -> tuple[int, Any]:
+    """``(updates per dispatch, the jitted dispatch)`` of a run's host loop.
+
+    ``chunks`` mode: ``log_every`` updates (at most ``checkpoint_every``) whose rows
+    the host reads; ``callback`` mode: ``checkpoint_every`` updates whose rows reach
+    ``sink`` from inside the program every ``log_every`` updates.
+    """
+    n = runspec.num_updates
+    if settings.log_mode == "callback":
+        length = max(1, min(settings.checkpoint_every, n))
+        return length, make_dispatch(
+            runspec, length, DISPATCH_COLUMNS, sink=sink,
+            log_every=settings.log_every, shardings=shardings,
+        )  # fmt: skip
+    length = max(1, min(settings.log_every, settings.checkpoint_every, n))
+    return length, make_dispatch(runspec, length, DISPATCH_COLUMNS, shardings=shardings)
+
+
+def _compile_in_background(fn, *args) -> threading.Thread:
+    """Compile the jitted ``fn`` for ``args`` (arrays or shapes) on a daemon thread.
+
+    Its first call with arguments of those shapes then finds the executable in
+    jit's cache. A failure is left for that call to raise.
+    """
+
+    def work():
+        try:
+            fn.lower(*args).compile()
+        except Exception:  # noqa: BLE001  (the real call compiles again and raises)
+            pass
+
+    thread = threading.Thread(target=work, name="jaxpg-compile", daemon=True)
+    thread.start()
+    return thread
+
+
 class _Loop:
     """The host loop: dispatch compiled chunks, stream their rows, checkpoint.
 
@@ -559,23 +608,14 @@ class _Loop:
     rows reach the sink by ``jax.debug.callback`` from inside the program.
     """
 
-    def __init__(self, runspec, config, settings, run_dir, sink, ckpt_step, shardings=None):
+    def __init__(
+        self, runspec, config, settings, run_dir, sink, ckpt_step, shardings=None, program=None
+    ):  # fmt: skip
         self.runspec, self.config, self.settings = runspec, config, settings
         self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
         self.stopped_early = False
         self._future = None
-        n = runspec.num_updates
-        if settings.log_mode == "callback":
-            self.chunk_len = max(1, min(settings.checkpoint_every, n))
-            self.chunk = make_dispatch(
-                runspec, self.chunk_len, DISPATCH_COLUMNS, sink=sink,
-                log_every=settings.log_every, shardings=shardings,
-            )  # fmt: skip
-        else:
-            self.chunk_len = max(1, min(settings.log_every, settings.checkpoint_every, n))
-            self.chunk = make_dispatch(
-                runspec, self.chunk_len, DISPATCH_COLUMNS, shardings=shardings
-            )
+        self.chunk_len, self.chunk = program or _chunk_program(runspec, settings, sink, shardings)
 
     def _drain(self, pending: list) -> None:
         """Read the rows of dispatched chunks (blocking) and hand them to the sink."""
@@ -756,7 +796,8 @@ def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
     for _, file in reversed(ckpts):
         try:
             _, config, _ = checkpoint.read(file)
-            template = init_state(make_runspec(config), jax.random.key(config.seed))
+            init = compiling.jit(functools.partial(init_state, make_runspec(config)))
+            template = init(jax.random.key(config.seed))
             state, _ = checkpoint.restore(file, template, config)
         except checkpoint.IncompatibleCheckpointError:
             raise
