@@ -97,6 +97,18 @@ CARTPOLE = dict(
 # Results: scripts/reproduce_presets.py (5 seeds, 32 sampled eval episodes per
 # seed; mean ± std over seeds of the per-seed mean), wall time on the shared
 # 2-core dev CPU with compile. Raw numbers: docs/presets_other.json.
+# breakout-minatar-ppo's settings; breakout-minatar-cnn adds one convolution in front.
+_BREAKOUT = dict(
+    env="Breakout-MinAtar",
+    estimator="ppo",
+    num_envs=64,
+    num_steps=128,
+    total_timesteps=500_000,
+    lr=5e-3,
+    num_minibatches=8,
+    hidden_sizes=(256, 256),
+    activation="relu",
+)
 OTHER = dict(
     [
         _p(
@@ -168,15 +180,7 @@ OTHER = dict(
             "PPO with an MLP on Breakout-MinAtar (10x10x4 grid flattened).",
             "eval return 26.1 ± 3.0 over 5 seeds (500k env steps, 233 s for all seeds)",
             15.0,
-            env="Breakout-MinAtar",
-            estimator="ppo",
-            num_envs=64,
-            num_steps=128,
-            total_timesteps=500_000,
-            lr=5e-3,
-            num_minibatches=8,
-            hidden_sizes=(256, 256),
-            activation="relu",
+            **_BREAKOUT,
         ),
         _p(
             "breakout-minatar-cnn",
@@ -186,17 +190,9 @@ OTHER = dict(
             "26.1 ± 3.0, median 23.9, IQM 25.6), 500k env steps, 4,882 s on a shared CPU: "
             "a higher mean than the MLP's, inside the seed noise",
             15.0,
-            env="Breakout-MinAtar",
-            estimator="ppo",
             network="cnn",
             conv_channels=(16,),
-            num_envs=64,
-            num_steps=128,
-            total_timesteps=500_000,
-            lr=5e-3,
-            num_minibatches=8,
-            hidden_sizes=(256, 256),
-            activation="relu",
+            **_BREAKOUT,
         ),
     ]
 )

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import platform
 import signal
 import sys
@@ -412,7 +411,7 @@ def train_run(
     runspec = make_runspec(config)._replace(mesh=mesh)
     key = jax.random.key(config.seed)
     hp = config.hparams()
-    init = compiling.jit(lambda k: init_state(runspec, k))  # one compile, not one per op
+    init = _compiled_init(runspec)
     program = warm = None
     if mesh is None and settings.log_mode == "chunks":
         # The chunk program compiles on a second thread while the initialisation
@@ -560,6 +559,12 @@ def _write_summary(run_dir: Path, summary: dict) -> None:
 
 
 _SUMMARY_PAD = 4096  # bytes: room for the final summary to overwrite the first in place
+
+
+def _compiled_init(runspec) -> Any:
+    """``init_state`` for ``runspec`` as one compiled program (op by op it is dozens of
+    small compilations: seconds of a command's start-up)."""
+    return compiling.jit(lambda key: init_state(runspec, key))
 
 
 def _chunk_program(runspec, settings: RunSettings, sink, shardings) -> tuple[int, Any]:
@@ -796,8 +801,7 @@ def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
     for _, file in reversed(ckpts):
         try:
             _, config, _ = checkpoint.read(file)
-            init = compiling.jit(functools.partial(init_state, make_runspec(config)))
-            template = init(jax.random.key(config.seed))
+            template = _compiled_init(make_runspec(config))(jax.random.key(config.seed))
             state, _ = checkpoint.restore(file, template, config)
         except checkpoint.IncompatibleCheckpointError:
             raise
