@@ -94,11 +94,12 @@ class Sizes:
     def __init__(self, smoke: bool):
         self.smoke = smoke
         self.learn_timesteps = 8192 if smoke else None  # None: Config()'s own budget
-        self.envs = [4, 16] if smoke else [64, 256, 1024, 4096, 16384, 65536]
+        # In order of value, so that a part cut short still spans the range.
+        self.envs = [4, 16] if smoke else [64, 65536, 1024, 16384, 256, 4096]
         self.ppo_total = 4096 if smoke else 1 << 20
         self.min_updates = 2 if smoke else 4
         self.repeats = 2 if smoke else 3
-        self.seeds = (2, 2048) if smoke else (2048, 32_768)  # (seeds, steps per seed)
+        self.seeds = (2, 2048) if smoke else (2048, 16_384)  # (seeds, steps per seed)
         self.trajectories = [64, 256] if smoke else [100_000, 1_000_000]
         self.chunk = 64 if smoke else 16_384
         self.max_steps = 50 if smoke else 500
@@ -372,9 +373,13 @@ def part_ppo_peer(p: Part) -> None:
                 except Exception as e:  # the peer failing must not stop jaxpg's figures
                     row[label] = {"error": str(e)[-300:]}
             live = [w for w in workers if "error" not in row[w]]
-            for r in range(p.sizes.repeats):
+            for r in range(p.sizes.repeats + 1):  # round 0 is a warm-up, not counted
                 for label in live if r % 2 == 0 else live[::-1]:
-                    row[label]["run_s"].append(workers[label].ask(cmd="run", seed=r)["run_s"])
+                    t = workers[label].ask(cmd="run", seed=r)["run_s"]
+                    if r:
+                        row[label]["run_s"].append(t)
+                    else:
+                        row[label]["warmup_s"] = t
             line = f"ppo num_envs={n:6d}:"
             for label in live:
                 d = row[label]
@@ -409,9 +414,10 @@ def part_seeds(p: Part) -> None:
     train = jaxpg.make_train(ppo_config(4, total, weight_init=init))
     keys = lambda r: jax.random.split(jax.random.key(r), num_seeds)  # noqa: E731
     compiled, trace_s, compile_s = _compile(jax.vmap(train), keys(0))
-    first_s = _call_s(compiled, keys(1))
-    run_s = _call_s(compiled, keys(2))
     steps = train.num_updates * 4 * 128 * num_seeds
+    first_s = _call_s(compiled, keys(1))
+    p.emit(seeds=num_seeds, first_call_s=first_s, first_call_steps_per_s=steps / first_s)
+    run_s = _call_s(compiled, keys(2))
     p.emit(
         seeds=num_seeds, setting="PureJaxRL CartPole: 4 envs x 128 steps, 4 epochs x 4 "
         "minibatches, lr 2.5e-4 annealed, 64x64 tanh", weight_init=init,
@@ -856,15 +862,20 @@ machine holds (jax 0.11.2, flax, optax, chex, numpy, matplotlib, seaborn and six
 PyPI), so only what is missing there is fetched. All are pure Python except dm-tree
 and wrapt (small cp312 manylinux x86_64 wheels; tfp-nightly imports dm-tree).
 
-The device command (for the device tool's `run`, carrying the wheels):
+The device command (the device tool's `run` with `carry: [".gpu/wheels"]`):
 
 ```text
 {command}
 ```
 
-Expected: about 7 minutes (8 at most: the script stops starting parts at 470 s), set-up
-under 10 s. On the machine the script installs each folder with `pip install --no-index
---no-deps --target` into its own temporary folder; the jaxpg processes get
+Expected: about 5 minutes (an estimate from the number of programs: 34 compilations, a
+few seconds each, and 14 process starts; nothing has been timed on the GPU yet), 8 at
+most: each part has its own limit and no part starts after 462 s of the 470 s budget.
+Give the device tool `timeout_s` 540. Before it, the wheels must be in `.gpu/wheels` of
+the working tree (ignored by git, so run `scripts/gpu_wheels.py` in that session).
+
+On the machine the script installs each folder with `pip install --no-index --no-deps
+--target` into its own temporary folder; the jaxpg processes get
 `PYTHONPATH=<repo>:<jaxpg folder>`, the rejax worker `PYTHONPATH=<rejax folder>` (one
 `PYTHONPATH` per process). `XLA_PYTHON_CLIENT_PREALLOCATE=false`, as three processes share
 the GPU. `python scripts/gpu_bench.py --smoke --out-dir /tmp/gpu-smoke` runs the same
@@ -954,7 +965,7 @@ def _page_results(r: dict, gpu: bool) -> str:
               "lecun init, no annealing; medians of the timed runs).\n\n"
               "| num_envs | jaxpg steps/s | rejax steps/s | jaxpg / rejax | jaxpg compile s "
               "| rejax compile s | jaxpg MiB |\n|---|---|---|---|---|---|---|\n")  # fmt: skip
-        for row in rows:
+        for row in sorted(rows, key=lambda x: x["num_envs"]):
             j, q = row.get("jaxpg", {}), row.get("rejax", {})
             mib = j.get("compiled_bytes")
             t += (f"| {row['num_envs']:,} | {_fmt(j.get('steps_per_s'))} | "

@@ -7,7 +7,8 @@ downloads, for Python 3.12 and binary wheels only, each top-level requirement wi
 (extras excluded, markers evaluated for CPython 3.12 on Linux x86_64) that the
 *reference* interpreter does not have, recursively. The reference is a Python that
 holds what the GPU machine holds (a venv with jax 0.11.2, flax, optax, chex, numpy,
-matplotlib, seaborn, six from PyPI); without one, every requirement is followed.
+matplotlib, seaborn, six from PyPI); without one, :data:`GPU_MACHINE_HAS` (what such a
+venv held on 2026-12-04) stands for it.
 
 Two folders, one per process of the run (``scripts/gpu_bench.py`` installs each into
 its own ``--target`` folder and gives each process its own ``PYTHONPATH``):
@@ -33,6 +34,18 @@ TOP = {
     "jaxpg": ["gymnax==1.0.1"],
     "rejax": ["rejax==0.1.3", "gymnax==0.0.9"],
 }
+#: What a Python 3.12 venv holds after ``pip install jax==0.11.2 flax optax chex numpy
+#: matplotlib seaborn six`` (PyPI, 2026-12-04): the GPU machine's packages and their
+#: dependencies. Used when no ``--reference-python`` is given.
+GPU_MACHINE_HAS = {
+    "absl-py", "aiofiles", "chex", "contourpy", "cycler", "etils", "flax", "fonttools",
+    "fsspec", "humanize", "jax", "jaxlib", "kiwisolver", "markdown-it-py", "matplotlib",
+    "mdurl", "ml-dtypes", "msgpack", "numpy", "opt-einsum", "optax", "orbax-checkpoint",
+    "packaging", "pandas", "pillow", "pip", "prometheus-client", "protobuf", "psutil",
+    "pygments", "pyparsing", "python-dateutil", "pyyaml", "rich", "scipy", "seaborn",
+    "simplejson", "six", "tensorstore", "toolz", "treescope", "typing-extensions", "tzdata",
+    "uvloop", "zipp",
+}  # fmt: skip
 #: Markers of the GPU machine's interpreter.
 MARKERS = {
     "python_version": "3.12",
@@ -54,7 +67,7 @@ def _norm(name: str) -> str:
 def installed(python: str | None) -> set[str]:
     """Normalised distribution names the reference interpreter holds (empty: none)."""
     if python is None:
-        return set()
+        return set(GPU_MACHINE_HAS)
     code = (
         "import importlib.metadata as m, json;"
         "print(json.dumps(sorted({d.metadata['Name'] for d in m.distributions()})))"
@@ -123,7 +136,9 @@ def fill(folder: str, have: set[str], out: Path) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reference-python", default=None, help="a Python holding what the GPU has")
+    p.add_argument(
+        "--reference-python", default=None, help="a Python holding what the GPU machine has"
+    )
     p.add_argument("--out", type=Path, default=ROOT / ".gpu" / "wheels")
     args = p.parse_args(argv)
     have = installed(args.reference_python)

@@ -33,6 +33,7 @@ gb = _load()
 
 def _run(tmp_path: Path, *extra: str, timeout: int = 240) -> dict:
     out = tmp_path / "out"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(out),
            "--wheels", str(tmp_path / "no-wheels"), *extra]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
