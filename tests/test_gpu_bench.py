@@ -69,6 +69,15 @@ def test_install_skips_present_and_installs_missing(tmp_path):
     assert "error" in gb.install(tmp_path / "none", tmp_path / "site2")
 
 
+def test_install_without_pip_unpacks(tmp_path, monkeypatch):
+    _fake_wheel(tmp_path / "wheels", "jaxpg_fake_dep", "1.2.3")
+    failed = subprocess.CompletedProcess([], 1, "", "No module named pip")
+    monkeypatch.setattr(gb.subprocess, "run", lambda *a, **k: failed)
+    report = gb.install(tmp_path / "wheels", tmp_path / "site")
+    assert report["method"].startswith("unzip") and "No module named pip" in report["method"]
+    assert (tmp_path / "site" / "jaxpg_fake_dep.py").exists()
+
+
 def test_version_ranges_are_checked_and_advice_names_the_range():
     rows = gb.check_ranges([])
     names = {r["name"] for r in rows}
