@@ -532,7 +532,7 @@ def part_ab_blocking(p: Part) -> None:
 
     n = p.sizes.ab_envs
     if p.sizes.smoke:  # small enough to chunk a smoke-sized minibatch
-        blocking.CPU_CHUNK, blocking.CHUNK_ABOVE = 256, 512
+        blocking.CPU_CHUNK, blocking.CHUNK_ABOVE = 128, 256
     cfg = ppo_config(n, n * 128 * p.sizes.ab_total_updates)
     default_rule = blocking.auto_chunks
     minibatch = n * 128 // 4

@@ -105,15 +105,16 @@ def test_time_limit_and_budget(tmp_path):
 
 
 def test_smoke_parts_write_json_and_page(tmp_path):
-    r = _run(tmp_path, "--parts", "learns,ab_compiler")
+    r = _run(tmp_path, "--parts", "learns,ab_blocking")
     assert r["smoke"] and r["machine"]["backend"] == "cpu"
     learns = r["parts"]["learns"]
     assert learns["status"] == "ok" and learns["final_return"] > 0 and learns["run_s"] > 0
-    (ab,) = r["parts"]["ab_compiler"]["rows"]
-    assert set(ab["median_s"]) == {"cpu_options", "xla_default"}
-    assert ab["faster"] in ab["median_s"] and ab["jaxpg_applies_here"]  # CPU: applied
+    (ab,) = r["parts"]["ab_blocking"]["rows"]
+    assert set(ab["median_s"]) == {"cache_chunks", "none"} and ab["faster"] in ab["median_s"]
+    assert ab["chunk"] < ab["minibatch"]  # the chunked variant really chunks
+    assert ab["jaxpg_default_here"] == "cache_chunks"  # on CPU jaxpg chunks such a batch
     page = next((tmp_path / "out").glob("*.md")).read_text()
-    assert "CPU figures" in page and "Learns" in page and "compiler options" in page
+    assert "CPU figures" in page and "Learns" in page and "blocking.auto_chunks" in page
 
 
 def test_committed_page_is_the_generated_one(tmp_path):
