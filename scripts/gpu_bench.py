@@ -484,7 +484,7 @@ def part_sweep(p: Part) -> None:
         compile_s=info.compile_s, run_s=info.run_s,
         steps_per_s=steps / info.run_s if steps and info.run_s else None,
         compiled_bytes_per_device=info.compiled_bytes_per_device,
-        best_lr=res.summary[0]["lr"] if "lr" in res.summary[0] else None,
+        best_lr=min(res.summary, key=lambda row: row.get("rank", 0)).get("lr"),
     )  # fmt: skip
     print(f"sweep: {runs} runs in {info.num_chunks} chunk(s) of one program, compile "
           f"{info.compile_s:.1f} s, run {info.run_s:.1f} s", flush=True)  # fmt: skip
