@@ -246,7 +246,7 @@ def _compile(fn, *args, compiler_options="jaxpg"):
 
     from jaxpg import compiling
 
-    jit = compiling.jit if compiler_options == "jaxpg" else None
+    jit = getattr(compiling, "jit", jax.jit) if compiler_options == "jaxpg" else None
     t0 = time.perf_counter()
     if jit is not None:
         lowered = jit(fn).lower(*args)
@@ -495,7 +495,7 @@ def _cpu_choices() -> tuple[dict, str, str, str]:
 
     Reads ``jaxpg.compiling.CPU_OPTIONS`` (a dict) or, if the options moved into
     ``XLA_FLAGS``, any upper-case list/str of ``--xla...`` flags in
-    ``jaxpg.compiling`` or ``jaxpg.xla_flags``; falls back to
+    ``jaxpg.compiling`` or ``jaxpg.xla_flags`` (or a dict of them); falls back to
     :data:`FALLBACK_CPU_OPTIONS`. Returns ``(options, where, scheduler_flag, where)``.
     """
     from jaxpg import compiling, xla_flags
@@ -511,6 +511,8 @@ def _cpu_choices() -> tuple[dict, str, str, str]:
         for name in dir(mod):
             val = getattr(mod, name)
             items = val.split() if isinstance(val, str) else val
+            if isinstance(items, dict):  # {"--xla_name": value} or {"xla_name": value}
+                items = [f"--{str(k).lstrip('-')}={v}" for k, v in items.items()]
             if not name.isupper() or not isinstance(items, (list, tuple)):
                 continue
             parsed = {}
@@ -583,7 +585,7 @@ def part_ab_compiler(p: Part) -> None:
         programs[name], extra["compile_s"][name] = compiled, c
     from jaxpg import compiling
 
-    extra["jaxpg_applies_here"] = compiling.compiler_options()
+    extra["jaxpg_applies_here"] = getattr(compiling, "compiler_options", lambda: None)()
     if len(programs) == 2:
         times = _alternate(programs, lambda r: (jax.random.key(r),), p.sizes.repeats)
         p.add_row(_ab_row("compiler options", times, train.num_updates * n * 128, extra))
