@@ -27,6 +27,10 @@ network only makes even permutations of its ``2^k`` words). For PPO minibatches
 only the partition into minibatches matters, which this does not restrict;
 ``Config.minibatch_shuffle="sort"`` selects ``jax.random.permutation`` for
 users who want exactly uniform permutations.
+
+``"feistel"`` is the default on every backend, so that a seed gives the same
+minibatches on CPU, GPU and TPU; its speed advantage was measured on CPU only
+(``scripts/gpu_bench.py`` times it against the sort on an accelerator, docs/gpu.md).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ default). Newer jaxlibs are left alone (an unknown XLA flag is a fatal error, so
 jaxpg does not pass one to a release it was not tested with). The setting only
 reaches XLA if JAX's backend has not started yet: import jaxpg before running any
 JAX computation, or export the flag in the shell. ``import jaxpg`` warns when it
-comes too late.
+comes too late. The flag is appended whatever the backend; only XLA:CPU reads it, so
+GPU and TPU programs are unaffected (docs/gpu.md).
 """
 
 from __future__ import annotations

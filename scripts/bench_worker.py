@@ -10,6 +10,9 @@ line on stdout.
   {"cmd": "recompile"}           -> {"compile_s", "compile_cpu_s"} (the same program again)
   {"cmd": "run", "seed": int}    -> {"run_s": float, "run_cpu_s": float}
   {"cmd": "eval", "episodes": n} -> {"return": [float]}  (each run's final policy)
+  {"cmd": "memory"}              -> {"peak_bytes_in_use": int | None, "compiled_bytes": ...}
+      (the device allocator's peak so far, where the backend reports one; the
+      compiled program's arguments + outputs + temporaries)
   {"cmd": "quit"}
 
 ``settings["seeds"] > 1`` compiles ``jax.vmap`` of the whole run over that many
@@ -241,6 +244,17 @@ class RejaxSystem:
         return [float(evaluate(ts, jax.random.PRNGKey(10_000))) for ts in self.states]
 
 
+def _memory(system) -> dict:
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    m = system.compiled.memory_analysis() if system is not None else None
+    size = None
+    if m is not None:
+        size = int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+    return {"peak_bytes_in_use": stats.get("peak_bytes_in_use"), "compiled_bytes": size}
+
+
 def main() -> None:
     system = None
     for line in sys.stdin:
@@ -262,6 +276,8 @@ def main() -> None:
         elif cmd == "run":
             t = system.run(msg["seed"])
             reply = {"run_s": t.wall, "run_cpu_s": t.cpu}
+        elif cmd == "memory":
+            reply = _memory(system)
         elif cmd == "eval":
             reply = {"return": system.evaluate(msg.get("episodes", 128))}
         elif cmd == "quit":
