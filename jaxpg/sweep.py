@@ -26,6 +26,7 @@ from jaxpg import compiling, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.grid import ALIASES, Grid, check_grid, hparams_batch
 from jaxpg.loop import scan_updates
+from jaxpg.results import LoadedSweep, load
 from jaxpg.runspec import init_state, make_runspec
 
 log = logging.getLogger("jaxpg.sweep")
@@ -33,10 +34,12 @@ log = logging.getLogger("jaxpg.sweep")
 __all__ = [
     "ALIASES",
     "ChunkReport",
+    "LoadedSweep",
     "ProgramInfo",
     "RunResult",
     "SweepResult",
     "estimate_run_bytes",
+    "load",
     "make_batched_train",
     "sweep",
 ]
