@@ -74,6 +74,19 @@ class Generation(NamedTuple):
     copied: jax.Array  # [P] bool
 
 
+def default_interval(num_updates: int) -> int:
+    """The largest divisor of ``num_updates`` that is at most a quarter of it (at least 1).
+
+    Example:
+      >>> default_interval(40), default_interval(10), default_interval(3)
+      (10, 2, 1)
+    """
+    k = max(1, num_updates // 4)
+    while num_updates % k:
+        k -= 1
+    return k
+
+
 def cut_size(population: int, quantile: float) -> int:
     """Members replaced per exploit step: ``max(1, floor(quantile · P))``, 0 for P < 2.
 

@@ -22,6 +22,8 @@ from jaxpg import search
 from jaxpg import space as sp
 from jaxpg.runspec import init_state, make_runspec
 
+jaxpg_sweep = __import__("jaxpg.sweep", fromlist=["load"])
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # 32 steps per update, 8 updates: 4 generations of 2 updates.
 TINY = jaxpg.Config(num_envs=2, num_steps=16, total_timesteps=256, num_minibatches=2)
@@ -255,18 +257,113 @@ def test_rung_plan():
         search.rung_plan(9, 3, 4)
 
 
-def test_halving_keeps_the_best_and_continues_them():
-    s = sp.check_space(TINY, SPACE)
-    res = search.halving(TINY, s, 4, eta=2, search_seed=1)
-    assert [len(r.members) for r in res.rungs] == [4, 2, 1]
-    assert [r.updates for r in res.rungs] == [2, 4, 8]
-    for prev, nxt in zip(res.rungs, res.rungs[1:], strict=False):
-        s_ = np.where(np.isnan(prev.score), -np.inf, prev.score)
-        best = prev.members[np.argsort(-s_, kind="stable")[: len(nxt.members)]]
-        assert nxt.members.tolist() == best.tolist()
-        # continued from their state: the env-step counter goes on
-        rows = [prev.members.tolist().index(m) for m in nxt.members]
-        np.testing.assert_array_equal(nxt.env_steps[:, 0], prev.env_steps[rows, -1] + 32)
-    assert res.rungs[-1].env_steps[0, -1] == TINY.total_timesteps
-    assert res.best == res.rungs[-1].members[0]
-    json.dumps(res.best_hparams())
+def _sweep_args(out, *extra):
+    return [
+        sys.executable, "-m", "jaxpg", "sweep", "--num-envs", "2", "--num-steps", "16",
+        "--num-minibatches", "2", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+
+
+def test_cli_halving_keeps_the_best_and_continues_them(tmp_path):
+    out = tmp_path / "halving"
+    space = ["--space", SPACE[0], "--space", SPACE[2]]
+    args = ["--search", "halving", *space, "--population", "4", "--eta", "2"]
+    done = subprocess.run(
+        _sweep_args(out, *args, "--total-timesteps", "256"),
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "halving rung 3/3" in done.stderr
+    rec = json.loads((out / "search.json").read_text())
+    rungs = rec["rungs"]
+    assert [len(r["members"]) for r in rungs] == [4, 2, 1]
+    assert [r["updates"] for r in rungs] == [2, 4, 8]
+    assert rec["compilations"] == 4  # 3 rungs + the initialisation
+    for prev, nxt in zip(rungs, rungs[1:], strict=False):
+        score = [-np.inf if s is None else s for s in prev["score"]]
+        best = [prev["members"][i] for i in np.argsort(-np.asarray(score), kind="stable")]
+        assert nxt["members"] == best[: len(nxt["members"])]
+    assert rec["best"] == rungs[-1]["members"][0]
+    loaded = jaxpg_sweep.load(out)
+    assert loaded.kind == "halving" and len(loaded.points) == 4
+    best = [p for p in loaded.points if p.rank == 1][0]
+    assert best.point == rec["best"] and best.values["updates"] == 8
+    # continued from their state: the finalist's curve runs 8 updates to the full budget
+    steps, _ = loaded.curves.of(rec["best"])
+    np.testing.assert_array_equal(steps[0], np.arange(1, 9) * 32.0)
+    for name in ("curves.pdf", "curves.svg", "curves.png", "best_config.json", "summary.csv"):
+        assert (out / name).is_file()
+    best_cfg = json.loads((out / "best_config.json").read_text())
+    assert best_cfg["lr"] == pytest.approx(rec["best_hparams"]["lr"])
+    assert jaxpg.Config.from_dict(best_cfg).lr == best_cfg["lr"]
+
+
+# 400 updates of 32 steps, 4 generations of 100: long enough to kill one mid-search.
+PBT_CLI = ["--search", "pbt", "--space", SPACE[0], "--space", SPACE[1], "--population", "4"]
+PBT_CLI += ["--interval", "100", "--total-timesteps", "12800", "--quiet"]
+
+
+def _search_record(out):
+    rec = json.loads((out / "search.json").read_text())
+    rec.pop("seconds")
+    return rec
+
+
+def test_cli_pbt_resume_after_sigkill_is_bitwise(tmp_path):
+    import signal
+    import time
+
+    whole = tmp_path / "whole"
+    done = subprocess.run(
+        _sweep_args(whole, *PBT_CLI), env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("schedules.pdf", "schedules.svg", "schedules.png", "curves.csv"):
+        assert (whole / name).is_file()
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        _sweep_args(cut, *PBT_CLI), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 600
+    while not (cut / "search_state.npz").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if proc.returncode != -signal.SIGKILL:
+        pytest.skip("the search finished before it could be killed")
+    assert not (cut / "search.json").exists()
+    again = subprocess.run(
+        _sweep_args(cut, *PBT_CLI[:-1]), env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming pbt after generation" in again.stderr
+    assert (cut / "curves.csv").read_bytes() == (whole / "curves.csv").read_bytes()
+    assert (cut / "summary.csv").read_bytes() == (whole / "summary.csv").read_bytes()
+    assert _search_record(cut) == _search_record(whole)
+    assert (cut / "best_config.json").read_bytes() == (whole / "best_config.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--search", "pbt"], "needs a search space"),
+        (["--search", "pbt", "--space", "lr=gauss:1:2"], "expected FIELD=loguniform"),
+        (["--search", "pbt", "--space", "num_envs=choice:2,4"], "num_envs is static"),
+        (["--search", "pbt", "--space", SPACE[0], "--grid", "lr=1e-3"], "exclude each other"),
+        (["--search", "pbt", "--space", SPACE[0], "--interval", "3"], "interval=3 must divide"),
+        (["--search", "halving", "--space", SPACE[0], "--population", "27"], "need at least"),
+    ],
+)
+def test_cli_search_bad_input_is_one_line(tmp_path, capsys, extra, message):
+    from jaxpg.cli import main
+
+    args = ["sweep", "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "2"]
+    code = main([*args, "--total-timesteps", "256", "--out", str(tmp_path / "x"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
