@@ -61,6 +61,7 @@ class PBTOptions(NamedTuple):
     resample_prob: float = 0.25
     factors: tuple[float, float] = (0.8, 1.2)
     window: int | None = None  # updates scored; None: the last half of a generation
+    exploit: bool = True  # False: the same population and program without the step (a baseline)
 
 
 class Generation(NamedTuple):
@@ -189,10 +190,15 @@ def _generation(run, space, opts, window, num_generations, carry, gen):
     states, hp, search_key = carry
     states, ret, steps = _train_members(run, opts.interval)(states, hp)
     score = window_score(ret, window)
+    n = score.shape[0]
+    if not opts.exploit:
+        nobody = jnp.arange(n, dtype=jnp.int32)
+        return (states, hp, search_key), Generation(
+            ret, steps, hp, score, nobody, jnp.zeros(n, bool)
+        )
     key = jax.random.fold_in(search_key, gen)
     parent, copied, new_hp = exploit_explore(key, score, hp, space, opts)
     last = gen >= num_generations - 1  # no exploit after the last generation
-    n = score.shape[0]
     parent = jnp.where(last, jnp.arange(n, dtype=jnp.int32), parent)
     copied = copied & ~last
     new_hp = jax.tree.map(lambda a, b: jnp.where(last, b, a), new_hp, hp)
