@@ -544,12 +544,15 @@ def search(
     step every ``interval`` updates inside the program (:func:`jaxpg.search.pbt`).
     ``method="halving"``: ``population`` configurations, the best ``1/eta`` kept
     and continued at each rung, one compiled program per rung
-    (:func:`jaxpg.search.halving`).
+    (:func:`jaxpg.search.halving`). ``method="optuna"``: ask ``population``
+    trials, train them vmapped, tell them, for ``rounds`` rounds.
 
     Args:
       config: base configuration (its budget is each member's, or the last
         rung's survivors').
-      method: ``"pbt"`` or ``"halving"``.
+      method: ``"pbt"``, ``"halving"`` or ``"optuna"`` (batched Optuna,
+        :func:`jaxpg.tuner.optuna_search`: ``population`` trials per round; pass
+        ``rounds=`` and ``storage=``).
       space: ``["lr=loguniform:1e-4:1e-2", ...]`` or ``{"lr": "loguniform:..."}``
         (:func:`jaxpg.space.check_space`).
       population: PBT members, or halving's configurations.
@@ -598,4 +601,8 @@ def search(
             config, checked, population, eta=eta, seeds=seeds, search_seed=search_seed,
             window=window, devices=devices, **kwargs,
         )  # fmt: skip
-    raise ValueError(f"search method={method!r}; allowed: 'pbt', 'halving'")
+    if method == "optuna":
+        from jaxpg.tuner import optuna_search
+
+        return optuna_search(config, checked, batch=population, **kwargs)
+    raise ValueError(f"search method={method!r}; allowed: 'pbt', 'halving', 'optuna'")

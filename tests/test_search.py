@@ -367,3 +367,16 @@ def test_cli_search_bad_input_is_one_line(tmp_path, capsys, extra, message):
     code = main([*args, "--total-timesteps", "256", "--out", str(tmp_path / "x"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_optuna_without_the_extra_says_how_to_install(tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is not None:
+        pytest.skip("optuna is installed here (tests/test_tuner.py runs it)")
+    from jaxpg.cli import main
+
+    args = ["sweep", "--search", "optuna", "--space", SPACE[0], "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "jaxpg[optuna]"' in err and len(err.strip().splitlines()) == 1

@@ -12,6 +12,7 @@ Layout of ``--out`` after a search::
   schedules.{pdf,svg,png}  PBT only: each member's values per generation, copies marked
   search_state.npz     PBT only: the population after the last finished generation
                        (sealed; a rerun of the same command resumes from it bitwise)
+  optuna.db            optuna only: the study (Optuna's SQLite storage; a rerun resumes it)
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import numpy as np
 
 from jaxpg.commands.common import CommandError, read_config_data, resolve_config
 
-METHODS = ("pbt", "halving")
+METHODS = ("pbt", "halving", "optuna")
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
     """The ``--search`` options of ``jaxpg sweep``."""
-    g = p.add_argument_group("search (--search pbt|halving; --grid is not used then)")
+    g = p.add_argument_group("search (--search pbt|halving|optuna; --grid is not used then)")
     g.add_argument("--search", choices=METHODS, default=None, help="search instead of a grid")
     g.add_argument(
         "--space",
@@ -58,6 +59,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--resample-prob", type=float, default=0.25, help="PBT: chance an explored value is redrawn"
     )
     g.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/ETA per rung")
+    g.add_argument(
+        "--rounds", type=int, default=4, help="optuna: rounds of --population trials each"
+    )
     g.add_argument("--search-seed", type=int, default=0, help="seed of the search's draws")
 
 
@@ -99,9 +103,19 @@ def run(args: argparse.Namespace) -> int:
                 resample_prob=args.resample_prob,
             )
             S.make_pbt(config, space, opts)  # every check, nothing compiled
-        else:
+        elif args.search == "halving":
             opts = None
             S.rung_plan(args.population, args.eta, num_updates)
+        else:
+            opts = None
+            if args.rounds < 1:
+                raise ValueError(f"--rounds={args.rounds} must be >= 1")
+            from jaxpg.tuner import _import_optuna
+
+            try:
+                _import_optuna()
+            except ImportError as exc:
+                raise CommandError(str(exc)) from None
     except ValueError as exc:
         raise CommandError(f"--search {args.search}: {exc}") from None
     out = Path(args.out)
@@ -114,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     with RunLock(out, "sweep", quiet=args.quiet):
         if args.search == "pbt":
             return _run_pbt(args, config, space, opts, seeds, out)
+        if args.search == "optuna":
+            return _run_optuna(args, config, space, out)
         return _run_halving(args, config, space, seeds, out)
 
 
@@ -443,6 +459,78 @@ def _run_halving(args, config, space, seeds, out: Path) -> int:
     labels = [f"config {m} ({reached[m]} updates)" for m in range(n)]
     _write_common(out, args, payload, config, points, finals, curves, labels, search)
     return _report(args, out, res.best, res.best_hparams())
+
+
+# -- optuna ------------------------------------------------------------------------
+def _run_optuna(args, config, space, out: Path) -> int:
+    from jaxpg import results
+    from jaxpg.commands._sweep_files import fingerprint
+    from jaxpg.tuner import optuna_search
+
+    options = {"batch": args.population, "sampler": "TPE"}  # --rounds may grow on a rerun
+    payload = _payload(args, config, space, [], options)
+    study_name = fingerprint(payload)
+    if getattr(args, "restart", False) and (out / "optuna.db").exists():
+        (out / "optuna.db").unlink()
+    start = time.perf_counter()
+
+    def on_batch(r, trials):
+        if args.quiet:
+            return
+        best = max(trials, key=lambda t: -math.inf if math.isnan(t.score) else t.score)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in best.values.items())
+        print(
+            f"jaxpg sweep: optuna round {r + 1}/{args.rounds}: {len(trials)} trials, best "
+            f"{best.score:.2f} (trial {best.number}: {shown}) "
+            f"(elapsed {time.perf_counter() - start:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    res = optuna_search(
+        config, space, batch=args.population, rounds=args.rounds, storage=out / "optuna.db",
+        study_name=study_name, sampler_seed=args.search_seed, on_batch=on_batch,
+    )  # fmt: skip
+    trials = res.trials
+    payload["seeds"] = [t.seed for t in trials]
+    curves = results.Curves(
+        *(
+            np.concatenate(cols)
+            for cols in zip(
+                *[
+                    results.curve_rows([j], [t.seed], [t.env_steps], [t.episode_return])
+                    for j, t in enumerate(trials)
+                ],
+                strict=True,
+            )
+        )
+    )
+    best_row = next(j for j, t in enumerate(trials) if t.number == res.best_number)
+    search = {
+        "method": "optuna",
+        "space": space.texts(),
+        "options": {**options, "rounds": args.rounds},
+        "trials": [
+            {
+                "point": j,
+                "number": t.number,
+                "seed": t.seed,
+                "values": t.values,
+                "score": _num(t.score),
+            }
+            for j, t in enumerate(trials)
+        ],
+        "compilations": 1,  # the sweep program, for every round
+        "seconds": time.perf_counter() - start,
+        "best": best_row,
+        "best_trial": res.best_number,
+        "best_hparams": res.best_values,
+    }
+    _write_common(
+        out, args, payload, config, [t.values for t in trials], [t.score for t in trials],
+        curves, [f"trial {t.number}" for t in trials], search,
+    )  # fmt: skip
+    return _report(args, out, best_row, res.best_values)
 
 
 def _report(args, out: Path, best: int, values: dict) -> int:
