@@ -231,7 +231,8 @@ def make_pbt(
       config: the static configuration every member shares.
       space: the checked search space.
       opts: :class:`PBTOptions`.
-      env, env_params: optional environment instance and params.
+      env: optional environment instance (or id) overriding ``config.env``.
+      env_params: optional params for ``env``.
 
     Returns:
       :class:`PBTProgram`.
