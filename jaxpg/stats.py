@@ -284,3 +284,140 @@ def rank(means: Sequence[float], tiebreak: Sequence[float] | None = None) -> lis
     for r, i in enumerate(order, start=1):
         ranks[i] = r
     return ranks
+
+
+# -- across tasks ----------------------------------------------------------------
+# Scores are given per task: a sequence of M 1-D arrays, task m holding its runs'
+# final returns (the tasks may have different run counts). These follow Agarwal et
+# al. (2021), "Deep RL at the edge of the statistical precipice" (rliable).
+
+
+def normalized_scores(x: ArrayLike, low: float, high: float) -> np.ndarray:
+    """Min-max normalised scores ``(x − low) / (high − low)`` (0 = ``low``, 1 = ``high``).
+
+    Args:
+      x: raw returns of one task, any shape.
+      low: the task's reference low score (e.g. a random policy's return).
+      high: the task's reference high score (e.g. the maximum return).
+
+    Returns:
+      float64 array of ``x``'s shape.
+
+    Raises:
+      ValueError: ``high == low``.
+
+    Example:
+      >>> normalized_scores([10.0, 255.0, 500.0], 10.0, 500.0).tolist()
+      [0.0, 0.5, 1.0]
+    """
+    if not math.isfinite(high - low) or high == low:
+        raise ValueError(f"normalized_scores: high={high!r} and low={low!r} must differ")
+    return (np.asarray(x, np.float64) - low) / (high - low)
+
+
+def _tasks(scores: Sequence[ArrayLike]) -> list[np.ndarray]:
+    tasks = [_finite(s) for s in scores]
+    if not tasks or any(t.size == 0 for t in tasks):
+        raise ValueError("scores: give at least one task, each with at least one finite score")
+    return tasks
+
+
+def aggregate_iqm(scores: Sequence[ArrayLike]) -> float:
+    """IQM of all runs of all tasks pooled (rliable's aggregate IQM).
+
+    Args:
+      scores: ``M`` tasks, each ``[N_m]`` normalised scores.
+
+    Returns:
+      The interquartile mean of the pooled ``Σ N_m`` scores.
+
+    Example:
+      >>> aggregate_iqm([[0.0, 1.0], [2.0, 3.0]])  # pooled 0,1,2,3: drop one at each end
+      1.5
+    """
+    return interquartile_mean(np.concatenate(_tasks(scores)))
+
+
+def performance_profile(scores: Sequence[ArrayLike], taus: ArrayLike) -> np.ndarray:
+    """Score distribution: for each τ, the mean over tasks of the fraction of runs with score > τ.
+
+    ``F(τ) = (1/M) Σ_m (1/N_m) Σ_n 1[x_{m,n} > τ]`` (rliable's run-score
+    distribution; each task weighs the same whatever its run count).
+
+    Args:
+      scores: ``M`` tasks, each ``[N_m]`` normalised scores.
+      taus: ``[K]`` thresholds.
+
+    Returns:
+      ``[K]`` fractions in [0, 1], non-increasing in τ.
+
+    Example:
+      >>> performance_profile([[0.1, 0.9], [0.5, 0.6, 0.7, 0.8]], [0.55]).tolist()  # (1/2 + 3/4)/2
+      [0.625]
+    """
+    taus = np.asarray(taus, np.float64).reshape(-1)
+    return np.mean([(t[None, :] > taus[:, None]).mean(axis=1) for t in _tasks(scores)], axis=0)
+
+
+def probability_of_improvement(x: Sequence[ArrayLike], y: Sequence[ArrayLike]) -> float:
+    """P(X > Y): the chance that a run of X beats a run of Y on a task, averaged over tasks.
+
+    ``P = (1/M) Σ_m (1/(N_m K_m)) Σ_i Σ_j S(x_{m,i}, y_{m,j})`` with ``S = 1`` if
+    ``x > y``, ``1/2`` if equal, 0 otherwise (the Mann–Whitney U statistic over
+    ``N_m K_m``, as rliable computes it).
+
+    Args:
+      x: ``M`` tasks of algorithm X's scores, each ``[N_m]``.
+      y: the same ``M`` tasks of algorithm Y's scores, each ``[K_m]``.
+
+    Returns:
+      The probability in [0, 1].
+
+    Example:
+      >>> probability_of_improvement([[1.0, 3.0]], [[2.0, 3.0]])  # (0 + 0 + 1 + 1/2) / 4
+      0.375
+    """
+    xs, ys = _tasks(x), _tasks(y)
+    if len(xs) != len(ys):
+        raise ValueError(f"probability_of_improvement: {len(xs)} tasks in x, {len(ys)} in y")
+    per_task = [
+        float(np.mean((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])))
+        for a, b in zip(xs, ys, strict=True)
+    ]
+    return float(np.mean(per_task))
+
+
+def stratified_bootstrap_ci(
+    scores: Sequence[ArrayLike],
+    statistic,
+    *,
+    confidence: float = CONFIDENCE,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of a cross-task ``statistic``, resampling runs within each task.
+
+    Args:
+      scores: ``M`` tasks, each ``[N_m]`` scores.
+      statistic: ``list of M arrays -> float`` (e.g. :func:`aggregate_iqm`).
+      confidence: coverage of the interval, in (0, 1).
+      num_resamples: bootstrap resamples.
+      seed: seed of the resampling generator.
+
+    Returns:
+      ``(low, high)``.
+
+    Example:
+      >>> stratified_bootstrap_ci([[1.0, 1.0], [2.0, 2.0]], aggregate_iqm)
+      (1.5, 1.5)
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence!r} must lie in (0, 1)")
+    tasks = _tasks(scores)
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_resamples)
+    for b in range(num_resamples):
+        values[b] = statistic([t[rng.integers(0, t.size, t.size)] for t in tasks])
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return (float(low), float(high))

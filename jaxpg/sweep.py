@@ -26,6 +26,7 @@ from jaxpg import compiling, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.grid import ALIASES, Grid, check_grid, hparams_batch
 from jaxpg.loop import scan_updates
+from jaxpg.results import LoadedSweep, load
 from jaxpg.runspec import init_state, make_runspec
 
 log = logging.getLogger("jaxpg.sweep")
@@ -33,11 +34,14 @@ log = logging.getLogger("jaxpg.sweep")
 __all__ = [
     "ALIASES",
     "ChunkReport",
+    "LoadedSweep",
     "ProgramInfo",
     "RunResult",
     "SweepResult",
     "estimate_run_bytes",
+    "load",
     "make_batched_train",
+    "search",
     "sweep",
 ]
 
@@ -516,3 +520,89 @@ def _seed_list(config: Config, seeds: int | Sequence[int]) -> list[int]:
     if not all(0 <= s < 2**31 for s in seed_list):
         raise ValueError(f"seeds={seeds!r} must lie in [0, 2**31)")
     return seed_list
+
+
+def search(
+    config: Config,
+    method: str = "pbt",
+    *,
+    space: Sequence[str] | Mapping[str, str],
+    population: int = 8,
+    interval: int | None = None,
+    eta: int = 3,
+    quantile: float = 0.25,
+    resample_prob: float = 0.25,
+    window: int | None = None,
+    seeds: Sequence[int] | None = None,
+    search_seed: int = 0,
+    devices: Sequence[Any] | None = None,
+    **kwargs: Any,
+):
+    """Search the traced hyperparameters in compiled programs: PBT or successive halving.
+
+    ``method="pbt"``: ``population`` members trained together, an exploit/explore
+    step every ``interval`` updates inside the program (:func:`jaxpg.search.pbt`).
+    ``method="halving"``: ``population`` configurations, the best ``1/eta`` kept
+    and continued at each rung, one compiled program per rung
+    (:func:`jaxpg.search.halving`). ``method="optuna"``: ask ``population``
+    trials, train them vmapped, tell them, for ``rounds`` rounds.
+
+    Args:
+      config: base configuration (its budget is each member's, or the last
+        rung's survivors').
+      method: ``"pbt"``, ``"halving"`` or ``"optuna"`` (batched Optuna,
+        :func:`jaxpg.tuner.optuna_search`: ``population`` trials per round; pass
+        ``rounds=`` and ``storage=``).
+      space: ``["lr=loguniform:1e-4:1e-2", ...]`` or ``{"lr": "loguniform:..."}``
+        (:func:`jaxpg.space.check_space`).
+      population: PBT members, or halving's configurations.
+      interval: PBT: updates per generation (default
+        :func:`jaxpg.search.default_interval`: about a quarter of the run's updates).
+      eta: halving: keep the best ``1/eta`` per rung.
+      quantile: PBT: the bottom share replaced (and top share copied) per step.
+      resample_prob: PBT: probability that an explored value is redrawn.
+      window: updates scored at the end of a generation or rung (default its last half).
+      seeds: one seed per member (default ``config.seed …``).
+      search_seed: seed of the draws and of every exploit/explore step.
+      devices: devices to shard the members over (default all).
+      **kwargs: passed on (``generations_per_call``, ``resume``,
+        ``on_generations`` for PBT; ``on_rung`` for halving).
+
+    Returns:
+      :class:`jaxpg.search.PBTResult` or :class:`jaxpg.search.HalvingResult`.
+
+    Raises:
+      ValueError: a bad method, space or option, before compiling.
+
+    Example:
+      >>> cfg = Config(num_envs=2, num_steps=8, total_timesteps=64, num_minibatches=2)
+      >>> res = search(cfg, "pbt", space=["lr=loguniform:1e-4:1e-2"], population=2, interval=2)
+      >>> res.parent.shape  # [members, generations]
+      (2, 2)
+    """
+    from jaxpg import search as search_mod
+    from jaxpg.space import check_space
+
+    checked = check_space(config, space)
+    if method == "pbt":
+        num_updates = make_runspec(config).num_updates
+        opts = search_mod.PBTOptions(
+            population=population,
+            interval=interval if interval is not None else search_mod.default_interval(num_updates),
+            quantile=quantile,
+            resample_prob=resample_prob,
+            window=window,
+        )
+        return search_mod.pbt(
+            config, checked, opts, seeds=seeds, search_seed=search_seed, devices=devices, **kwargs
+        )
+    if method == "halving":
+        return search_mod.halving(
+            config, checked, population, eta=eta, seeds=seeds, search_seed=search_seed,
+            window=window, devices=devices, **kwargs,
+        )  # fmt: skip
+    if method == "optuna":
+        from jaxpg.tuner import optuna_search
+
+        return optuna_search(config, checked, batch=population, **kwargs)
+    raise ValueError(f"search method={method!r}; allowed: 'pbt', 'halving', 'optuna'")

@@ -4,8 +4,9 @@ Layout of an output directory::
 
   config.json          base config, grid, seeds, programs (chunking, memory, timings)
   sweep.csv            one row per run
+  curves.csv           per-seed learning curves, one row per (point, seed, update)
   summary.csv          one row per grid point: statistics of the final return, rank
-  curves.png           mean episode return ± 95% bootstrap CI per grid point
+  curves.{pdf,svg,png} IQM over seeds ± 95% bootstrap CI per grid point (PNG at 300 dpi)
   chunks/              one .npz per finished chunk, written atomically with a SHA-256
                        trailer (resume); a damaged one is set aside as *.npz.damaged
                        and only its runs are trained again
@@ -20,7 +21,6 @@ import io
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +161,20 @@ def run_rows(result) -> list[dict]:
 
 
 def write_tables(out: Path, result) -> None:
-    """``sweep.csv`` (one row per run) and ``summary.csv`` (one row per grid point)."""
+    """``sweep.csv`` (one row per run), ``curves.csv`` (one row per run and update) and
+    ``summary.csv`` (one row per grid point)."""
+    from jaxpg import results
+
     _write_csv(out / "sweep.csv", run_rows(result))
+    results.write_curves_csv(
+        out / "curves.csv",
+        results.curve_rows(
+            [r.point for r in result.runs],
+            [r.seed for r in result.runs],
+            np.stack([r.env_steps for r in result.runs]),
+            np.stack([r.episode_return for r in result.runs]),
+        ),
+    )
     _write_csv(out / "summary.csv", result.summary)
 
 
@@ -170,37 +182,34 @@ def _label(point: dict) -> str:
     return ", ".join(f"{k}={_cell(v)}" for k, v in point.items()) or "config"
 
 
-def write_curves(path: Path, result, *, num_resamples: int = 1000, seed: int = 0) -> None:
-    """Plot each grid point's mean learning curve with its 95% bootstrap band."""
-    import matplotlib
+def write_curves(
+    path: Path, result, *, num_resamples: int = 1000, seed: int = 0, per_seed: bool = False
+) -> list:
+    """Plot each grid point's IQM learning curve with its 95% bootstrap band.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    ``path``'s stem gets ``.pdf``, ``.svg`` and a 300-dpi ``.png``
+    (:func:`jaxpg.results.plot_curves`); the legend gives each point's rank.
+    """
+    from jaxpg import results
 
-    from jaxpg import stats
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     ranks = {row["point"]: row["rank"] for row in result.summary}
-    for j, point in enumerate(result.points):
-        curves = result.curves(j)
-        steps = np.mean(np.stack([r.env_steps for r in result.runs if r.point == j]), axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN updates at the start
-            mean = np.nanmean(curves, axis=0)
-            boot = stats.bootstrap_means(curves, num_resamples=num_resamples, seed=seed)
-            low, high = np.nanquantile(boot, [0.025, 0.975], axis=0)
-        (line,) = ax.plot(steps, mean, lw=1.6, label=f"#{ranks[j]} {_label(point)}")
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("mean episode return")
-    ax.set_title(
-        f"{result.config.env} {result.config.estimator}: {len(result.seeds)} seeds "
-        "per point, mean ± 95% bootstrap CI"
+    curves = results.curve_rows(
+        [r.point for r in result.runs],
+        [r.seed for r in result.runs],
+        np.stack([r.env_steps for r in result.runs]),
+        np.stack([r.episode_return for r in result.runs]),
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", title="rank, grid point", title_fontsize=7)
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    plt.close(fig)
-    files.write_bytes_atomic(path, png.getvalue())
+    labels = [f"#{ranks[j]} {_label(p)}" for j, p in enumerate(result.points)]
+    title = (
+        f"{result.config.env} {result.config.estimator}: {len(result.seeds)} seeds per point, "
+        "IQM ± 95% bootstrap CI"
+    )
+    return results.plot_curves(
+        curves,
+        labels,
+        Path(path).with_suffix(""),
+        title=title,
+        per_seed=per_seed,
+        num_resamples=num_resamples,
+        seed=seed,
+    )

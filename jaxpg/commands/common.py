@@ -392,6 +392,7 @@ def _type_name(hint) -> str:
 RECORD_KEYS = frozenset(
     {"num_updates", "run", "versions", "command", "created"}  # a run directory's
     | {"grid", "seeds", "version", "devices", "programs"}  # a sweep directory's
+    | {"space", "search", "search_seed", "options"}  # a search's (jaxpg sweep --search)
 )
 
 

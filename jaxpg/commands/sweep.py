@@ -25,6 +25,7 @@ import typing
 from contextlib import ExitStack
 from pathlib import Path
 
+from jaxpg.commands import _search
 from jaxpg.commands.common import (
     CommandError,
     add_config_options,
@@ -126,6 +127,7 @@ def register(subparsers) -> None:
         metavar="INT",
         help="seed of the bootstrap confidence intervals (default: 0)",
     )
+    _search.add_options(p)
     add_wandb_options(
         p, "one W&B run per grid point with the statistics over seeds, grouped by --out"
     )
@@ -291,6 +293,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print_config(config)
         return 0
+    if args.search:
+        if args.grid:
+            raise CommandError("--search and --grid exclude each other; search with --space")
+        return _search.run(args)
     grid = parse_grid(args.grid)
     seeds = _parse_seeds(args.seeds or "8")
     if args.config:
