@@ -2,7 +2,7 @@
 
 The ``jaxpg`` command line turns it on by default (``--no-compile-cache`` turns it off),
 so a second identical ``jaxpg train`` loads its programs instead of compiling them.
-Library users turn it on with one call before they compile::
+Library users turn it on with one call before they compile:
 
     import jaxpg.compile_cache
     jaxpg.compile_cache.enable()            # or enable("/some/dir")
@@ -18,10 +18,10 @@ the XLA flags as well.
 Safety. jax's file cache writes entries in place and trusts what it reads back: a
 truncated or damaged file is decompressed and deserialized, which warns (a line on
 stderr) or, if the damaged bytes still decompress, could hand XLA a broken executable.
-jaxpg's cache (:class:`SealedFileCache`) instead writes each entry atomically
+jaxpg's cache (`SealedFileCache`) instead writes each entry atomically
 (temporary file, then rename) with a SHA-256 digest of its bytes in front, and
-:meth:`~SealedFileCache.get` returns an entry only if the digest matches: a damaged
-entry is counted in :data:`STATS` (``"rejected"``), never given to jax, and jax
+`SealedFileCache.get` returns an entry only if the digest matches: a damaged
+entry is counted in `STATS` (``"rejected"``), never given to jax, and jax
 compiles the program again and writes a good entry over it. The digest only detects
 damage; like jax's own cache this one is trusted (anyone who can write to its
 directory can run code in your process), so keep it in your own user directory.
@@ -91,7 +91,7 @@ def _unseal(blob: bytes) -> bytes | None:
 
 
 def _cache_class():
-    """:class:`SealedFileCache`, built on jax's cache interface (imported when needed)."""
+    """`SealedFileCache`, built on jax's cache interface (imported when needed)."""
     from jax._src.compilation_cache_interface import CacheInterface
 
     class SealedFileCache(CacheInterface):
@@ -159,7 +159,7 @@ def _cache_class():
 
 
 def _install(directory: Path) -> None:
-    """Make jax build a :class:`SealedFileCache` for ``directory`` (and only for it)."""
+    """Make jax build a `SealedFileCache` for ``directory`` (and only for it)."""
     from jax._src import compilation_cache as cc
 
     original = getattr(cc.get_file_cache, "_jaxpg_original", cc.get_file_cache)
@@ -184,8 +184,8 @@ def enable(
 
     Args:
       directory: where to keep it; ``None`` uses ``$JAXPG_COMPILE_CACHE`` or, when that
-        is unset, :func:`user_cache_dir`. A subdirectory per jax/jaxlib version is used
-        inside it (:func:`versioned`). ``$JAXPG_COMPILE_CACHE`` set to an empty string
+        is unset, `user_cache_dir`. A subdirectory per jax/jaxlib version is used
+        inside it (`versioned`). ``$JAXPG_COMPILE_CACHE`` set to an empty string
         turns the cache off.
       min_compile_time_secs: programs that compile faster are not written.
 
