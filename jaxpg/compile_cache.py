@@ -111,7 +111,7 @@ def _cache_class():
             path = self._file(key)
             try:
                 blob = path.read_bytes()
-            except FileNotFoundError:
+            except OSError:  # no entry, or one that cannot be read
                 with _lock:
                     STATS["misses"] += 1
                 return None
@@ -167,7 +167,10 @@ def _install(directory: Path) -> None:
 
     def get_file_cache(path):
         if Path(path) == _installed["directory"]:
-            return sealed(path), path
+            try:
+                return sealed(path), path
+            except OSError:  # an unwritable directory: compile as if there were no cache
+                return None
         return original(path)
 
     get_file_cache._jaxpg_original = original  # type: ignore[attr-defined]

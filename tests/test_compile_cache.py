@@ -60,6 +60,13 @@ def test_sealed_file_cache_round_trip_and_damage(tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave no temporary file
 
 
+def test_an_unwritable_directory_only_costs_a_compile(own_cache):
+    own_cache.parent.mkdir(parents=True, exist_ok=True)
+    own_cache.write_text("a file where the cache directory should be")
+    compile_cache.enable(min_compile_time_secs=0)
+    np.testing.assert_allclose(jax.jit(lambda x: x * 3.0 + 2.0)(jnp.ones(3)), 5.0)
+
+
 def test_least_recently_used_entries_go_first(tmp_path):
     cache = compile_cache._cache_class()(tmp_path, max_bytes=300)  # two entries of 146 bytes
     for i, key in enumerate(["a", "b"]):
