@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
             modules.append(mod)
     for mod in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
         mod.register(sub)
+    for command in sub.choices.values():  # one option of every command: jaxpg.compile_cache
+        command.add_argument(
+            "--no-compile-cache",
+            action="store_true",
+            help="do not read or write the persistent compilation cache (default: on, in "
+            "$JAXPG_COMPILE_CACHE or the user cache directory)",
+        )
     return parser
 
 
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     Raises:
       SystemExit: on argparse usage errors (code 2), ``--help`` and ``--version``.
     """
+    from jaxpg import compile_cache
     from jaxpg.commands.common import CommandError, start_distributed
 
     argv = join_negative_values(sys.argv[1:] if argv is None else list(argv))
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        compile_cache.configure_cli(enabled=not args.no_compile_cache)  # before compiling
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("jaxpg: interrupted", file=sys.stderr)

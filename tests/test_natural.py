@@ -22,32 +22,36 @@ def _policy(discrete: bool, obs_dim=3, actions=3):
 
 
 def _explicit_fisher(apply, params, obs, discrete):
-    """F = mean_s E_{a~π}[∇log π ∇log πᵀ], from jacobians of the distribution's parameters."""
+    """F = mean_s E_{a~π}[∇log π ∇log πᵀ], from jacobians of the distribution's parameters.
+
+    One jitted program vmapped over the states (op by op, the jacobians compiled dozens
+    of small programs).
+    """
     flat, unravel = ravel_pytree(params)
     if discrete:
 
         def logp_all(th, o):
             return jax.nn.log_softmax(apply(unravel(th), o[None])[0])
 
-        fishers = []
-        for o in obs:
+        def state_fisher(o):
             jac = jax.jacobian(logp_all)(flat, o)  # [A, P]: ∇log π(a|s) per action
             p = jnp.exp(logp_all(flat, o))
-            fishers.append((jac * p[:, None]).T @ jac)
-        return jnp.mean(jnp.stack(fishers), 0), flat, unravel
+            return (jac * p[:, None]).T @ jac
 
-    def mean_logstd(th, o):
-        d = apply(unravel(th), o[None])
-        return d.mean[0], jnp.broadcast_to(d.log_std, d.mean.shape[1:])
+    else:
 
-    fishers = []
-    for o in obs:
-        j_mu, j_ls = jax.jacobian(mean_logstd)(flat, o)  # [d, P] each
-        _, log_std = mean_logstd(flat, o)
-        inv_var = jnp.exp(-2.0 * log_std)
-        # Gaussian Fisher in (μ, log σ): diag(1/σ²) and diag(2).
-        fishers.append((j_mu * inv_var[:, None]).T @ j_mu + 2.0 * j_ls.T @ j_ls)
-    return jnp.mean(jnp.stack(fishers), 0), flat, unravel
+        def mean_logstd(th, o):
+            d = apply(unravel(th), o[None])
+            return d.mean[0], jnp.broadcast_to(d.log_std, d.mean.shape[1:])
+
+        def state_fisher(o):
+            j_mu, j_ls = jax.jacobian(mean_logstd)(flat, o)  # [d, P] each
+            _, log_std = mean_logstd(flat, o)
+            inv_var = jnp.exp(-2.0 * log_std)
+            # Gaussian Fisher in (μ, log σ): diag(1/σ²) and diag(2).
+            return (j_mu * inv_var[:, None]).T @ j_mu + 2.0 * j_ls.T @ j_ls
+
+    return jnp.mean(jax.jit(jax.vmap(state_fisher))(obs), 0), flat, unravel
 
 
 @pytest.mark.parametrize("discrete", [True, False])

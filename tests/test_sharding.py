@@ -218,6 +218,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.scale  # two JAX processes at once: CI runs it (.ci/run, cell 1)
 def test_two_processes_train_one_run_like_one_device(env, reference, tmp_path):
     port = _free_port()
     env2 = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
