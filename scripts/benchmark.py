@@ -41,8 +41,8 @@ ROOT = HERE.parent
 class Worker:
     """One benchmark subprocess speaking the JSON-lines protocol of bench_worker.py."""
 
-    def __init__(self, name: str, python: str, src: Path | None = None):
-        env = dict(os.environ)
+    def __init__(self, name: str, python: str, src: Path | None = None, env: dict | None = None):
+        env = {**os.environ, **(env or {})}
         if src is not None:
             env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
         self.name = name
