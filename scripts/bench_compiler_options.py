@@ -51,7 +51,9 @@ def measure(args, num_envs: int) -> dict:
         {n: {"compile_s": [], "compile_cpu_s": [], "run_s": [], "run_cpu_s": []} for n in names},
     )
     for n in names:
-        w = benchmark.Worker(n, sys.executable, HERE.parent, env={"XLA_FLAGS": VARIANTS[n]})
+        w = benchmark.Worker(
+            n, sys.executable, HERE.parent, env_overrides={"XLA_FLAGS": VARIANTS[n]}
+        )
         rep = w.ask(cmd="prepare", system="jaxpg", settings=s)
         workers[n], out[n]["steps"] = w, rep["steps"]
         out[n]["compile_s"].append(rep["compile_s"])
