@@ -208,7 +208,7 @@ def test_ready_made_optimizer_under_swept_lr_warns_once_naming_the_field(fresh_w
         jax.block_until_ready(train(jax.random.key(0), TINY.hparams(lr=LRS)))
         jax.block_until_ready(train(jax.random.key(1), TINY.hparams(lr=LRS)))
     ignored = [w for w in rec if issubclass(w.category, optimizers.IgnoredHParamWarning)]
-    assert len(ignored) == 1 and "max_grad_norm" not in str(ignored[0].message)
+    assert len(ignored) == 1 and "HParams.max_grad_norm" not in str(ignored[0].message)
 
 
 def test_ready_made_optimizer_refuses_known_values_and_warns_on_traced(fresh_warnings):
