@@ -11,7 +11,13 @@ optimizer is:
   Optax schedule ``step -> lr``): wrapped in the same chain, so clipping and the
   schedule still come from ``HParams``;
 * a ready ``GradientTransformation``: used as it is. It owns its learning rate and
-  clipping, so ``HParams.lr`` and ``max_grad_norm`` no longer act on it.
+  clipping, so ``HParams.lr`` and ``max_grad_norm`` no longer act on it. Nothing is
+  ignored silently: a run whose ``lr`` or ``max_grad_norm`` differs from its
+  ``Config``'s (a swept ``cfg.hparams(lr=[...])``, or any other value) raises a
+  ``ValueError`` naming the field when the values are known while tracing, and
+  warns once (:class:`IgnoredHParamWarning`) when they are traced, at the first
+  update that runs with them. The config's own values (``cfg.hparams()``, also
+  broadcast over seeds) are fine.
 
 The schedule is ``lr × (1 − u / num_updates)`` with ``annealing`` (else ``lr``),
 ``u`` the update that an optimizer step belongs to (``step // steps_per_update``):
@@ -20,11 +26,14 @@ every gradient step of one update uses the same rate.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxpg.config import Config, HParams
@@ -86,7 +95,12 @@ def make_optimizer(
 
     if isinstance(optimizer, optax.GradientTransformation):
         unknown = lambda hp, step: jnp.full((), jnp.nan, jnp.float32)  # noqa: E731
-        return Optimizer(lambda hp: optimizer, unknown)
+
+        def ready(hp: HParams) -> optax.GradientTransformation:
+            check_fixed_hparams(config, hp)
+            return optimizer
+
+        return Optimizer(ready, unknown)
     if optimizer is None:
         named = _BY_NAME[config.optimizer]
         factory = lambda lr: named(config, lr)  # noqa: E731
@@ -103,3 +117,77 @@ def make_optimizer(
         return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), factory(lr))
 
     return Optimizer(build, schedule)
+
+
+#: The traced fields a ready-made transformation does not read.
+FIXED_FIELDS = ("lr", "max_grad_norm")
+
+
+class IgnoredHParamWarning(UserWarning):
+    """A traced hyperparameter differs from the config's but nothing reads it."""
+
+
+_warned: set[str] = set()
+
+
+def _ignored(config: Config, values: dict[str, Any]) -> list[str]:
+    """The fields of ``values`` with an element other than ``config``'s value."""
+    return [
+        f
+        for f, v in values.items()
+        if np.any(np.asarray(v, np.float32) != np.float32(getattr(config, f)))
+    ]
+
+
+def _message(fields: list[str], config: Config) -> str:
+    names = ", ".join(f"HParams.{f}" for f in fields)
+    given = ", ".join(f"Config.{f}={getattr(config, f)!r}" for f in fields)
+    return (
+        f"optimizer: {names} differs from the config's ({given}), but a ready-made "
+        "optax.GradientTransformation owns its learning rate and clipping, so the value "
+        "would be ignored; pass a factory instead (optimizer=lambda lr: optax.adam(lr)), "
+        "which jaxpg drives with the traced lr and clips by max_grad_norm"
+    )
+
+
+def _warn_once(config: Config, *values: Any) -> None:
+    fields = [
+        f
+        for f in _ignored(config, dict(zip(FIXED_FIELDS, values, strict=True)))
+        if f not in _warned
+    ]
+    if fields:
+        _warned.update(fields)
+        warnings.warn(_message(fields, config), IgnoredHParamWarning, stacklevel=2)
+
+
+def check_fixed_hparams(config: Config, hp: HParams) -> None:
+    """Refuse an ``lr`` or ``max_grad_norm`` that a ready-made optimizer would ignore.
+
+    Values known at trace time are checked at once; traced ones (a jitted or
+    vmapped run) are checked by a host callback when the program runs, which
+    warns once per field. Equal to ``config``'s values (in every element of a
+    batch), they pass.
+
+    Args:
+      config: the run's configuration (the values the optimizer was built for).
+      hp: the traced hyperparameters of the update.
+
+    Raises:
+      ValueError: a concrete ``hp.lr`` or ``hp.max_grad_norm`` differs from ``config``'s.
+
+    Example:
+      >>> check_fixed_hparams(Config(lr=1e-3), Config(lr=1e-3).hparams(lr=[1e-3, 1e-3]))
+      >>> try:
+      ...     check_fixed_hparams(Config(), Config().hparams(lr=1.0))
+      ... except ValueError as e:
+      ...     print(str(e)[:64])
+      optimizer: HParams.lr differs from the config's (Config.lr=0.001
+    """
+    values = [getattr(hp, f) for f in FIXED_FIELDS]
+    if not any(isinstance(v, jax.core.Tracer) for v in values):
+        fields = _ignored(config, dict(zip(FIXED_FIELDS, values, strict=True)))
+        if fields:
+            raise ValueError(_message(fields, config))
+        return
+    jax.debug.callback(functools.partial(_warn_once, config), *values)

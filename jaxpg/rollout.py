@@ -74,10 +74,25 @@ def reset_envs(key: jax.Array, env, env_params, num_envs: int, group_size: int =
 
     Returns:
       :class:`EnvCarry` with ``[B, ...]`` leaves and zeroed episode statistics.
+      No leaf is weak-typed (:func:`strong_types`): a reset that writes a Python
+      scalar (Pendulum's ``last_u = 0.0``) would give a weak leaf that ``step``
+      returns strong, and a loop feeding an update its own output would compile
+      it twice.
     """
     keys = jnp.repeat(jax.random.split(key, num_envs // group_size), group_size, axis=0)
     obs, state = jax.vmap(envs.reset, in_axes=(0, None, None))(keys, env, env_params)
-    return EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs))
+    return strong_types(EnvCarry(state, obs, envs.EpisodeStats.zeros(num_envs)))
+
+
+def strong_types(tree: Any) -> Any:
+    """``tree`` with every weak-typed leaf made strong (same dtype, same values).
+
+    Example:
+      >>> import jax
+      >>> jax.typeof(strong_types({"x": jnp.asarray(0.0)})["x"]).weak_type
+      False
+    """
+    return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), tree)
 
 
 class _StepRandomness(NamedTuple):
@@ -158,7 +173,8 @@ def _act_and_step(static: _Static, env_params, params, carry: EnvCarry, rng: _St
     )
     if hidden is not None:
         hidden = networks.reset_state(hidden, done)
-    return EnvCarry(out.state, out.obs, stats, hidden), trans
+    # Strong types also out of step (MetaMaze writes weak rewards into its state).
+    return EnvCarry(strong_types(out.state), out.obs, stats, hidden), trans
 
 
 def rollout_segment(

@@ -45,26 +45,25 @@ class Timed:
         self.cpu = time.process_time() - self.cpu
 
 
-def _lower_and_compile(system, fn, key, jit=None):
+def _lower_and_compile(system, fn, key):
     """Set ``system.compiled`` and its trace/compile times (wall and CPU) at ``key``."""
     import jax
 
-    jit = jit or jax.jit
     with Timed() as trace:
-        lowered = jit(fn).lower(key)
+        lowered = jax.jit(fn).lower(key)
     with Timed() as comp:
         system.compiled = lowered.compile()
     system.trace_s, system.trace_cpu_s = trace.wall, trace.cpu
     system.compile_s, system.compile_cpu_s = comp.wall, comp.cpu
-    system.recompile = lambda: _compile_again(fn, key, jit)
+    system.recompile = lambda: _compile_again(fn, key)
 
 
-def _compile_again(fn, key, jit) -> dict:
+def _compile_again(fn, key) -> dict:
     """XLA's compilation of the same program once more (JAX's in-memory caches cleared)."""
     import jax
 
     jax.clear_caches()  # else the second compile is a cache hit
-    lowered = jit(fn).lower(key)
+    lowered = jax.jit(fn).lower(key)
     with Timed() as comp:
         lowered.compile()
     return {"compile_s": comp.wall, "compile_cpu_s": comp.cpu}
@@ -133,11 +132,8 @@ class JaxpgSystem:
         self.seeds = s.get("seeds", 1)
         train = jaxpg.make_train(self.cfg)
         fn = jax.vmap(train) if self.seeds > 1 else train
-        try:  # the product's own compiler options, where it has them
-            from jaxpg.compiling import jit
-        except ImportError:
-            jit = None
-        _lower_and_compile(self, fn, _seed_keys(0, self.seeds, jax.random.key), jit)
+        # The README's own usage, ``jax.jit(jaxpg.make_train(config))``: no private path.
+        _lower_and_compile(self, fn, _seed_keys(0, self.seeds, jax.random.key))
         agent_steps = train.num_updates * self.cfg.num_envs * self.seeds
         self.steps = agent_steps * (
             self.cfg.num_steps if self.cfg.rollout_mode == "segments" else 500

@@ -1,5 +1,10 @@
 """Throughput benchmark: jaxpg PPO vs rejax PPO on CartPole-v1, side by side.
 
+jaxpg is timed as the README uses it, ``jax.jit(jaxpg.make_train(config))``: no
+private path, and the XLA:CPU options only as ``import jaxpg`` sets them
+(:mod:`jaxpg.compiling`). Every worker starts from the caller's ``XLA_FLAGS``, so the
+baseline tree and rejax compile as their own users get them.
+
 Both trainers run as persistent worker subprocesses (``scripts/bench_worker.py``),
 each compiles its program ``--compile-repeats`` times (compilations alternate too;
 the median is reported) and runs it ``--repeats`` times, alternating A B A B ... so
@@ -36,13 +41,22 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The caller's XLA_FLAGS, before ``import jaxpg`` adds its own: every worker starts from
+# these, so each system compiles as its own users get it (jaxpg's import sets jaxpg's
+# options in its worker; the baseline and rejax keep theirs).
+CALLER_XLA_FLAGS = os.environ.get("XLA_FLAGS")
 
 
 class Worker:
     """One benchmark subprocess speaking the JSON-lines protocol of bench_worker.py."""
 
-    def __init__(self, name: str, python: str, src: Path | None = None):
-        env = dict(os.environ)
+    def __init__(
+        self, name: str, python: str, src: Path | None = None, env_overrides: dict | None = None
+    ):
+        env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+        if CALLER_XLA_FLAGS is not None:
+            env["XLA_FLAGS"] = CALLER_XLA_FLAGS
+        env.update(env_overrides or {})
         if src is not None:
             env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
         self.name = name
@@ -364,10 +378,9 @@ def compile_time() -> float:
     import jax
 
     import jaxpg
-    from jaxpg import compiling
 
     t = time.perf_counter()
-    compiling.jit(jaxpg.make_train(jaxpg.Config())).lower(jax.random.key(0)).compile()
+    jax.jit(jaxpg.make_train(jaxpg.Config())).lower(jax.random.key(0)).compile()
     dt = time.perf_counter() - t
     print(f"compile time of the default Config() run: {dt:.1f} s", flush=True)
     return dt

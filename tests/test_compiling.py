@@ -1,9 +1,15 @@
-"""jaxpg.compiling: CPU-only compiler options reach the compiled program."""
+"""jaxpg.compiling: the CPU options reach every program, a user's own nested jit too."""
+
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 
-from jaxpg import compiling
+from jaxpg import compiling, xla_flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_options_only_on_cpu():
@@ -15,15 +21,26 @@ def test_options_only_on_cpu():
         assert opts is None
 
 
-def test_jit_compiles_with_options_and_same_result():
+def test_jit_is_plain_and_nests_in_a_users_jit():
     f = lambda x: jnp.tanh(x) @ x.T  # noqa: E731
     x = jnp.arange(12.0).reshape(3, 4) / 10
-    out = compiling.jit(f)(x)
-    assert jnp.allclose(out, jax.jit(f)(x), rtol=1e-6)
-    lowered = compiling.jit(f).lower(x)
-    assert lowered.compile() is not None
+    inner = compiling.jit(f)
+    nested = jax.jit(lambda x: jax.lax.scan(lambda c, _: (c, inner(x)), 0, None, length=2)[1])
+    assert jnp.allclose(nested(x)[1], jax.jit(f)(x), rtol=1e-6)
+    assert int(compiling.jit(lambda x: x + 1, compiler_options=None)(1)) == 2
 
 
-def test_explicit_options_win():
-    f = compiling.jit(lambda x: x + 1, compiler_options=None)
-    assert int(f(1)) == 2
+def test_users_own_jit_compiles_with_the_options(tmp_path):
+    """XLA's dump of a plain ``jax.jit`` after ``import jaxpg`` records the options."""
+    code = "import jaxpg, jax; jax.jit(lambda x: x @ x)(jax.numpy.ones((4, 4))).block_until_ready()"
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env.update(XLA_FLAGS=f"--xla_dump_to={tmp_path}", JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    dumped = [p for p in tmp_path.rglob("compile_options.textproto") if "lambda" in str(p)]
+    assert dumped, sorted(os.listdir(tmp_path))
+    text = dumped[0].read_text()
+    if xla_flags.apply_cpu_options({}, accelerator=False):  # a jaxlib whose flags were checked
+        for name, value in compiling.CPU_OPTIONS.items():
+            assert f"{name}: {value}" in text, text

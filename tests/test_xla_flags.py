@@ -33,6 +33,22 @@ def test_flag_appended_only_for_jaxlib_0_10_and_never_over_the_users_value():
     assert not xla_flags.apply_cpu_workarounds(newer, "0.11.2") and newer == {}
 
 
+def test_cpu_options_appended_on_cpu_only_and_never_over_the_users_value():
+    flags = xla_flags.cpu_option_flags()
+    env = {}
+    assert xla_flags.apply_cpu_options(env, "0.11.2", accelerator=False) == flags
+    assert env["XLA_FLAGS"] == " ".join(flags)
+    assert xla_flags.apply_cpu_options(env, "0.11.2", accelerator=False) == []  # named now
+    mine = {"XLA_FLAGS": "--xla_backend_optimization_level=2"}
+    assert xla_flags.apply_cpu_options(mine, "0.10.2", accelerator=False) == flags[1:]
+    assert mine["XLA_FLAGS"].split()[0] == "--xla_backend_optimization_level=2"
+    for env, version, accelerator in [({}, "0.12.0", False), ({}, "0.10.2", True)]:
+        assert xla_flags.apply_cpu_options(env, version, accelerator) == [] and env == {}
+    # JAX_PLATFORMS decides when set; else an installed accelerator plugin does.
+    assert not xla_flags._accelerator_expected({"JAX_PLATFORMS": "cpu"})
+    assert xla_flags._accelerator_expected({"JAX_PLATFORMS": "cuda,cpu"})
+
+
 def test_import_jaxpg_sets_the_flag_before_the_backend_starts():
     import importlib.metadata
 
