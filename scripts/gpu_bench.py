@@ -915,8 +915,11 @@ against its alternative):
 - **Cache-sized gradient chunks** (`jaxpg/blocking.py`, `auto_chunks`): off on GPU/TPU,
   as it tests `jax.default_backend() == "cpu"`; a `Config.grad_chunk` set by hand applies
   on every backend.
-- **LLVM level 1 and per-matmul YNN fusion** (`jaxpg/compiling.py`, `compiler_options`):
-  off on GPU/TPU (`None`, XLA's defaults) unless the backend is CPU.
+- **LLVM level 1** (`jaxpg/compiling.py`, delivered as
+  `--xla_backend_optimization_level=1` in `XLA_FLAGS` by `jaxpg.xla_flags.apply_cpu_options`
+  at `import jaxpg`): not appended when an accelerator is expected (`JAX_PLATFORMS`, or an
+  installed CUDA/TPU plugin), since the flag also sets the LLVM level of GPU programs;
+  `compiler_options()` is `None` off CPU. The `ab_compiler_options` part times it on the GPU.
 - **`--xla_cpu_enable_concurrency_optimized_scheduler=false`** (`jaxpg/xla_flags.py`, at
   `import jaxpg`): appended to `XLA_FLAGS` on every machine with jaxlib 0.10.x (never with
   0.11), whatever the backend. It is an XLA:CPU flag: it changes the host's CPU client
