@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        refuse_empty_values(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("jaxpg: interrupted", file=sys.stderr)
@@ -125,6 +126,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"jaxpg: error: {_one_line(exc)}", file=sys.stderr)
         return code
+
+
+# Options whose value names a file, directory or preset: an empty string is refused (it
+# would otherwise read as "not given" or as the current directory).
+NAMED_VALUES = ("resume", "out", "config", "preset", "gif", "path")
+
+
+def refuse_empty_values(args: argparse.Namespace) -> None:
+    """Raise ``CommandError`` for ``--out ''`` and the like (see :data:`NAMED_VALUES`)."""
+    from jaxpg.commands.common import CommandError
+
+    for name in NAMED_VALUES:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            opt = "RUN_DIR_OR_CHECKPOINT" if name == "path" else "--" + name
+            raise CommandError(
+                f"{opt} {value!r} is empty; give a name or a path, or leave the option out"
+            )
 
 
 def exit_code(exc: BaseException) -> int | None:

@@ -58,26 +58,23 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxpg import checkpoint, compiling, files, sharding, stats
+from jaxpg import checkpoint, compiling, files, rundir, sharding, stats
 from jaxpg.config import Config, HParams
 from jaxpg.files import write_json_atomic
 from jaxpg.loop import make_dispatch
-from jaxpg.progress import STREAMED, MetricsSink, truncate_metrics
+from jaxpg.progress import STREAMED, MetricsSink, repair_metrics
+from jaxpg.rundir import RunError
 from jaxpg.runspec import TrainState, init_state, make_runspec
 
 # The columns the compiled dispatch emits per update (the host adds the wall time
 # and steps/s columns of metrics.csv).
 DISPATCH_COLUMNS = ("update", "env_steps", *STREAMED)
 
-CONFIG_JSON = "config.json"
+CONFIG_JSON = rundir.CONFIG_JSON
 METRICS_CSV = "metrics.csv"
 SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 CKPT_DIR = "checkpoints"
-
-
-class RunError(ValueError):
-    """A run that cannot start or continue (printed as one line by the CLI)."""
 
 
 class RunFailed(RuntimeError):
@@ -233,6 +230,7 @@ def prepare_run_dir(
     write_json_atomic(
         run_dir / CONFIG_JSON,
         {
+            **rundir.identity("train", config.to_dict()),
             "config": config.to_dict(),
             "num_updates": num_updates,
             "run": dataclasses.asdict(settings),
@@ -266,39 +264,95 @@ def check_fresh_run_dir(run_dir: Path) -> None:
         raise RunError(f"--out {run_dir}: {files.describe(exc)}") from None
 
 
-def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
-    """Read ``config.json`` of an existing run directory.
+def load_run_config(run_dir: Path, flag: str = "--resume") -> tuple[Config, RunSettings]:
+    """Read ``config.json`` of an existing train run directory.
 
     Args:
       run_dir: a directory made by :func:`prepare_run_dir`.
+      flag: the option that named it, for messages.
 
     Returns:
       ``(config, settings)`` as the run was started.
 
     Raises:
-      RunError: no ``config.json``, or one that does not decode into a
-        :class:`Config` and :class:`RunSettings`.
+      RunError: no ``config.json``; one of another kind (a sweep's,
+        :func:`jaxpg.rundir.check_kind`); one edited since the run was made
+        (:func:`jaxpg.rundir.check_config_unchanged`, naming the fields); or
+        one that does not decode into a :class:`Config` and :class:`RunSettings`.
     """
-    import json
-
     path = run_dir / CONFIG_JSON
     if not path.is_file():
         raise RunError(f"{run_dir} is not a jaxpg run directory (no {CONFIG_JSON})")
+    record = rundir.check_kind(run_dir, "train", flag)
+    rundir.check_config_unchanged(run_dir, record, _checkpoint_config(run_dir))
     try:
-        data = json.loads(path.read_text())
-        config = Config.from_dict(data["config"])
-        settings = RunSettings(**data.get("run", {}))
+        config = Config.from_dict(record["config"])
+        settings = RunSettings(**record.get("run", {}))
     except (ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{path} is not a valid run config: {exc}") from None
     return config, settings
 
 
+def _checkpoint_config(run_dir: Path) -> dict | None:
+    """The config table of the newest readable checkpoint of ``run_dir``, or ``None``."""
+    for _, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
+        try:
+            return checkpoint.read(path)[1].to_dict()
+        except checkpoint.CheckpointError:
+            continue
+    return None
+
+
+def newest_valid_checkpoint(
+    directory: Path, load, *, relist=None, attempts: int = 3
+) -> tuple[Any, Path, list[str]] | None:
+    """The newest checkpoint ``load`` accepts: ``(load(path), path, damaged names)``.
+
+    The one "newest valid checkpoint" loop: damaged checkpoints (checksum
+    mismatch, truncated, undecodable) are skipped with a warning on stderr
+    naming each; one that vanished while it was read (a live run pruning its
+    oldest) is not damaged: the directory is listed again and the search
+    restarts, at most ``attempts`` times. A checkpoint from an incompatible
+    config is an error, not skipped.
+
+    Args:
+      directory: the checkpoint directory.
+      load: ``path -> value``; raises :class:`jaxpg.checkpoint.CheckpointError`
+        for a damaged file.
+      relist: ``() -> [(step, path)]``; default ``list_checkpoints(directory)``.
+      attempts: listings before a vanishing checkpoint counts as damaged.
+
+    Returns:
+      ``(value, path, damaged)`` or ``None`` when none loads.
+
+    Raises:
+      IncompatibleCheckpointError: a checkpoint from a config with other shapes.
+    """
+    relist = relist or (lambda: checkpoint.list_checkpoints(directory))
+    damaged: list[str] = []
+    for attempt in range(attempts):
+        damaged = []
+        vanished = False
+        for _, path in reversed(relist()):
+            try:
+                return load(path), path, damaged
+            except checkpoint.IncompatibleCheckpointError:
+                raise
+            except checkpoint.CheckpointError as exc:
+                if not path.exists() and attempt + 1 < attempts:
+                    vanished = True  # pruned by the live run meanwhile: list again
+                    break
+                print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
+                damaged.append(path.name)
+        if not vanished:
+            return None
+    return None
+
+
 def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     """Newest checkpoint that verifies and restores; ``(state, meta, step)`` or ``None``.
 
-    Damaged checkpoints (checksum mismatch, truncated, undecodable) are skipped
-    with a warning on stderr naming each. A checkpoint from an incompatible
-    config is an error, not skipped.
+    See :func:`newest_valid_checkpoint`.
 
     Args:
       run_dir: the run directory (checkpoints under ``run_dir/checkpoints``).
@@ -312,16 +366,13 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     Raises:
       IncompatibleCheckpointError: a checkpoint from a config with other shapes.
     """
-    for step, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
-        try:
-            state, meta = checkpoint.restore(path, template, config)
-        except checkpoint.IncompatibleCheckpointError:
-            raise
-        except checkpoint.CheckpointError as exc:
-            print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
-            continue
-        return state, meta, step
-    return None
+    found = newest_valid_checkpoint(
+        run_dir / CKPT_DIR, lambda path: checkpoint.restore(path, template, config)
+    )
+    if found is None:
+        return None
+    (state, meta), _, _ = found
+    return state, meta, int(state.update_step)
 
 
 def env_mesh_for(config: Config, settings: RunSettings):
@@ -447,15 +498,7 @@ def train_run(
         if settings.progress:
             print(f"jaxpg: {note}", file=sys.stderr)
         if writer:
-            kept = _guard_write(
-                run_dir, ckpt_step, truncate_metrics, run_dir / METRICS_CSV, ckpt_step or 0
-            )
-            if kept < (ckpt_step or 0):
-                print(
-                    f"jaxpg: warning: {METRICS_CSV} holds rows 1..{kept} only; the rows of "
-                    f"updates {kept + 1}..{ckpt_step} were lost before this resume",
-                    file=sys.stderr,
-                )
+            _repair_metrics(run_dir, ckpt_step)
     steps_per_update = config.num_envs * runspec.horizon
     wandb_run = _wandb_run(run_dir, config, runspec, settings) if writer else None
     if writer:
@@ -481,6 +524,7 @@ def train_run(
     try:
         with _StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
+        loop.done = (int(state.update_step), float(state.env_steps))
         if loop.stopped_early:
             status = "interrupted"
     except BaseException as exc:  # recorded in summary.json, then re-raised
@@ -493,7 +537,7 @@ def train_run(
         error = _write_error(error, run_dir, loop.ckpt_step)
     status = _status(error, status)
     if writer:
-        summary = _summary(run_dir, config, runspec, state, sink, status, loop.ckpt_step)
+        summary = _summary(run_dir, config, runspec, loop.done, sink, status, loop.ckpt_step)
         if error is not None and not isinstance(error, KeyboardInterrupt):
             summary["error"] = str(error)
         _write_summary(run_dir, summary)
@@ -506,6 +550,35 @@ def train_run(
     if error is not None:
         raise error
     return summary
+
+
+def _repair_metrics(run_dir: Path, ckpt_step: int | None) -> None:
+    """Cut ``metrics.csv`` back to the checkpoint, quarantining damaged rows (with a warning)."""
+    fixed = _guard_write(run_dir, ckpt_step, repair_metrics, run_dir / METRICS_CSV, ckpt_step or 0)
+    for bad in fixed.quarantined:
+        print(
+            f"jaxpg: warning: {run_dir / METRICS_CSV} line {bad.line} is damaged ({bad.reason}); "
+            f"moved it to {fixed.quarantine_path}",
+            file=sys.stderr,
+        )
+    missing = sorted(set(range(1, (ckpt_step or 0) + 1)) - set(fixed.updates))
+    if missing:
+        print(
+            f"jaxpg: warning: {METRICS_CSV} has no good row for {len(missing)} of updates "
+            f"1..{ckpt_step} ({_spans(missing)}); the run itself is intact (its progress is "
+            f"the checkpoint's, update {ckpt_step})",
+            file=sys.stderr,
+        )
+
+
+def _spans(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
+    out, start = [], numbers[0]
+    for a, b in zip(numbers, numbers[1:] + [None], strict=True):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a > start else f"{a}")
+            start = b
+    return ", ".join(out)
 
 
 def _status(error: BaseException | None, status: str) -> str:
@@ -619,6 +692,9 @@ class _Loop:
         self.runspec, self.config, self.settings = runspec, config, settings
         self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
         self.stopped_early = False
+        # (updates, env steps) the computation has reached, from the rows the device
+        # returned (not from metrics.csv); the final state's once the loop returns.
+        self.done = (int(ckpt_step or 0), 0.0)  # set from the state in run()
         self._future = None
         self.chunk_len, self.chunk = program or _chunk_program(runspec, settings, sink, shardings)
 
@@ -629,9 +705,14 @@ class _Loop:
             bad = int(bad)
             if self.settings.log_mode == "callback":
                 jax.effects_barrier()
+                if getattr(self.sink, "last_update", 0):
+                    self.done = (self.sink.last_update, self.sink.steps)
             else:
                 rows = np.asarray(rows)
-                self.sink.write_rows(rows[rows[:, 0] > 0])
+                rows = rows[rows[:, 0] > 0]
+                self.sink.write_rows(rows)
+                if len(rows):
+                    self.done = (int(rows[-1, 0]), float(rows[-1, 1]))
             if bad:
                 self.sink.flush(sync=True)
                 self._wait_for_checkpoint()
@@ -665,6 +746,7 @@ class _Loop:
         n = self.runspec.num_updates
         every = self.settings.checkpoint_every
         step = int(state.update_step)
+        self.done = (step, float(state.env_steps))
         last_ckpt = step
         pending: list = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxpg-ckpt") as writer:
@@ -720,7 +802,9 @@ def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
     )
 
 
-def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
+def _summary(run_dir, config, runspec, progress, sink, status, ckpt_step) -> dict:
+    """The summary record; ``progress`` is ``(updates done, env steps)`` as the
+    computation reached them (:attr:`_Loop.done`), never a count of rows."""
     from jaxpg.progress import read_metrics
 
     try:
@@ -729,7 +813,7 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
         m = {c: np.zeros((0,)) for c in ("update", "env_steps", "wall_time_s", "episode_return")}
     ret = m["episode_return"]
     final = stats.final_return(ret)  # the same definition as jaxpg sweep's
-    steps = float(m["env_steps"][-1]) if len(ret) else 0.0
+    done, steps = progress
     wall = float(m["wall_time_s"][-1]) if len(ret) else 0.0
     # Throughput between the first and last row: compile time excluded.
     span = float(m["wall_time_s"][-1] - m["wall_time_s"][0]) if len(ret) > 1 else 0.0
@@ -739,7 +823,7 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
         "run_dir": str(run_dir),
         "env": config.env,
         "estimator": config.estimator,
-        "updates_done": int(m["update"][-1]) if len(ret) else 0,
+        "updates_done": done,
         "num_updates": runspec.num_updates,
         "env_steps": steps,
         "last_checkpoint_update": ckpt_step,
@@ -789,38 +873,61 @@ def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
       NoValidCheckpointError: every checkpoint there is damaged (or the file given is).
       IncompatibleCheckpointError: a checkpoint does not fit its own config.
     """
+    run_config = None
     if path.is_dir():
-        ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
+        sub = path / CKPT_DIR if checkpoint.list_checkpoints(path / CKPT_DIR) else path
+        ckpts = checkpoint.list_checkpoints(sub)
         if not ckpts:
             raise RunError(f"{path} holds no checkpoint (expected {CKPT_DIR}/ckpt_*.msgpack)")
+        if (path / CONFIG_JSON).is_file():
+            run_config = load_run_config(path, "eval")[0]
     elif path.is_file():
         ckpts = [(None, path)]
     else:
         raise RunError(f"{path} does not exist (give a run directory or a checkpoint file)")
-    skipped = []
-    for _, file in reversed(ckpts):
+
+    def load(file: Path):
+        _, config, _ = checkpoint.read(file)
+        if run_config is not None:  # a checkpoint of another run copied in is refused
+            _check_same_run(config, run_config, file, path)
+        template = _compiled_init(make_runspec(config))(jax.random.key(config.seed))
+        return checkpoint.restore(file, template, config)[0], config
+
+    if len(ckpts) == 1 and not path.is_dir():
         try:
-            _, config, _ = checkpoint.read(file)
-            template = _compiled_init(make_runspec(config))(jax.random.key(config.seed))
-            state, _ = checkpoint.restore(file, template, config)
+            (state, config), file, damaged = load(path), path, []
         except checkpoint.IncompatibleCheckpointError:
             raise
         except checkpoint.CheckpointError as exc:
-            if len(ckpts) == 1:
-                raise NoValidCheckpointError(str(exc)) from None
-            print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
-            skipped.append(file.name)
-            continue
-        if skipped and not quiet:
-            print(
-                f"jaxpg: note: using {file} (update {int(state.update_step)}), the newest "
-                f"valid checkpoint",
-                file=sys.stderr,
+            raise NoValidCheckpointError(str(exc)) from None
+    else:
+        found = newest_valid_checkpoint(sub, load)
+        if found is None:
+            names = [p.name for _, p in checkpoint.list_checkpoints(sub)]
+            raise NoValidCheckpointError(
+                f"{path}: no valid checkpoint ({len(names)} damaged: {', '.join(names)})"
             )
-        return LoadedPolicy(config, state.params, int(state.update_step), state.obs_norm)
-    raise NoValidCheckpointError(
-        f"{path}: no valid checkpoint ({len(skipped)} damaged: {', '.join(skipped)})"
-    )
+        (state, config), file, damaged = found
+    if damaged and not quiet:
+        print(
+            f"jaxpg: note: using {file} (update {int(state.update_step)}), the newest "
+            f"valid checkpoint",
+            file=sys.stderr,
+        )
+    return LoadedPolicy(config, state.params, int(state.update_step), state.obs_norm)
+
+
+def _check_same_run(saved: Config, run_config: Config, file: Path, run_dir: Path) -> None:
+    """Refuse a checkpoint whose config is not its run directory's (another env, say)."""
+    diffs = [
+        f"{k}={v!r} (the run has {run_config.to_dict()[k]!r})"
+        for k, v in saved.to_dict().items()
+        if run_config.to_dict()[k] != v
+    ]
+    if diffs:
+        raise checkpoint.IncompatibleCheckpointError(
+            f"checkpoint {file} does not belong to the run in {run_dir}: {', '.join(diffs)}"
+        )
 
 
 def peek_config(path: Path) -> Config:

@@ -390,7 +390,8 @@ def _type_name(hint) -> str:
 # Top-level keys of the ``config.json`` that ``jaxpg train`` and ``jaxpg sweep`` write
 # next to the ``config`` table; ``--config`` reads such a file's ``config`` and skips these.
 RECORD_KEYS = frozenset(
-    {"num_updates", "run", "versions", "command", "created"}  # a run directory's
+    {"kind", "config_sha256"}  # the identity every directory's record carries (jaxpg.rundir)
+    | {"num_updates", "run", "versions", "command", "created"}  # a run directory's
     | {"grid", "seeds", "version", "devices", "programs"}  # a sweep directory's
 )
 

@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every input, then run the sweep with ``--out`` locked."""
     import jax
 
-    from jaxpg import files
+    from jaxpg import files, rundir
     from jaxpg.grid import check_grid
     from jaxpg.lock import RunLock
     from jaxpg.sweep import _seed_list as seed_list  # the sweep's own seed check
@@ -304,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         files.check_writable_dir(out, "--out")
+        rundir.check_kind(out, "sweep", "--out")  # never over a train run's config.json
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if args.resume and not (out / "chunks" / "fingerprint.json").is_file():
@@ -331,6 +332,7 @@ def _run_locked(args, config, grid, seeds, out: Path, writer: bool, wandb) -> in
     import jax
 
     import jaxpg
+    from jaxpg import rundir
     from jaxpg.commands import _sweep_files as files
     from jaxpg.sweep import sweep
 
@@ -374,6 +376,7 @@ def _run_locked(args, config, grid, seeds, out: Path, writer: bool, wandb) -> in
         write_json_atomic(
             out / "config.json",
             {
+                **rundir.identity("sweep", payload["config"]),
                 **payload,
                 "seeds": result.seeds,
                 "devices": [str(d) for d in jax.devices()],

@@ -9,6 +9,7 @@ every size option, and an explicit option overrides either.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -313,13 +314,22 @@ def run(args: argparse.Namespace) -> int:
         cfg = experiment_config(args)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
+    from jaxpg import files, rundir
+
     out = Path(args.out)
+    try:  # checked, not created: a refused experiment leaves no --out behind
+        files.check_writable_dir(out, "--out")
+        rundir.check_kind(out, "variance", "--out")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    log = lambda msg: print(f"jaxpg variance: {msg}", file=sys.stderr)  # noqa: E731
+    rows, summary = experiment.run(cfg, log=log)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CommandError(f"--out {out}: {exc.strerror}") from exc
-    log = lambda msg: print(f"jaxpg variance: {msg}", file=sys.stderr)  # noqa: E731
-    rows, summary = experiment.run(cfg, log=log)
+        raise CommandError(f"--out {out}: {files.describe(exc)}") from exc
+    record = {"experiment": dataclasses.asdict(cfg)}
+    write_json_atomic(out / "config.json", {**rundir.identity("variance", record), **record})
     has_table = any("estimators" in c for c in summary["checkpoints"])
     write_json_atomic(out / "summary.json", summary)
     (out / "variance.csv").write_text(report.csv_text(report.merge_rows(rows, summary)))
