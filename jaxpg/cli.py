@@ -8,7 +8,8 @@ touches no shared list.
 Exit codes: 0 done; 1 the run failed (NaN/inf, a disk fault, only damaged
 checkpoints, the run directory in use by another process); 2 usage error (bad
 option, value or path, found before anything is written or compiled); 130
-interrupted. Errors are one line ``jaxpg: error: ...`` on stderr.
+interrupted (SIGINT, Ctrl-C) and 143 stopped by SIGTERM (``kill``, a scheduler, a CI
+timeout), both after a checkpoint at the next chunk boundary. Errors are one line ``jaxpg: error: ...`` on stderr.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import argparse
 import importlib
 import pkgutil
 import re
+import signal
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 # A value that starts with "-" but is a number or a list of numbers: -3, -1e-3, -.5, -3,4
 _NEGATIVE = re.compile(r"^-\.?\d[\w.+\-]*(,[\w.+\-]*)*$")
@@ -114,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
+    old = _terminate_as_exception()
     try:
         refuse_empty_values(args)
         return int(args.func(args) or 0)
+    except Terminated:
+        print("jaxpg: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("jaxpg: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -126,6 +132,30 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"jaxpg: error: {_one_line(exc)}", file=sys.stderr)
         return code
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run's host loop: unwinds like Ctrl-C (locks released), exit 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _terminate_as_exception():
+    """Make SIGTERM raise :class:`Terminated` (main thread only); the old handler, or None.
+
+    The host loop of ``jaxpg train`` replaces it meanwhile with a graceful stop
+    (a checkpoint at the next chunk boundary, see :mod:`jaxpg.run`).
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 # Options whose value names a file, directory or preset: an empty string is refused (it

@@ -147,7 +147,8 @@ def repair_metrics(path: str | os.PathLike, last_update: int) -> MetricsRepair:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise files.WriteFailed(path, f"cannot read it to repair it: {files.describe(exc)}")
+        reason = f"cannot read it to repair it: {files.describe(exc)}"
+        raise files.WriteFailed(path, reason) from None
     good, bad = _verified_lines(data)
     first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     if first + "\n" != header:

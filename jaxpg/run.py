@@ -157,36 +157,50 @@ def environment_info() -> dict:
 
 
 class _StopFlag:
-    """First SIGINT: finish the chunk, checkpoint, stop. A second one: abort now.
+    """First SIGINT or SIGTERM: finish the chunk, checkpoint, stop. A second one: abort now.
+
+    SIGTERM is what ``kill``, Slurm, Kubernetes and CI timeouts send before
+    SIGKILL: it is handled like Ctrl-C, so the run stops at the next chunk
+    boundary with a checkpoint, ``summary.json`` says ``interrupted`` (with the
+    ``signal``) and the lock is released; ``jaxpg train`` then exits with
+    128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
 
     Disabled multi-host, where processes could stop after different chunks and
     wait on each other for ever: there Ctrl-C aborts and ``--resume`` continues
     from the last checkpoint.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self, enabled: bool = True) -> None:
         self.requested = False
+        self.signal: int | None = None
         self.enabled = enabled
-        self._old = None
+        self._old: dict = {}
 
     def __enter__(self):
         if self.enabled and _in_main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signal = signum
+        again = "Ctrl-C" if signum == signal.SIGINT else "signal again"
         print(
-            "\njaxpg: interrupt: saving a checkpoint after this chunk (Ctrl-C again to abort)",
+            f"\njaxpg: {signal.Signals(signum).name}: saving a checkpoint after this chunk "
+            f"({again} to abort)",
             file=sys.stderr,
             flush=True,
         )
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
         return False
 
 
@@ -519,7 +533,7 @@ def train_run(
         sink = _NullSink()
     if shardings is not None:
         state = sharding.put_state(state, shardings)
-    status, error = "completed", None
+    status, error, stopped_by = "completed", None, None
     loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings, program)
     try:
         with _StopFlag(enabled=jax.process_count() == 1) as stop:
@@ -527,6 +541,7 @@ def train_run(
         loop.done = (int(state.update_step), float(state.env_steps))
         if loop.stopped_early:
             status = "interrupted"
+            stopped_by = stop.signal
     except BaseException as exc:  # recorded in summary.json, then re-raised
         error = exc
     try:
@@ -540,6 +555,8 @@ def train_run(
         summary = _summary(run_dir, config, runspec, loop.done, sink, status, loop.ckpt_step)
         if error is not None and not isinstance(error, KeyboardInterrupt):
             summary["error"] = str(error)
+        if stopped_by is not None:
+            summary["signal"] = signal.Signals(stopped_by).name
         _write_summary(run_dir, summary)
         if not isinstance(error, RunWriteError):  # a failing disk takes no plot
             _plot_quietly(run_dir)

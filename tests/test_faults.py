@@ -424,3 +424,166 @@ def test_eval_gif_without_renderer_fails_before_loading(reference, monkeypatch, 
     assert main(["eval", str(reference), "--gif", str(reference / "x.gif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs pygame" in err[0]  # never() was not reached
+
+
+# -- issue 24: nothing lost, round two ------------------------------------------------
+def _config_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "config.json").read_text())
+
+
+def test_sweep_out_on_a_train_run_is_refused_and_changes_nothing(reference, tmp_path, capsys):
+    run_dir = _copy_run(reference, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    tiny = "--num-envs 2 --num-steps 8 --num-minibatches 2 --total-timesteps 192 --quiet"
+    assert main(["sweep", "--out", str(run_dir), "--seeds", "1", *tiny.split()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a train directory (made by jaxpg train)" in err[0]
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_train_resume_of_a_sweep_directory_is_refused(tmp_path, capsys):
+    from jaxpg import rundir
+
+    sweep_dir = tmp_path / "sw"
+    sweep_dir.mkdir()
+    record = {**rundir.identity("sweep", TINY.to_dict()), "config": TINY.to_dict()}
+    record |= {"grid": {"lr": [1e-3]}, "seeds": [0]}
+    (sweep_dir / "config.json").write_text(json.dumps(record))
+    assert main(["train", "--resume", str(sweep_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a sweep directory (made by jaxpg sweep)" in err[0]
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["config.json"]
+    # an older sweep record (no "kind") is recognised by its keys
+    del record["kind"]
+    (sweep_dir / "config.json").write_text(json.dumps(record))
+    assert main(["train", "--resume", str(sweep_dir), "--quiet"]) == 2
+    assert "is a sweep directory" in capsys.readouterr().err
+
+
+def test_config_json_edited_between_stop_and_resume_is_refused_naming_the_field(
+    reference, tmp_path, capsys
+):
+    run_dir = _copy_run(reference, tmp_path / "run")
+    record = _config_json(run_dir)
+    assert record["kind"] == "train" and len(record["config_sha256"]) == 64
+    record["config"]["lr"] = 0.5
+    (run_dir / "config.json").write_text(json.dumps(record))
+    before = (run_dir / "metrics.csv").read_bytes()
+    assert main(["train", "--resume", str(run_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was edited after the run was made: lr (made with" in err[0]
+    assert "the file now says 0.5" in err[0]
+    assert (run_dir / "metrics.csv").read_bytes() == before
+    assert main(["eval", str(run_dir), "--episodes", "1"]) == 2  # eval trusts it no more
+    assert "was edited after the run was made" in capsys.readouterr().err
+
+
+def test_garbled_metrics_row_is_quarantined_and_progress_comes_from_the_checkpoint(
+    reference, tmp_path, capsys
+):
+    run_dir = _copy_run(reference, tmp_path / "run")
+    truth = _summary(reference)
+    path = run_dir / "metrics.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    cells = lines[5].split(",")  # the row of update 5 (line 6 of the file)
+    cells[COLUMNS.index("episode_return")] = "1x.5"
+    lines[5] = ",".join(cells)
+    lines[8] = lines[8][:10] + "\xff\xfe" + lines[8][10:]  # update 8: not text
+    path.write_bytes("".join(lines).encode("latin-1"))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--quiet", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["status"] == "completed"
+    assert summary["updates_done"] == 12 == truth["updates_done"]
+    assert summary["env_steps"] == truth["env_steps"]
+    assert summary["final_return"] == truth["final_return"]
+    assert _rows(run_dir) == [1, 2, 3, 4, 6, 7, 9, 10, 11, 12]  # intact rows all kept
+    quarantine = (run_dir / "metrics.quarantine.csv").read_text(errors="replace")
+    assert "metrics.csv:6: 5," in quarantine and "metrics.csv:9: 8," in quarantine
+    assert "line 6 is damaged (episode_return='1x.5' is not a number)" in captured.err
+    assert "line 9 is damaged (it holds bytes that are not text)" in captured.err
+    assert "metrics.quarantine.csv" in captured.err
+    assert "lost before this resume" not in captured.err
+
+
+def test_read_metrics_skips_damaged_rows_instead_of_failing(tmp_path):
+    from jaxpg.progress import read_metrics
+
+    path = tmp_path / "metrics.csv"
+    row = lambda n: ",".join([str(n)] + ["1"] * (len(COLUMNS) - 1)) + "\n"  # noqa: E731
+    path.write_bytes((",".join(COLUMNS) + "\n" + row(1) + "2,zz\n" + row(3)).encode() + b"\x80\n")
+    assert list(read_metrics(path)["update"]) == [1, 3]
+
+
+def _copy_checkpoint_as_other_env(src: Path, dst: Path, env: str) -> None:
+    """``src`` with its recorded config's env changed, sealed again (a foreign checkpoint)."""
+    import flax.serialization
+
+    payload = flax.serialization.msgpack_restore(files.read_sealed(src))
+    config = json.loads(payload["config"])
+    config["env"] = env
+    payload["config"] = json.dumps(config)
+    dst.write_bytes(files.seal(flax.serialization.msgpack_serialize(payload)))
+
+
+def test_eval_refuses_a_newest_checkpoint_of_another_env(reference, tmp_path, capsys):
+    run_dir = _copy_run(reference, tmp_path / "run")
+    newest = checkpoint.list_checkpoints(run_dir / CKPT)[-1][1]
+    _copy_checkpoint_as_other_env(newest, run_dir / CKPT / "ckpt_00000016.msgpack", "Acrobot-v1")
+    assert main(["eval", str(run_dir), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not belong to the run" in err[0]
+    assert "env='Acrobot-v1' (the run has 'CartPole-v1')" in err[0]
+
+
+def test_eval_of_a_live_run_is_not_fooled_by_pruned_checkpoints(reference, tmp_path, capsys):
+    run_dir = _copy_run(reference, tmp_path / "run")
+    listed = checkpoint.list_checkpoints(run_dir / CKPT)
+    calls = []
+
+    def relist():  # the first listing names checkpoints that are then pruned
+        calls.append(1)
+        if len(calls) == 1:
+            return [*listed, (16, run_dir / CKPT / "ckpt_00000016.msgpack")]
+        return listed
+
+    found = runlib.newest_valid_checkpoint(
+        run_dir / CKPT, lambda p: checkpoint.read(p)[1], relist=relist
+    )
+    assert found is not None and found[1] == listed[-1][1] and found[2] == []
+    assert "damaged" not in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_marks_interrupted_releases_the_lock_exit_143(tmp_path):
+    """A real SIGTERM to a real ``jaxpg train`` (what kill, Slurm and CI timeouts send)."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jaxpg", "train", "--out", str(run_dir), *TINY_ARGS]
+    cmd[cmd.index("--total-timesteps") + 1] = str(2 * 8 * 10**6)  # more than we wait for
+    cmd[cmd.index("--checkpoint-every") + 1] = "100000"  # the only checkpoint: the stop's
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            metrics = run_dir / "metrics.csv"
+            if metrics.exists() and len(metrics.read_text().splitlines()) > 3:
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    summary = _summary(run_dir)
+    assert summary["status"] == "interrupted" and summary["signal"] == "SIGTERM"
+    assert _steps(run_dir) == [summary["updates_done"]] and summary["updates_done"] > 0
+    assert summary["last_checkpoint_update"] == summary["updates_done"]
+    assert _rows(run_dir) == list(range(1, summary["updates_done"] + 1))
+    assert not (run_dir / LOCK_NAME).exists()
+    assert "SIGTERM: saving a checkpoint" in err and "jaxpg train --resume" in err
