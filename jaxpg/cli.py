@@ -9,7 +9,8 @@ Exit codes: 0 done; 1 the run failed (NaN/inf, a disk fault, only damaged
 checkpoints, the run directory in use by another process); 2 usage error (bad
 option, value or path, found before anything is written or compiled); 130
 interrupted (SIGINT, Ctrl-C) and 143 stopped by SIGTERM (``kill``, a scheduler, a CI
-timeout), both after a checkpoint at the next chunk boundary. Errors are one line ``jaxpg: error: ...`` on stderr.
+timeout), both after a checkpoint at the next chunk boundary. Errors are one line
+``jaxpg: error: ...`` on stderr.
 """
 
 from __future__ import annotations

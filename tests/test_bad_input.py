@@ -84,6 +84,11 @@ API_CASES = [
     ({"weight_init": "xavier"}, "Config.weight_init='xavier'"),
     ({"minibatch_shuffle": "random"}, "Config.minibatch_shuffle='random'"),
     ({"env": "Nope-v0"}, "Config.env='Nope-v0'"),
+    # issue 24: Config refuses what HParams.valid refuses (one table, TRACED_RULES)
+    ({"ent_coef": math.inf}, "Config.ent_coef=inf"),
+    ({"vf_coef": math.inf}, "Config.vf_coef=inf"),
+    ({"clip_eps": math.inf}, "Config.clip_eps=inf"),
+    ({"env_module": 5}, "Config.env_module=5 is invalid: must be a string"),
 ]
 
 
@@ -231,6 +236,15 @@ CLI_CASES = [
     (["eval", ".", "--gif", "x.png"], "must end in .gif"),
     (["eval", ".", "--gif", "no/dir/x.gif"], "--gif no/dir/x.gif"),
     (["eval", "."], "holds no checkpoint"),
+    # issue 24: empty strings are refused, not read as "not given" or "."
+    (["train", "--resume", ""], "--resume '' is empty"),
+    (["train", "--out", ""], "--out '' is empty"),
+    (["train", "--config", ""], "--config '' is empty"),
+    (["train", "--preset", ""], "--preset '' is empty"),
+    (["sweep", "--out", " "], "--out ' ' is empty"),
+    (["sweep", "--config", ""], "--config '' is empty"),
+    (["eval", ""], "RUN_DIR_OR_CHECKPOINT '' is empty"),
+    (["eval", ".", "--gif", ""], "--gif '' is empty"),
     # other commands' argparse checks
     (["variance", "--pool-size", "x"], "--pool-size"),
     (["nope"], "invalid choice: 'nope'"),
@@ -273,3 +287,50 @@ def test_there_are_at_least_100_cases():
 )
 def test_negative_numbers_are_joined_to_their_option(argv, joined):
     assert join_negative_values(argv) == joined
+
+
+# -- config files (issue 24) ------------------------------------------------------------
+FILE_CASES = [
+    ("dup.json", '{"lr": 0.1, "lr": 0.2}', "key 'lr' is given twice"),
+    ("dup.yaml", "lr: 0.1\nnum_envs: 4\nlr: 0.2\n", "key 'lr' is given twice (again on line 3)"),
+    ("str.yaml", "lr: 3e-4\n", "lr='3e-4' is a string, not a number"),
+    ("env.toml", "env_module = 5\n", "Config.env_module=5 is invalid: must be a string"),
+    ("sizes.toml", 'hidden_sizes = "64,x"\n', "hidden_sizes='64,x'"),
+    ("bool.json", '{"anneal_lr": "maybe"}', "Config.anneal_lr='maybe'"),
+]
+
+
+@pytest.mark.parametrize("name, text, message", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_config_file_values_are_checked_by_the_one_type_check(
+    name, text, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert main(["train", "--config", name, "--print-config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--config {name}" in err[0] and message in err[0], err
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_yaml_float_hint_suggests_a_form_yaml_reads():
+    from jaxpg.commands.common import _yaml_float
+
+    assert _yaml_float("3e-4") == "3.0e-4"
+    assert _yaml_float("1E5") == "1.0e+5"
+    assert _yaml_float("2.5e-3") == "2.5e-3"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": math.nan}, "hparams: lr=nan is invalid: must be a finite number > 0"),
+        ({"gamma": -0.5}, "hparams: gamma=-0.5 is invalid: must lie in [0, 1]"),
+        ({"lr": [1e-3, -1.0]}, "hparams: lr=-1.0 is invalid"),
+        ({"ent_coef": math.inf}, "hparams: ent_coef=inf is invalid"),
+        ({"lr": "abc"}, "hparams: lr='abc' is invalid: must be a number"),
+    ],
+)
+def test_hparams_refuses_what_config_refuses_without_guard(values, message):
+    with pytest.raises(ValueError) as info:
+        Config(env="CartPole-v1").hparams(**values)
+    assert message in str(info.value)
