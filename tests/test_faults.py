@@ -587,3 +587,20 @@ def test_sigterm_checkpoints_marks_interrupted_releases_the_lock_exit_143(tmp_pa
     assert _rows(run_dir) == list(range(1, summary["updates_done"] + 1))
     assert not (run_dir / LOCK_NAME).exists()
     assert "SIGTERM: saving a checkpoint" in err and "jaxpg train --resume" in err
+
+
+def test_sweep_flags_a_diverged_point_and_ranks_it_after_the_healthy_ones(caplog):
+    """Adam's first step of lr=1e30 makes the parameters non-finite: that point diverged."""
+    import logging
+
+    from jaxpg.sweep import sweep
+
+    tiny = TINY.replace(total_timesteps=2 * 8 * 4)
+    with caplog.at_level(logging.WARNING, logger="jaxpg.sweep"):
+        result = sweep(tiny, 2, {"lr": [1e30, 1e-3]})
+    rows = {row["lr"]: row for row in result.summary}
+    assert rows[1e30]["diverged"] == 2 and rows[1e-3]["diverged"] == 0
+    assert rows[1e-3]["rank"] == 1 and rows[1e30]["rank"] == 2
+    assert [r.diverged_at for r in result.runs] == [1, 1, 0, 0]
+    assert all(np.isnan(r.episode_return).all() for r in result.runs[:2])
+    assert "point 0 (lr=1e+30): 2 seed(s) diverged" in caplog.text
