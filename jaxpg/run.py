@@ -51,7 +51,6 @@ import datetime
 import platform
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -59,51 +58,31 @@ import jax
 import numpy as np
 
 from jaxpg import checkpoint, compiling, files, rundir, sharding, stats
-from jaxpg.config import Config, HParams
+from jaxpg.config import Config
 from jaxpg.files import write_json_atomic
-from jaxpg.loop import make_dispatch
-from jaxpg.progress import STREAMED, MetricsSink, repair_metrics
-from jaxpg.rundir import RunError
+from jaxpg.hostloop import (  # noqa: F401 - DISPATCH_COLUMNS re-exported
+    DISPATCH_COLUMNS,
+    HostLoop,
+    NullSink,
+    StopFlag,
+    chunk_program,
+    compile_in_background,
+)
+from jaxpg.progress import MetricsSink, repair_metrics
+from jaxpg.rundir import (  # noqa: F401 - the errors and file names, re-exported
+    CKPT_DIR,
+    CURVE_PNG,
+    METRICS_CSV,
+    SUMMARY_JSON,
+    NonFiniteError,
+    NoValidCheckpointError,
+    RunError,
+    RunFailed,
+    RunWriteError,
+)
 from jaxpg.runspec import TrainState, init_state, make_runspec
 
-# The columns the compiled dispatch emits per update (the host adds the wall time
-# and steps/s columns of metrics.csv).
-DISPATCH_COLUMNS = ("update", "env_steps", *STREAMED)
-
 CONFIG_JSON = rundir.CONFIG_JSON
-METRICS_CSV = "metrics.csv"
-SUMMARY_JSON = "summary.json"
-CURVE_PNG = "learning_curve.png"
-CKPT_DIR = "checkpoints"
-
-
-class RunFailed(RuntimeError):
-    """A run that started and then failed (the CLI exits 1): NaN, a disk fault, damaged files."""
-
-
-class RunWriteError(RunFailed):
-    """A write failed during the run; the message names the file and what was kept."""
-
-
-class NoValidCheckpointError(RunFailed):
-    """Every checkpoint of a run is damaged (``--resume`` refuses to start over silently)."""
-
-
-class NonFiniteError(RunFailed):
-    """Training produced NaN/inf; ``update`` is the 1-based update where it happened."""
-
-    def __init__(self, update: int, checkpoint_step: int | None, run_dir: Path) -> None:
-        kept = (
-            f"last good checkpoint kept at update {checkpoint_step}"
-            if checkpoint_step is not None
-            else "no checkpoint was written"
-        )
-        super().__init__(
-            f"loss or parameters became NaN/inf at update {update}; stopped; {kept} "
-            f"in {run_dir / CKPT_DIR}"
-        )
-        self.update = update
-        self.checkpoint_step = checkpoint_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,60 +133,6 @@ def environment_info() -> dict:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
-
-
-class _StopFlag:
-    """First SIGINT or SIGTERM: finish the chunk, checkpoint, stop. A second one: abort now.
-
-    SIGTERM is what ``kill``, Slurm, Kubernetes and CI timeouts send before
-    SIGKILL: it is handled like Ctrl-C, so the run stops at the next chunk
-    boundary with a checkpoint, ``summary.json`` says ``interrupted`` (with the
-    ``signal``) and the lock is released; ``jaxpg train`` then exits with
-    128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
-
-    Disabled multi-host, where processes could stop after different chunks and
-    wait on each other for ever: there Ctrl-C aborts and ``--resume`` continues
-    from the last checkpoint.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.requested = False
-        self.signal: int | None = None
-        self.enabled = enabled
-        self._old: dict = {}
-
-    def __enter__(self):
-        if self.enabled and _in_main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.signal = signum
-        again = "Ctrl-C" if signum == signal.SIGINT else "signal again"
-        print(
-            f"\njaxpg: {signal.Signals(signum).name}: saving a checkpoint after this chunk "
-            f"({again} to abort)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
-        return False
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def prepare_run_dir(
@@ -420,28 +345,6 @@ def env_mesh_for(config: Config, settings: RunSettings):
     return mesh
 
 
-class _NullSink:
-    """The metrics sink of processes other than 0 in a multi-host run: drops everything."""
-
-    def __call__(self, rows, count) -> None:
-        pass
-
-    def write_rows(self, rows) -> None:
-        pass
-
-    def flush(self, sync: bool = True, final: bool = False) -> None:
-        pass
-
-    def sync(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def elapsed(self) -> float:
-        return 0.0
-
-
 def train_run(
     run_dir: Path,
     config: Config,
@@ -481,8 +384,8 @@ def train_run(
     if mesh is None and settings.log_mode == "chunks":
         # The chunk program compiles on a second thread while the initialisation
         # compiles and runs here (the first chunk then finds it in jit's cache).
-        program = _chunk_program(runspec, settings, None, None)
-        warm = _compile_in_background(program[1], jax.eval_shape(init, key), hp)
+        program = chunk_program(runspec, settings, None, None)
+        warm = compile_in_background(program[1], jax.eval_shape(init, key), hp)
     try:
         state = init(key)
     finally:  # never leave a compiling thread behind (exiting under it aborts the process)
@@ -530,13 +433,13 @@ def train_run(
             wandb_run=wandb_run,
         )
     else:
-        sink = _NullSink()
+        sink = NullSink()
     if shardings is not None:
         state = sharding.put_state(state, shardings)
     status, error, stopped_by = "completed", None, None
-    loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings, program)
+    loop = HostLoop(runspec, config, settings, run_dir, sink, ckpt_step, shardings, program)
     try:
-        with _StopFlag(enabled=jax.process_count() == 1) as stop:
+        with StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
         loop.done = (int(state.update_step), float(state.env_steps))
         if loop.stopped_early:
@@ -657,154 +560,6 @@ def _compiled_init(runspec) -> Any:
     return compiling.jit(lambda key: init_state(runspec, key))
 
 
-def _chunk_program(runspec, settings: RunSettings, sink, shardings) -> tuple[int, Any]:
-    """``(updates per dispatch, the jitted dispatch)`` of a run's host loop.
-
-    ``chunks`` mode: ``log_every`` updates (at most ``checkpoint_every``) whose rows
-    the host reads; ``callback`` mode: ``checkpoint_every`` updates whose rows reach
-    ``sink`` from inside the program every ``log_every`` updates.
-    """
-    n = runspec.num_updates
-    if settings.log_mode == "callback":
-        length = max(1, min(settings.checkpoint_every, n))
-        return length, make_dispatch(
-            runspec, length, DISPATCH_COLUMNS, sink=sink,
-            log_every=settings.log_every, shardings=shardings,
-        )  # fmt: skip
-    length = max(1, min(settings.log_every, settings.checkpoint_every, n))
-    return length, make_dispatch(runspec, length, DISPATCH_COLUMNS, shardings=shardings)
-
-
-def _compile_in_background(fn, *args) -> threading.Thread:
-    """Compile the jitted ``fn`` for ``args`` (arrays or shapes) on a daemon thread.
-
-    Its first call with arguments of those shapes then finds the executable in
-    jit's cache. A failure is left for that call to raise.
-    """
-
-    def work():
-        try:
-            fn.lower(*args).compile()
-        except Exception:  # noqa: BLE001  (the real call compiles again and raises)
-            pass
-
-    thread = threading.Thread(target=work, name="jaxpg-compile", daemon=True)
-    thread.start()
-    return thread
-
-
-class _Loop:
-    """The host loop: dispatch compiled chunks, stream their rows, checkpoint.
-
-    In ``chunks`` mode each dispatch runs ``log_every`` updates and returns their
-    metric rows; the next chunk is dispatched before the previous one's rows are
-    read (JAX's asynchronous dispatch), so the device never waits for the host.
-    In ``callback`` mode each dispatch runs ``checkpoint_every`` updates and the
-    rows reach the sink by ``jax.debug.callback`` from inside the program.
-    """
-
-    def __init__(
-        self, runspec, config, settings, run_dir, sink, ckpt_step, shardings=None, program=None
-    ):  # fmt: skip
-        self.runspec, self.config, self.settings = runspec, config, settings
-        self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
-        self.stopped_early = False
-        # (updates, env steps) the computation has reached, from the rows the device
-        # returned (not from metrics.csv); the final state's once the loop returns.
-        self.done = (int(ckpt_step or 0), 0.0)  # set from the state in run()
-        self._future = None
-        self.chunk_len, self.chunk = program or _chunk_program(runspec, settings, sink, shardings)
-
-    def _drain(self, pending: list) -> None:
-        """Read the rows of dispatched chunks (blocking) and hand them to the sink."""
-        while pending:
-            bad, rows = pending.pop(0)
-            bad = int(bad)
-            if self.settings.log_mode == "callback":
-                jax.effects_barrier()
-                if getattr(self.sink, "last_update", 0):
-                    self.done = (self.sink.last_update, self.sink.steps)
-            else:
-                rows = np.asarray(rows)
-                rows = rows[rows[:, 0] > 0]
-                self.sink.write_rows(rows)
-                if len(rows):
-                    self.done = (int(rows[-1, 0]), float(rows[-1, 1]))
-            if bad:
-                self.sink.flush(sync=True)
-                self._wait_for_checkpoint()
-                raise NonFiniteError(bad, self.ckpt_step, self.run_dir)
-
-    def _save(self, state: TrainState, step: int, wall: float) -> None:
-        """Runs on the writer thread: make the rows durable, then the checkpoint."""
-        self.sink.sync()  # every row up to ``step`` was written before this job started
-        checkpoint.save(
-            self.run_dir / CKPT_DIR,
-            state,
-            self.config,
-            {"wall_time_s": wall, "env_steps": float(state.env_steps)},
-            keep=self.settings.keep_checkpoints,
-        )
-        self.ckpt_step = step
-
-    def _wait_for_checkpoint(self) -> None:
-        if self._future is not None:
-            future, self._future = self._future, None
-            future.result()  # re-raises a failed write
-
-    def run(self, state: TrainState, hp: HParams, stop) -> TrainState:
-        """Run updates until the end (or a requested stop); checkpoints behind the compute.
-
-        A checkpoint is written on a writer thread while the next chunk runs, at
-        most one at a time and always after the metric rows it covers.
-        """
-        from concurrent.futures import ThreadPoolExecutor
-
-        n = self.runspec.num_updates
-        every = self.settings.checkpoint_every
-        step = int(state.update_step)
-        self.done = (step, float(state.env_steps))
-        last_ckpt = step
-        pending: list = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxpg-ckpt") as writer:
-            try:
-                while step < n:
-                    state, bad, rows = self.chunk(state, hp)  # asynchronous dispatch
-                    pending.append((bad, rows))
-                    step = min(n, step + self.chunk_len)
-                    if len(pending) > 1:  # read the previous chunk while this one runs
-                        self._drain(pending[:-1])
-                        del pending[:-1]
-                    if step // every > last_ckpt // every or step == n or stop.requested:
-                        self._drain(pending)  # all rows up to ``step`` are in the sink
-                        self.sink.flush(sync=False)
-                        self._wait_for_checkpoint()
-                        saved = _host_state(state)
-                        if jax.process_index() == 0:
-                            self._future = writer.submit(
-                                self._save, saved, step, self.sink.elapsed()
-                            )
-                        last_ckpt = step
-                        if stop.requested and step < n:
-                            self.stopped_early = True
-                            break
-            finally:
-                self._wait_for_checkpoint()
-        return state
-
-
-def _host_state(state: TrainState) -> TrainState:
-    """The state as the checkpoint writer may read it.
-
-    One host: the state itself (the writer thread copies it, sharded or not).
-    Multi-host: gathered to NumPy on every process now (a collective), the PRNG
-    key as its ``key_data``, which :func:`checkpoint.save` stores as it is.
-    """
-    if jax.process_count() == 1:
-        return state
-    return sharding.fetch(state.replace(key=jax.random.key_data(state.key)))
-
-
 def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
     """The W&B run of ``settings.wandb`` (``None`` without ``--wandb``)."""
     if settings.wandb is None:
@@ -821,7 +576,7 @@ def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
 
 def _summary(run_dir, config, runspec, progress, sink, status, ckpt_step) -> dict:
     """The summary record; ``progress`` is ``(updates done, env steps)`` as the
-    computation reached them (:attr:`_Loop.done`), never a count of rows."""
+    computation reached them (:attr:`HostLoop.done`), never a count of rows."""
     from jaxpg.progress import read_metrics
 
     try:

@@ -35,8 +35,44 @@ MADE_BY = {
 }
 
 
+# The files of a train run directory.
+METRICS_CSV = "metrics.csv"
+SUMMARY_JSON = "summary.json"
+CURVE_PNG = "learning_curve.png"
+CKPT_DIR = "checkpoints"
+
+
 class RunError(ValueError):
     """A run that cannot start or continue (printed as one line by the CLI)."""
+
+
+class RunFailed(RuntimeError):
+    """A run that started and then failed (the CLI exits 1): NaN, a disk fault, damaged files."""
+
+
+class RunWriteError(RunFailed):
+    """A write failed during the run; the message names the file and what was kept."""
+
+
+class NoValidCheckpointError(RunFailed):
+    """Every checkpoint of a run is damaged (``--resume`` refuses to start over silently)."""
+
+
+class NonFiniteError(RunFailed):
+    """Training produced NaN/inf; ``update`` is the 1-based update where it happened."""
+
+    def __init__(self, update: int, checkpoint_step: int | None, run_dir: Path) -> None:
+        kept = (
+            f"last good checkpoint kept at update {checkpoint_step}"
+            if checkpoint_step is not None
+            else "no checkpoint was written"
+        )
+        super().__init__(
+            f"loss or parameters became NaN/inf at update {update}; stopped; {kept} "
+            f"in {run_dir / CKPT_DIR}"
+        )
+        self.update = update
+        self.checkpoint_step = checkpoint_step
 
 
 def config_hash(config_dict: dict) -> str:
