@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     old = _terminate_as_exception()
     try:
         refuse_empty_values(args)
+        if getattr(args, "json", False):
+            from jaxpg.commands.common import json_stdout
+
+            with json_stdout():  # anything else written to stdout goes to stderr
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except Terminated:
         print("jaxpg: terminated (SIGTERM)", file=sys.stderr)
@@ -185,16 +190,19 @@ def exit_code(exc: BaseException) -> int | None:
 
     Returns:
       :data:`EXIT_FAILED` for ``RunFailed``, ``WriteFailed`` and ``LockedError``;
-      :data:`EXIT_USAGE` for ``CommandError`` and ``ValueError``; ``None`` otherwise.
+      :data:`EXIT_USAGE` for ``CommandError``, ``ValueError`` and a missing suite
+      extra (``jaxpg.suites.MissingExtra``, naming its ``pip install`` line);
+      ``None`` otherwise.
     """
     from jaxpg.commands.common import CommandError
     from jaxpg.files import WriteFailed
     from jaxpg.lock import LockedError
     from jaxpg.run import RunFailed
+    from jaxpg.suites import MissingExtra
 
     if isinstance(exc, RunFailed | WriteFailed | LockedError):
         return EXIT_FAILED
-    if isinstance(exc, CommandError | ValueError):
+    if isinstance(exc, CommandError | ValueError | MissingExtra):
         return EXIT_USAGE
     return None
 

@@ -604,3 +604,36 @@ def test_sweep_flags_a_diverged_point_and_ranks_it_after_the_healthy_ones(caplog
     assert [r.diverged_at for r in result.runs] == [1, 1, 0, 0]
     assert all(np.isnan(r.episode_return).all() for r in result.runs[:2])
     assert "point 0 (lr=1e+30): 2 seed(s) diverged" in caplog.text
+
+
+def test_json_stdout_is_one_document_whatever_else_prints(tmp_path, monkeypatch):
+    """Suite import noise (Python prints and C writes to fd 1) goes to stderr under --json."""
+    script = (
+        "import os, sys\n"
+        "from jaxpg.commands import common\n"
+        "from jaxpg.cli import main\n"
+        "def noisy(args):\n"
+        "    print('Failed to import warp')\n"
+        "    os.write(1, b'ALSA lib noise\\n')\n"
+        "    common.emit_json({'ok': True})\n"
+        "    return 0\n"
+        "import jaxpg.commands.eval as ev\n"
+        "ev.run = noisy\n"
+        "sys.exit(main(['eval', '.', '--json']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": True}
+    assert "Failed to import warp" in done.stderr and "ALSA lib noise" in done.stderr
+
+
+def test_a_missing_suite_extra_is_one_line_naming_the_pip_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "navix", None)  # import navix -> ModuleNotFoundError
+    code = main(["train", "--env", "navix/Navix-Empty-5x5-v0", "--out", "r", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and 'pip install "jaxpg[navix]"' in err[0], err
+    assert not (tmp_path / "r").exists()

@@ -8,7 +8,9 @@ so that layers compose: defaults < ``--preset`` < ``--config FILE`` < options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import json
 import re
 import sys
@@ -287,11 +289,50 @@ def start_distributed(argv: list[str]) -> None:
         raise CommandError(f"--distributed: {exc}") from None
 
 
+_JSON_OUT: list = []  # the real stdout while json_stdout() holds it
+
+
+@contextlib.contextmanager
+def json_stdout():
+    """Keep stdout for the one JSON document of ``--json``: everything else goes to stderr.
+
+    Suites print on import ("Failed to import warp", pygame's greeting) and C
+    libraries write to file descriptor 1, so ``sys.stdout`` and, where it is the
+    process's descriptor 1, the descriptor itself point at stderr while the
+    command runs; :func:`emit_json` writes to the saved stream.
+    """
+    real = sys.stdout
+    real.flush()
+    try:
+        fd_level = real.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # a captured or replaced stream
+        fd_level = False
+    saved = None
+    if fd_level:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        out = os.fdopen(os.dup(saved), "w")
+    else:
+        out = real
+    _JSON_OUT.append(out)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        _JSON_OUT.pop()
+        if saved is not None:
+            out.close()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def emit_json(obj) -> None:
     """Print one JSON document on stdout (the ``--json`` contract)."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=json_default)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    stream = _JSON_OUT[-1] if _JSON_OUT else sys.stdout
+    json.dump(obj, stream, indent=2, sort_keys=True, default=json_default)
+    stream.write("\n")
+    stream.flush()
 
 
 def check_memory(config, devices: int = 1, what: str = "the run") -> None:
