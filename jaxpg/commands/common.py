@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import json
+import os
 import re
 import sys
 import typing
