@@ -473,7 +473,7 @@ class Config:
             )
         d = dict(d)
         for name in ("hidden_sizes", "conv_channels"):
-            if name in d:
+            if isinstance(d.get(name), list):  # JSON has no tuples; anything else is checked
                 d[name] = tuple(d[name])
         return cls(**d)
 

@@ -512,6 +512,12 @@ def _status(error: BaseException | None, status: str) -> str:
 
 
 def _write_error(exc: files.WriteFailed, run_dir: Path, ckpt_step: int | None) -> RunWriteError:
+    if not (run_dir / CONFIG_JSON).is_file():  # the directory was deleted (or emptied)
+        return RunWriteError(
+            f"{exc}; stopped; the run directory {run_dir} (or its {CONFIG_JSON}) was deleted "
+            f"while the run wrote to it, so there is nothing to resume; train again with a "
+            f"fresh --out"
+        )
     kept = (
         f"last checkpoint kept at update {ckpt_step}"
         if ckpt_step is not None

@@ -334,3 +334,84 @@ def test_hparams_refuses_what_config_refuses_without_guard(values, message):
     with pytest.raises(ValueError) as info:
         Config(env="CartPole-v1").hparams(**values)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("nope=1", "--set nope=1: unknown field 'nope'"),
+        ("lr=abc", "lr='abc' is not a number"),
+        ("anneal_lr=maybe", "anneal_lr: expected true or false, got 'maybe'"),
+        ("num_envs=2.5", "num_envs='2.5' is not an integer"),
+        ("lr=-1", "Config.lr=-1.0 is invalid"),
+        ("lr", "--set 'lr': expected FIELD=VALUE"),
+    ],
+)
+def test_reproduce_presets_set_is_checked_before_training(item, message, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_presets.py"
+    spec = importlib.util.spec_from_file_location("reproduce_presets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["acrobot-ppo", "--set", item]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_set_reads_switches_and_sizes_like_the_cli():
+    from jaxpg.commands.common import parse_field_text
+
+    assert parse_field_text("anneal_lr", "false", "--set") is False
+    assert parse_field_text("hidden_sizes", "32,32", "--set") == (32, 32)
+    assert parse_field_text("grad_chunk", "auto", "--set") is None
+    assert parse_field_text("lr", "3e-4", "--set") == 3e-4
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"grid": {"lr": 0.001}}, "grid must be a table of FIELD = [V1, V2, ...] lists"),
+        ({"grid": [1, 2]}, "grid must be a table"),
+        ({"seeds": ["a", 1]}, "seeds must be a count >= 1 or a list of integers"),
+        ({"seeds": "8"}, "seeds must be a count"),
+    ],
+)
+def test_sweep_record_with_a_bad_grid_or_seeds_is_one_line(
+    record, message, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rec.json").write_text(json.dumps({"config": {"num_envs": 4}, **record}))
+    assert main(["sweep", "--config", "rec.json", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config rec.json" in err[0] and message in err[0], err
+    assert sorted(os.listdir(tmp_path)) == ["rec.json"]
+
+
+def test_from_dict_names_the_field_of_a_scalar_size_list():
+    with pytest.raises(ValueError, match=r"Config.hidden_sizes=64 is invalid"):
+        Config.from_dict({"hidden_sizes": 64})
+
+
+def test_batched_hparams_without_vmap_names_the_field_and_the_fix():
+    import jax
+
+    from jaxpg.train import make_train
+
+    cfg = Config(num_envs=2, num_steps=8, total_timesteps=16, hidden_sizes=(4,))
+    with pytest.raises(ValueError, match=r"hparams.lr has shape \(2,\).*jax.vmap\(train\)"):
+        make_train(cfg)(jax.random.key(0), cfg.hparams(lr=[1e-3, 3e-4]))
+
+
+def test_eval_gif_into_a_directory_or_an_unwritable_place(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.gif").mkdir()
+    assert main(["eval", ".", "--gif", "d.gif"]) == 2
+    assert "--gif d.gif is a directory" in capsys.readouterr().err
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root ignores chmod
+    assert main(["eval", ".", "--gif", "x.gif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gif x.gif: not writable" in err[0]

@@ -230,6 +230,12 @@ def test_resume_rejects_changed_options_and_incompatible_checkpoints(env, tiny_r
     src = checkpoint.list_checkpoints(out / "checkpoints")[0][1]
     (broken / "checkpoints" / src.name).write_bytes(src.read_bytes())
     proc = jaxpg(env, "train", "--resume", broken, "--quiet", check=False)
+    assert proc.returncode == 2  # the identity record's hash names the edited field
+    assert "was edited after the run was made: hidden_sizes (made with [64, 64]" in proc.stderr
+    # A config.json without the identity hash (older runs): the checkpoint check still holds.
+    del cfg["config_sha256"]
+    (broken / "config.json").write_text(json.dumps(cfg))
+    proc = jaxpg(env, "train", "--resume", broken, "--quiet", check=False)
     assert proc.returncode == 2
     assert "incompatible config: hidden_sizes=(64, 64) (run has (8,))" in proc.stderr
 

@@ -637,3 +637,55 @@ def test_a_missing_suite_extra_is_one_line_naming_the_pip_install(tmp_path, monk
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and 'pip install "jaxpg[navix]"' in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+def test_lock_path_that_is_a_directory_is_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / LOCK_NAME).mkdir(parents=True)
+    with pytest.raises(LockedError, match=r"cannot take the lock \.jaxpg\.lock: Is a directory"):
+        RunLock(run_dir).acquire()
+    assert main(["train", "--resume", str(run_dir), "--quiet"]) == 2  # not a run: no config
+    capsys.readouterr()
+
+
+def test_read_only_run_directory_is_one_line_exit_1(reference, tmp_path, monkeypatch, capsys):
+    run_dir = _copy_run(reference, tmp_path / "run")
+    real_open = os.open
+
+    def read_only(path, flags, *a, **k):  # root ignores chmod: refuse writes here instead
+        if str(path).startswith(str(run_dir)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert main(["train", "--resume", str(run_dir), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Read-only file system (EROFS)" in err[0], err
+
+
+def test_run_directory_deleted_mid_run_does_not_advise_a_resume(tmp_path, monkeypatch):
+    import shutil
+
+    run_dir = _fresh(tmp_path / "run")
+
+    def delete_then_write(path, mode):
+        if path.name.startswith("ckpt_") and run_dir.exists():
+            shutil.rmtree(run_dir)
+            return OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        return None
+
+    _inject(monkeypatch, delete_then_write)
+    with pytest.raises(runlib.RunWriteError) as info:
+        runlib.train_run(run_dir, TINY, SETTINGS)
+    assert "was deleted while the run wrote to it" in str(info.value)
+    assert "--resume" not in str(info.value)
+
+
+def test_eval_episodes_beyond_memory_is_refused_before_compiling(reference, monkeypatch, capsys):
+    from jaxpg import sharding
+
+    monkeypatch.setattr(sharding, "device_memory_budget", lambda mesh, f: (2**30, "host"))
+    assert main(["eval", str(reference), "--episodes", str(10**8)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--episodes 100000000 needs about" in err[0]
+    assert err[0].endswith("use fewer --episodes")

@@ -335,7 +335,12 @@ def emit_json(obj) -> None:
     stream.flush()
 
 
-def check_memory(config, devices: int = 1, what: str = "the run") -> None:
+def check_memory(
+    config,
+    devices: int = 1,
+    what: str = "the run",
+    advice: str = "use fewer envs or steps, more devices, or --skip-memory-check",
+) -> None:
     """Refuse a run whose analytic memory estimate exceeds the free device memory.
 
     Uses :func:`jaxpg.sweep.estimate_run_bytes` (no tracing, no compile) against
@@ -359,7 +364,7 @@ def check_memory(config, devices: int = 1, what: str = "the run") -> None:
             f"{what} needs about {need / 2**30:.2f} GiB per device (analytic estimate for "
             f"num_envs={config.num_envs}, num_steps={config.num_steps}, hidden_sizes="
             f"{config.hidden_sizes}) but the budget is {budget / 2**30:.2f} GiB ({where}); "
-            "use fewer envs or steps, more devices, or --skip-memory-check"
+            f"{advice}"
         )
 
 
@@ -392,6 +397,48 @@ def _coerce_field(name: str, value, source: str):
         return coerce_field(name, value)
     except ValueError as exc:
         raise CommandError(f"{source}: {exc}") from None
+
+
+def parse_field_text(name: str, text: str, source: str):
+    """A ``Config`` field's value typed as text (``--set lr=1e-3``, ``anneal_lr=false``).
+
+    The text forms are the command line's (``true``/``false``/``auto``, ``64,64``);
+    the value then goes through the one type check (:func:`_coerce_field`).
+
+    Raises:
+      CommandError: an unknown field, or text that is not a value of its type.
+    """
+    from jaxpg.config import Config, field_hint
+
+    names = [f.name for f in dataclasses.fields(Config)]
+    if name not in names:
+        raise CommandError(f"{source}: unknown field {name!r}; allowed: {', '.join(names)}")
+    hint = field_hint(name)
+    try:
+        if hint is bool:
+            if text.lower() in ("none", "auto"):
+                raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+            try:
+                value = _parse_optional_bool(text)
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+        elif hint is int:
+            value = int(text)
+        elif hint is float:
+            value = float(text)
+        elif hint == str | None and text.lower() in ("none", "auto"):
+            value = None
+        else:
+            value = text
+    except ValueError:
+        raise CommandError(f"{source}: {name}={text!r} is not {_hint_text(hint)}") from None
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(f"{source}: {name}: {exc}") from None
+    return _coerce_field(name, value, source)
+
+
+def _hint_text(hint) -> str:
+    return {int: "an integer", float: "a number"}.get(hint, "a value of its type")
 
 
 def _looks_numeric(text: str) -> bool:

@@ -210,13 +210,34 @@ def _sweep_from_record(args: argparse.Namespace, grid: dict, seeds):
     Options win: ``--grid`` replaces the whole recorded grid, ``--seeds`` the seeds.
     """
     data = read_config_data(args.config)
-    if not args.grid and isinstance(data.get("grid"), dict):
+    where = f"--config {args.config}"
+    if not args.grid and "grid" in data:
+        recorded = data["grid"]
+        if not isinstance(recorded, dict) or not all(
+            isinstance(v, list) and v for v in recorded.values()
+        ):
+            raise CommandError(
+                f"{where}: grid must be a table of FIELD = [V1, V2, ...] lists, got "
+                f"{recorded!r:.80}"
+            )
         grid = {
             k: [tuple(v) if isinstance(v, list) else v for v in values]
-            for k, values in data["grid"].items()
+            for k, values in recorded.items()
         }
-    if args.seeds is None and isinstance(data.get("seeds"), list):
-        seeds = [int(s) for s in data["seeds"]]
+    if args.seeds is None and "seeds" in data:
+        recorded = data["seeds"]
+        if isinstance(recorded, bool) or not (
+            (isinstance(recorded, int) and recorded >= 1)
+            or (
+                isinstance(recorded, list)
+                and recorded
+                and all(isinstance(s, int) and not isinstance(s, bool) for s in recorded)
+            )
+        ):
+            raise CommandError(
+                f"{where}: seeds must be a count >= 1 or a list of integers, got {recorded!r:.80}"
+            )
+        seeds = recorded
     return grid, seeds
 
 
