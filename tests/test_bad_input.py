@@ -245,6 +245,10 @@ CLI_CASES = [
     (["sweep", "--config", ""], "--config '' is empty"),
     (["eval", ""], "RUN_DIR_OR_CHECKPOINT '' is empty"),
     (["eval", ".", "--gif", ""], "--gif '' is empty"),
+    # variance: the flag is named, and a refused experiment leaves no --out behind
+    (["variance", "--out", "v", "--train-timesteps", "10"], "--train-timesteps=10 must be >= 2048"),
+    (["variance", "--out", "v", "--gamma", "1.5"], "--gamma and --gae-gammas must lie in"),
+    (["variance", "--out", "afile"], "--out afile exists and is not a directory"),
     # other commands' argparse checks
     (["variance", "--pool-size", "x"], "--pool-size"),
     (["nope"], "invalid choice: 'nope'"),

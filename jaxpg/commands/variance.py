@@ -306,6 +306,18 @@ def experiment_config(args: argparse.Namespace):
     )
 
 
+def _as_flags(message: str) -> str:
+    """An ``ExperimentConfig`` message as the command line spells it: ``--train-timesteps=10``."""
+    import re
+
+    from jaxpg.variance import experiment
+
+    names = "|".join(f.name for f in dataclasses.fields(experiment.ExperimentConfig))
+    return re.sub(
+        rf"(?<![\w.-])({names})(?=[= ,])", lambda m: "--" + m.group(1).replace("_", "-"), message
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from jaxpg.commands.common import CommandError, emit_json, write_json_atomic
     from jaxpg.variance import experiment, report
@@ -313,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = experiment_config(args)
     except ValueError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(_as_flags(str(exc))) from None
     from jaxpg import files, rundir
 
     out = Path(args.out)
