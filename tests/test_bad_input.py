@@ -419,3 +419,25 @@ def test_eval_gif_into_a_directory_or_an_unwritable_place(tmp_path, monkeypatch,
     assert main(["eval", ".", "--gif", "x.gif"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--gif x.gif: not writable" in err[0]
+
+
+def _env_cases():
+    import gymnasium
+    from gymnax.environments.classic_control import CartPole
+
+    return [
+        ({"env": CartPole}, "env: got the class CartPole; pass an instance"),
+        ({"env": gymnasium.make("CartPole-v1")}, "env: a gymnasium environment (TimeLimit)"),
+        ({"env": CartPole(), "env_params": "garbage"}, "env_params: got str"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_library_env_errors_name_the_argument(case):
+    from jaxpg.train import make_train
+
+    kwargs, message = _env_cases()[case]
+    cfg = Config(num_envs=2, num_steps=8, total_timesteps=16, hidden_sizes=(4,))
+    with pytest.raises(ValueError) as info:
+        make_train(cfg, **kwargs)
+    assert message in str(info.value)
