@@ -379,18 +379,7 @@ def train_run(
     runspec = make_runspec(config)._replace(mesh=mesh)
     key = jax.random.key(config.seed)
     hp = config.hparams()
-    init = _compiled_init(runspec)
-    program = warm = None
-    if mesh is None and settings.log_mode == "chunks":
-        # The chunk program compiles on a second thread while the initialisation
-        # compiles and runs here (the first chunk then finds it in jit's cache).
-        program = chunk_program(runspec, settings, None, None)
-        warm = compile_in_background(program[1], jax.eval_shape(init, key), hp)
-    try:
-        state = init(key)
-    finally:  # never leave a compiling thread behind (exiting under it aborts the process)
-        if warm is not None:
-            warm.join()
+    state, program = _initial_state(runspec, settings, key, hp)
     shardings = None if mesh is None else sharding.state_shardings(state, mesh)
     writer = jax.process_index() == 0
     wall0, ckpt_step = 0.0, None
@@ -398,22 +387,7 @@ def train_run(
         for stray in (run_dir / CKPT_DIR).glob(".*.tmp"):  # left by a kill mid-write
             stray.unlink(missing_ok=True)
     if resume:
-        found = latest_good_checkpoint(run_dir, state, config)
-        on_disk = checkpoint.list_checkpoints(run_dir / CKPT_DIR)
-        if found is not None:
-            state, meta, ckpt_step = found
-            wall0 = float(meta.get("wall_time_s", 0.0))
-            note = f"resuming from update {ckpt_step} ({checkpoint.checkpoint_name(ckpt_step)})"
-        elif on_disk and not from_scratch:
-            raise NoValidCheckpointError(
-                f"--resume {run_dir}: none of its {len(on_disk)} checkpoint(s) is valid "
-                f"(see the warnings above); nothing was changed; to retrain from update 0 "
-                f"add --from-scratch"
-            )
-        else:
-            note = "no valid checkpoint: starting from update 0"
-        if settings.progress:
-            print(f"jaxpg: {note}", file=sys.stderr)
+        state, ckpt_step, wall0 = _resume(run_dir, state, config, settings, from_scratch)
         if writer:
             _repair_metrics(run_dir, ckpt_step)
     steps_per_update = config.num_envs * runspec.horizon
@@ -470,6 +444,51 @@ def train_run(
     if error is not None:
         raise error
     return summary
+
+
+def _initial_state(runspec, settings: RunSettings, key, hp) -> tuple[TrainState, Any]:
+    """The fresh state, and the chunk program compiled meanwhile (``None`` if not).
+
+    In one-device ``chunks`` mode the chunk program compiles on a second thread
+    while the initialisation compiles and runs here (the first chunk then finds
+    it in jit's cache).
+    """
+    init = _compiled_init(runspec)
+    program = warm = None
+    if runspec.mesh is None and settings.log_mode == "chunks":
+        program = chunk_program(runspec, settings, None, None)
+        warm = compile_in_background(program[1], jax.eval_shape(init, key), hp)
+    try:
+        return init(key), program
+    finally:  # never leave a compiling thread behind (exiting under it aborts the process)
+        if warm is not None:
+            warm.join()
+
+
+def _resume(run_dir: Path, state, config: Config, settings: RunSettings, from_scratch: bool):
+    """``(state, checkpoint step or None, wall time so far)`` of a resumed run.
+
+    Raises:
+      NoValidCheckpointError: checkpoints exist, none is valid, and not ``from_scratch``.
+    """
+    found = latest_good_checkpoint(run_dir, state, config)
+    on_disk = checkpoint.list_checkpoints(run_dir / CKPT_DIR)
+    ckpt_step, wall0 = None, 0.0
+    if found is not None:
+        state, meta, ckpt_step = found
+        wall0 = float(meta.get("wall_time_s", 0.0))
+        note = f"resuming from update {ckpt_step} ({checkpoint.checkpoint_name(ckpt_step)})"
+    elif on_disk and not from_scratch:
+        raise NoValidCheckpointError(
+            f"--resume {run_dir}: none of its {len(on_disk)} checkpoint(s) is valid "
+            f"(see the warnings above); nothing was changed; to retrain from update 0 "
+            f"add --from-scratch"
+        )
+    else:
+        note = "no valid checkpoint: starting from update 0"
+    if settings.progress:
+        print(f"jaxpg: {note}", file=sys.stderr)
+    return state, ckpt_step, wall0
 
 
 def _repair_metrics(run_dir: Path, ckpt_step: int | None) -> None:
