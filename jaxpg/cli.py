@@ -8,7 +8,9 @@ touches no shared list.
 Exit codes: 0 done; 1 the run failed (NaN/inf, a disk fault, only damaged
 checkpoints, the run directory in use by another process); 2 usage error (bad
 option, value or path, found before anything is written or compiled); 130
-interrupted. Errors are one line ``jaxpg: error: ...`` on stderr.
+interrupted (SIGINT, Ctrl-C) and 143 stopped by SIGTERM (``kill``, a scheduler, a CI
+timeout), both after a checkpoint at the next chunk boundary. Errors are one line
+``jaxpg: error: ...`` on stderr.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import argparse
 import importlib
 import pkgutil
 import re
+import signal
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 # A value that starts with "-" but is a number or a list of numbers: -3, -1e-3, -.5, -3,4
 _NEGATIVE = re.compile(r"^-\.?\d[\w.+\-]*(,[\w.+\-]*)*$")
@@ -122,9 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
+    old = _terminate_as_exception()
     try:
+        refuse_empty_values(args)
         compile_cache.configure_cli(enabled=not args.no_compile_cache)  # before compiling
+        if getattr(args, "json", False):
+            from jaxpg.commands.common import json_stdout
+
+            with json_stdout():  # anything else written to stdout goes to stderr
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
+    except Terminated:
+        print("jaxpg: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("jaxpg: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -134,6 +147,48 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"jaxpg: error: {_one_line(exc)}", file=sys.stderr)
         return code
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run's host loop: unwinds like Ctrl-C (locks released), exit 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _terminate_as_exception():
+    """Make SIGTERM raise :class:`Terminated` (main thread only); the old handler, or None.
+
+    The host loop of ``jaxpg train`` replaces it meanwhile with a graceful stop
+    (a checkpoint at the next chunk boundary, see :mod:`jaxpg.run`).
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+# Options whose value names a file, directory or preset: an empty string is refused (it
+# would otherwise read as "not given" or as the current directory).
+NAMED_VALUES = ("resume", "out", "config", "preset", "gif", "path")
+
+
+def refuse_empty_values(args: argparse.Namespace) -> None:
+    """Raise ``CommandError`` for ``--out ''`` and the like (see :data:`NAMED_VALUES`)."""
+    from jaxpg.commands.common import CommandError
+
+    for name in NAMED_VALUES:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            opt = "RUN_DIR_OR_CHECKPOINT" if name == "path" else "--" + name
+            raise CommandError(
+                f"{opt} {value!r} is empty; give a name or a path, or leave the option out"
+            )
 
 
 def exit_code(exc: BaseException) -> int | None:
@@ -144,16 +199,19 @@ def exit_code(exc: BaseException) -> int | None:
 
     Returns:
       :data:`EXIT_FAILED` for ``RunFailed``, ``WriteFailed`` and ``LockedError``;
-      :data:`EXIT_USAGE` for ``CommandError`` and ``ValueError``; ``None`` otherwise.
+      :data:`EXIT_USAGE` for ``CommandError``, ``ValueError`` and a missing suite
+      extra (``jaxpg.suites.MissingExtra``, naming its ``pip install`` line);
+      ``None`` otherwise.
     """
     from jaxpg.commands.common import CommandError
     from jaxpg.files import WriteFailed
     from jaxpg.lock import LockedError
     from jaxpg.run import RunFailed
+    from jaxpg.suites import MissingExtra
 
     if isinstance(exc, RunFailed | WriteFailed | LockedError):
         return EXIT_FAILED
-    if isinstance(exc, CommandError | ValueError):
+    if isinstance(exc, CommandError | ValueError | MissingExtra):
         return EXIT_USAGE
     return None
 

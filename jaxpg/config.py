@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpg.estimators import ESTIMATORS, REGISTRY
 
@@ -48,18 +49,44 @@ class HParams(NamedTuple):
     delta: jax.Array
 
     def valid(self) -> jax.Array:
-        """Boolean array (the batch shape): every value finite (``max_grad_norm`` may
-        be ``inf``) and in its allowed range, as :meth:`Config.validate` requires.
+        """Boolean array (the batch shape): every value in its allowed range
+        (:data:`TRACED_RULES`, the same check :meth:`Config.validate` runs).
         Traceable, so a compiled run can refuse bad values (``make_train(guard=True)``).
         """
-        ok = jnp.logical_and(jnp.isfinite(self.lr), self.lr > 0)
-        for x in (self.gamma, self.lam):
-            ok &= (x >= 0) & (x <= 1)
-        ok &= jnp.isfinite(self.clip_eps) & (self.clip_eps > 0)
-        for x in (self.ent_coef, self.vf_coef):
-            ok &= jnp.isfinite(x) & (x >= 0)
-        ok &= jnp.isfinite(self.delta) & (self.delta > 0)
-        return ok & (self.max_grad_norm > 0)  # NaN compares False
+        ok = jnp.ones(jnp.shape(self.lr), bool)
+        for name, rule in TRACED_RULES.items():
+            ok &= rule.holds(getattr(self, name), jnp)
+        return ok
+
+
+class Rule(NamedTuple):
+    """The allowed range of one traced hyperparameter: ``low < x`` (or ``<=``), ``x <= high``."""
+
+    low: float
+    low_inclusive: bool
+    high: float = math.inf
+    finite: bool = True  # inf refused (``max_grad_norm`` allows it: no clipping)
+    text: str = ""
+
+    def holds(self, x, xp=np):
+        """Elementwise: ``x`` lies in the range (NaN never does); ``xp`` is np or jnp."""
+        above = x >= self.low if self.low_inclusive else x > self.low
+        ok = above & (x <= self.high)
+        return ok & xp.isfinite(x) if self.finite else ok
+
+
+# The one table of the traced fields' allowed values: Config.validate, Config.hparams
+# (on concrete values) and HParams.valid (traced, under guard=True) all read it.
+TRACED_RULES = {
+    "lr": Rule(0.0, False, text="must be a finite number > 0"),
+    "gamma": Rule(0.0, True, 1.0, text="must lie in [0, 1]"),
+    "lam": Rule(0.0, True, 1.0, text="must lie in [0, 1]"),
+    "clip_eps": Rule(0.0, False, text="must be a finite number > 0"),
+    "ent_coef": Rule(0.0, True, text="must be a finite number >= 0"),
+    "vf_coef": Rule(0.0, True, text="must be a finite number >= 0"),
+    "max_grad_norm": Rule(0.0, False, finite=False, text="must be > 0 (inf disables)"),
+    "delta": Rule(0.0, False, text="must be a finite number > 0"),
+}
 
 
 # The Config fields that are traced hyperparameters (vmappable, never recompile).
@@ -266,23 +293,13 @@ class Config:
             isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden_sizes
         ):
             _fail("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of integers >= 1")
-        for name in ("gamma", "lam"):
-            value = getattr(self, name)
-            if not 0.0 <= float(value) <= 1.0:
-                _fail(name, value, "must lie in [0, 1]")
-        if not float(self.lr) > 0.0 or not math.isfinite(float(self.lr)):
-            _fail("lr", self.lr, "must be a finite number > 0")
+        for name, rule in TRACED_RULES.items():  # the table HParams.valid reads too
+            if not rule.holds(float(getattr(self, name))):
+                _fail(name, getattr(self, name), rule.text)
         if not math.isfinite(self.log_std_init):
             _fail("log_std_init", self.log_std_init, "must be a finite number")
         if not -(2**63) <= self.seed < 2**63:
             _fail("seed", self.seed, "must fit in a signed 64-bit integer [-2**63, 2**63)")
-        if not float(self.clip_eps) > 0.0:
-            _fail("clip_eps", self.clip_eps, "must be > 0")
-        if not float(self.max_grad_norm) > 0.0:
-            _fail("max_grad_norm", self.max_grad_norm, "must be > 0 (inf disables)")
-        for name in ("ent_coef", "vf_coef"):
-            if not float(getattr(self, name)) >= 0.0:
-                _fail(name, getattr(self, name), "must be >= 0")
         self._validate_ladder()
         if self.rollout == "segments" and REGISTRY[self.estimator].episodic:
             _fail(
@@ -333,8 +350,6 @@ class Config:
 
     def _validate_ladder(self) -> None:
         """The fields of the trust-region and group estimators."""
-        if not (float(self.delta) > 0.0 and math.isfinite(float(self.delta))):
-            _fail("delta", self.delta, "must be a finite number > 0")
         if not float(self.cg_damping) >= 0.0:
             _fail("cg_damping", self.cg_damping, "must be >= 0")
         entry = REGISTRY[self.estimator]
@@ -417,7 +432,23 @@ class Config:
             raise ValueError(
                 f"hparams: unknown field(s) {unknown}; allowed: {', '.join(TRACED_FIELDS)}"
             )
-        leaves = [jnp.asarray(values.get(f, getattr(self, f)), jnp.float32) for f in TRACED_FIELDS]
+        leaves = []
+        for f in TRACED_FIELDS:
+            value = values.get(f, getattr(self, f))
+            try:
+                leaf = jnp.asarray(value, jnp.float32)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"hparams: {f}={value!r} is invalid: must be a number or an array of numbers"
+                ) from None
+            if f in values and not isinstance(leaf, jax.core.Tracer):
+                bad = ~TRACED_RULES[f].holds(np.asarray(leaf))
+                if bad.any():  # the same table Config.validate and HParams.valid read
+                    first = np.asarray(leaf).reshape(-1)[np.argmax(bad.reshape(-1))]
+                    raise ValueError(
+                        f"hparams: {f}={float(first)!r} is invalid: {TRACED_RULES[f].text}"
+                    )
+            leaves.append(leaf)
         try:
             return HParams(*jnp.broadcast_arrays(*leaves))
         except ValueError as exc:
@@ -442,7 +473,7 @@ class Config:
             )
         d = dict(d)
         for name in ("hidden_sizes", "conv_channels"):
-            if name in d:
+            if isinstance(d.get(name), list):  # JSON has no tuples; anything else is checked
                 d[name] = tuple(d[name])
         return cls(**d)
 
@@ -450,6 +481,23 @@ class Config:
 @functools.cache
 def _hints() -> dict:
     return typing.get_type_hints(Config)
+
+
+def field_hint(name: str) -> Any:
+    """The type hint of ``Config`` field ``name``."""
+    return _hints()[name]
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """``value`` checked and converted to ``Config`` field ``name``'s type.
+
+    The one type check of a field's value: ``Config`` runs it on every field,
+    and the CLI's config files run it on every value they read.
+
+    Raises:
+      ValueError: ``Config.<name>=<value> is invalid: ...`` naming the type.
+    """
+    return _coerce(name, _hints()[name], value)
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:

@@ -238,17 +238,50 @@ def adapt(env: Any, env_params: Any = None) -> tuple[Any, Any]:
       ValueError: ``env`` lacks ``reset``, ``step``, ``observation_space`` or
         ``action_space``.
     """
+    _check_env_object(env)
     if isinstance(env, LegacyStep) or has_standard_step(env):
-        return env, env.default_params if env_params is None else env_params
+        params = env.default_params if env_params is None else env_params
+        _check_env_params(env, params)
+        return env, params
     if not _is_env(env):
         raise ValueError(
             "env must be an environment id or an object with reset, step, "
             f"observation_space and action_space; got {type(env).__name__}"
         )
+    if env_params is None and not hasattr(env, "default_params"):
+        raise ValueError(f"env_params: {type(env).__name__} has no default_params; pass env_params")
     params = env.default_params if env_params is None else env_params
+    _check_env_params(env, params)
     if _step_arity(env, params) == 5:
         return LegacyStep(env), params
     return env, params
+
+
+def _check_env_object(env: Any) -> None:
+    """Refuse the common wrong things given as ``env``, naming what to give instead."""
+    if isinstance(env, type):
+        raise ValueError(
+            f"env: got the class {env.__name__}; pass an instance, {env.__name__}(), or an id"
+        )
+    module = type(env).__module__.split(".")[0]
+    if module in ("gymnasium", "gym"):
+        raise ValueError(
+            f"env: a {module} environment ({type(env).__name__}) is not a JAX environment; "
+            "give a gymnax id such as 'CartPole-v1' or an instance with the gymnax protocol "
+            "(docs/extending.md)"
+        )
+
+
+def _check_env_params(env: Any, params: Any) -> None:
+    """Refuse ``env_params`` whose structure is not the env's ``default_params``'."""
+    default = getattr(env, "default_params", None)
+    if default is None or params is default:
+        return
+    if jax.tree.structure(params) != jax.tree.structure(default):
+        raise ValueError(
+            f"env_params: got {type(params).__name__}, which is not {type(env).__name__}'s "
+            f"params ({type(default).__name__}); start from env.default_params.replace(...)"
+        )
 
 
 def _step_arity(env: Any, params: Any) -> int:

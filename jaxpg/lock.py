@@ -69,7 +69,16 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`LockedError` naming the owner."""
         for _ in range(10):  # retried only when the file is replaced under us
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:  # a read-only directory, a directory in the lock's place
+                from jaxpg.files import describe
+
+                raise LockedError(
+                    f"{self.path.parent}: cannot take the lock {self.path.name}: "
+                    f"{describe(exc)}; the {self.what} directory must be writable and "
+                    f"{self.path.name} a file"
+                ) from None
             try:
                 flocked = self._flock(fd)
                 owner = _read_owner(fd)

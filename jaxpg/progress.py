@@ -8,8 +8,9 @@ appends them to a buffer; the buffer is written to ``metrics.csv`` (one
 progress bar is redrawn at most every ``refresh_s`` seconds.
 
 ``metrics.csv`` holds one row per update. After a resume,
-:func:`truncate_metrics` cuts it back to the rows of the restored checkpoint,
-so no row is duplicated or missing.
+:func:`repair_metrics` cuts it back to the rows of the restored checkpoint,
+so no row is duplicated, and moves a damaged row aside instead of dropping the
+rows after it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -50,58 +51,139 @@ COLUMNS = (
 STREAMED = COLUMNS[4:]
 
 
-def truncate_metrics(path: str | os.PathLike, last_update: int) -> int:
-    """Keep the header and the rows with ``update <= last_update``; drop the rest.
+QUARANTINE_CSV = "metrics.quarantine.csv"  # damaged rows moved aside by repair_metrics
 
-    A trailing line without a newline (impossible with whole-line writes, but
-    cheap to guard against) is dropped too, and so is everything from the first
-    row that does not start with an integer. The file is rewritten atomically; a
-    missing file is created with the header only.
+
+class BadRow(NamedTuple):
+    """A line of ``metrics.csv`` that failed verification."""
+
+    line: int  # 1-based line number in the file (the header is line 1)
+    text: str  # the line as read (undecodable bytes shown as U+FFFD)
+    reason: str  # what is wrong with it
+
+
+class MetricsRepair(NamedTuple):
+    """What :func:`repair_metrics` did."""
+
+    kept: int  # data rows kept (verified, update <= the checkpoint's)
+    updates: list[int]  # their update numbers
+    quarantined: list[BadRow]  # damaged rows, moved to ``QUARANTINE_CSV``
+    quarantine_path: Path | None  # where they went (``None``: nothing was damaged)
+
+
+def _check_row(text: str, previous: int) -> tuple[list[float], str | None]:
+    """The cells of one data line and ``None``, or ``([], why it is damaged)``."""
+    if "\ufffd" in text:
+        return [], "it holds bytes that are not text"
+    cells = text.rstrip("\n").split(",")
+    if len(cells) != len(COLUMNS):
+        return [], f"it has {len(cells)} cells, not {len(COLUMNS)}"
+    values = []
+    for name, cell in zip(COLUMNS, cells, strict=True):
+        try:
+            values.append(float(cell))
+        except ValueError:
+            return [], f"{name}={cell[:20]!r} is not a number"
+    update = values[0]
+    if not update.is_integer() or update < 1:
+        return [], f"update={cells[0]!r} is not an update number"
+    if update <= previous:
+        return [], f"update {int(update)} does not follow update {previous}"
+    return values, None
+
+
+def _verified_lines(data: bytes) -> tuple[list[tuple[str, list[float]]], list[BadRow]]:
+    """Split ``metrics.csv`` bytes into verified rows and damaged ones (the header aside).
+
+    A row is kept only if it is a whole line (it ends in a newline) of
+    ``len(COLUMNS)`` numbers whose ``update`` is an integer above the previous
+    kept row's: one bad cell marks only its own row.
+    """
+    lines = data.split(b"\n")
+    good: list[tuple[str, list[float]]] = []
+    bad: list[BadRow] = []
+    previous = 0
+    for i, raw in enumerate(lines[1:], start=2):
+        if i == len(lines) and not raw:
+            break  # the empty piece after the last newline
+        text = raw.decode("utf-8", errors="replace")
+        if i == len(lines):
+            bad.append(BadRow(i, text, "the line is not complete (no newline)"))
+            break
+        values, why = _check_row(text, previous)
+        if why is not None:
+            bad.append(BadRow(i, text, why))
+            continue
+        good.append((text + "\n", values))
+        previous = int(values[0])
+    return good, bad
+
+
+def repair_metrics(path: str | os.PathLike, last_update: int) -> MetricsRepair:
+    """Verify ``metrics.csv`` and keep the good rows with ``update <= last_update``.
+
+    Rows past the checkpoint are dropped (the resumed run writes them again).
+    Damaged rows (a garbled cell, a wrong cell count, bytes that are not text, an
+    update out of order) are not a reason to drop anything else: each is moved,
+    as it was, to ``metrics.quarantine.csv`` beside the file and the intact rows
+    around it stay. The file is rewritten atomically; a missing one is created
+    with the header only.
 
     Args:
       path: the run's ``metrics.csv``.
       last_update: the update step of the restored checkpoint.
 
     Returns:
-      The number of data rows kept.
+      :class:`MetricsRepair`.
+
+    Raises:
+      jaxpg.files.WriteFailed: the file or the quarantine could not be written.
     """
     path = Path(path)
     header = ",".join(COLUMNS) + "\n"
     if not path.exists():
         files.write_bytes_atomic(path, header.encode())
-        return 0
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [header]
-    for line in lines[1:]:
-        if not line.endswith("\n"):
-            break
-        try:
-            update = int(line.split(",", 1)[0])
-        except ValueError:
-            break
-        if update > last_update:
-            break
-        kept.append(line)
-    files.write_bytes_atomic(path, "".join(kept).encode())
-    return len(kept) - 1
+        return MetricsRepair(0, [], [], None)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = f"cannot read it to repair it: {files.describe(exc)}"
+        raise files.WriteFailed(path, reason) from None
+    good, bad = _verified_lines(data)
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    if first + "\n" != header:
+        bad.insert(0, BadRow(1, first, "the header is not jaxpg's"))
+    kept = [(line, v) for line, v in good if v[0] <= last_update]
+    where = None
+    if bad:
+        where = path.with_name(QUARANTINE_CSV)
+        old = where.read_bytes() if where.exists() else b""
+        lines = "".join(f"{path.name}:{b.line}: {b.text}\n" for b in bad)
+        files.write_bytes_atomic(where, old + lines.encode())
+    files.write_bytes_atomic(path, (header + "".join(line for line, _ in kept)).encode())
+    return MetricsRepair(len(kept), [int(v[0]) for _, v in kept], bad, where)
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``metrics.csv`` into float arrays keyed by column (a partial last line is ignored).
+    """Read ``metrics.csv`` into float arrays keyed by :data:`COLUMNS`.
+
+    Only verified rows are read (see :func:`repair_metrics`): a partial last
+    line, a garbled cell or bytes that are not text skip that row alone.
 
     Args:
       path: a ``metrics.csv`` written by :class:`MetricsSink`.
 
     Returns:
-      ``{column: [rows] float64}`` keyed by the file's header; with no data rows,
-      empty arrays keyed by :data:`COLUMNS`.
+      ``{column: [rows] float64}``; with no good data rows, empty arrays.
+
+    Raises:
+      OSError: the file cannot be read.
     """
-    lines = Path(path).read_text().split("\n")[:-1]  # the part after the last newline
-    if len(lines) < 2:
+    good, _ = _verified_lines(Path(path).read_bytes())
+    if not good:
         return {c: np.zeros((0,)) for c in COLUMNS}
-    cols = lines[0].split(",")
-    rows = np.array([[float(x) for x in ln.split(",")] for ln in lines[1:]], ndmin=2)
-    return {c: rows[:, i] for i, c in enumerate(cols)}
+    rows = np.array([v for _, v in good], np.float64, ndmin=2)
+    return {c: rows[:, i] for i, c in enumerate(COLUMNS)}
 
 
 def _fmt_time(seconds: float) -> str:
@@ -205,7 +287,7 @@ class MetricsSink:
     ) -> None:
         self.csv_path = Path(csv_path)
         if not self.csv_path.exists():
-            truncate_metrics(self.csv_path, 0)
+            repair_metrics(self.csv_path, 0)
         try:
             self._fd = os.open(self.csv_path, os.O_RDWR | os.O_APPEND)
         except OSError as exc:

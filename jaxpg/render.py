@@ -124,12 +124,15 @@ def check_supported(env_id: str) -> None:
             f"{', '.join(SUPPORTED)}, and suite ids ({', '.join(suites.SUITES)})"
         )
     if env_id in CLASSIC:
+        import os
+
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no greeting on stdout
         try:
             import pygame  # noqa: F401
         except ImportError:
             raise ValueError(
                 f"--gif: drawing {env_id} goes through gymnasium, which needs pygame "
-                "(pip install pygame)"
+                '(pip install "jaxpg[render]")'
             ) from None
 
 

@@ -51,62 +51,38 @@ import datetime
 import platform
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxpg import checkpoint, compiling, files, sharding, stats
-from jaxpg.config import Config, HParams
+from jaxpg import checkpoint, compiling, files, rundir, sharding, stats
+from jaxpg.config import Config
 from jaxpg.files import write_json_atomic
-from jaxpg.loop import make_dispatch
-from jaxpg.progress import STREAMED, MetricsSink, truncate_metrics
+from jaxpg.hostloop import (  # noqa: F401 - DISPATCH_COLUMNS re-exported
+    DISPATCH_COLUMNS,
+    HostLoop,
+    NullSink,
+    StopFlag,
+    chunk_program,
+    compile_in_background,
+)
+from jaxpg.progress import MetricsSink, repair_metrics
+from jaxpg.rundir import (  # noqa: F401 - the errors and file names, re-exported
+    CKPT_DIR,
+    CURVE_PNG,
+    METRICS_CSV,
+    SUMMARY_JSON,
+    NonFiniteError,
+    NoValidCheckpointError,
+    RunError,
+    RunFailed,
+    RunWriteError,
+)
 from jaxpg.runspec import TrainState, init_state, make_runspec
 
-# The columns the compiled dispatch emits per update (the host adds the wall time
-# and steps/s columns of metrics.csv).
-DISPATCH_COLUMNS = ("update", "env_steps", *STREAMED)
-
-CONFIG_JSON = "config.json"
-METRICS_CSV = "metrics.csv"
-SUMMARY_JSON = "summary.json"
-CURVE_PNG = "learning_curve.png"
-CKPT_DIR = "checkpoints"
-
-
-class RunError(ValueError):
-    """A run that cannot start or continue (printed as one line by the CLI)."""
-
-
-class RunFailed(RuntimeError):
-    """A run that started and then failed (the CLI exits 1): NaN, a disk fault, damaged files."""
-
-
-class RunWriteError(RunFailed):
-    """A write failed during the run; the message names the file and what was kept."""
-
-
-class NoValidCheckpointError(RunFailed):
-    """Every checkpoint of a run is damaged (``--resume`` refuses to start over silently)."""
-
-
-class NonFiniteError(RunFailed):
-    """Training produced NaN/inf; ``update`` is the 1-based update where it happened."""
-
-    def __init__(self, update: int, checkpoint_step: int | None, run_dir: Path) -> None:
-        kept = (
-            f"last good checkpoint kept at update {checkpoint_step}"
-            if checkpoint_step is not None
-            else "no checkpoint was written"
-        )
-        super().__init__(
-            f"loss or parameters became NaN/inf at update {update}; stopped; {kept} "
-            f"in {run_dir / CKPT_DIR}"
-        )
-        self.update = update
-        self.checkpoint_step = checkpoint_step
+CONFIG_JSON = rundir.CONFIG_JSON
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,46 +135,6 @@ def environment_info() -> dict:
     }
 
 
-class _StopFlag:
-    """First SIGINT: finish the chunk, checkpoint, stop. A second one: abort now.
-
-    Disabled multi-host, where processes could stop after different chunks and
-    wait on each other for ever: there Ctrl-C aborts and ``--resume`` continues
-    from the last checkpoint.
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.requested = False
-        self.enabled = enabled
-        self._old = None
-
-    def __enter__(self):
-        if self.enabled and _in_main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\njaxpg: interrupt: saving a checkpoint after this chunk (Ctrl-C again to abort)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def prepare_run_dir(
     run_dir: Path,
     config: Config,
@@ -233,6 +169,7 @@ def prepare_run_dir(
     write_json_atomic(
         run_dir / CONFIG_JSON,
         {
+            **rundir.identity("train", config.to_dict()),
             "config": config.to_dict(),
             "num_updates": num_updates,
             "run": dataclasses.asdict(settings),
@@ -266,39 +203,95 @@ def check_fresh_run_dir(run_dir: Path) -> None:
         raise RunError(f"--out {run_dir}: {files.describe(exc)}") from None
 
 
-def load_run_config(run_dir: Path) -> tuple[Config, RunSettings]:
-    """Read ``config.json`` of an existing run directory.
+def load_run_config(run_dir: Path, flag: str = "--resume") -> tuple[Config, RunSettings]:
+    """Read ``config.json`` of an existing train run directory.
 
     Args:
       run_dir: a directory made by :func:`prepare_run_dir`.
+      flag: the option that named it, for messages.
 
     Returns:
       ``(config, settings)`` as the run was started.
 
     Raises:
-      RunError: no ``config.json``, or one that does not decode into a
-        :class:`Config` and :class:`RunSettings`.
+      RunError: no ``config.json``; one of another kind (a sweep's,
+        :func:`jaxpg.rundir.check_kind`); one edited since the run was made
+        (:func:`jaxpg.rundir.check_config_unchanged`, naming the fields); or
+        one that does not decode into a :class:`Config` and :class:`RunSettings`.
     """
-    import json
-
     path = run_dir / CONFIG_JSON
     if not path.is_file():
         raise RunError(f"{run_dir} is not a jaxpg run directory (no {CONFIG_JSON})")
+    record = rundir.check_kind(run_dir, "train", flag)
+    rundir.check_config_unchanged(run_dir, record, _checkpoint_config(run_dir))
     try:
-        data = json.loads(path.read_text())
-        config = Config.from_dict(data["config"])
-        settings = RunSettings(**data.get("run", {}))
+        config = Config.from_dict(record["config"])
+        settings = RunSettings(**record.get("run", {}))
     except (ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{path} is not a valid run config: {exc}") from None
     return config, settings
 
 
+def _checkpoint_config(run_dir: Path) -> dict | None:
+    """The config table of the newest readable checkpoint of ``run_dir``, or ``None``."""
+    for _, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
+        try:
+            return checkpoint.read(path)[1].to_dict()
+        except checkpoint.CheckpointError:
+            continue
+    return None
+
+
+def newest_valid_checkpoint(
+    directory: Path, load, *, relist=None, attempts: int = 3
+) -> tuple[Any, Path, list[str]] | None:
+    """The newest checkpoint ``load`` accepts: ``(load(path), path, damaged names)``.
+
+    The one "newest valid checkpoint" loop: damaged checkpoints (checksum
+    mismatch, truncated, undecodable) are skipped with a warning on stderr
+    naming each; one that vanished while it was read (a live run pruning its
+    oldest) is not damaged: the directory is listed again and the search
+    restarts, at most ``attempts`` times. A checkpoint from an incompatible
+    config is an error, not skipped.
+
+    Args:
+      directory: the checkpoint directory.
+      load: ``path -> value``; raises :class:`jaxpg.checkpoint.CheckpointError`
+        for a damaged file.
+      relist: ``() -> [(step, path)]``; default ``list_checkpoints(directory)``.
+      attempts: listings before a vanishing checkpoint counts as damaged.
+
+    Returns:
+      ``(value, path, damaged)`` or ``None`` when none loads.
+
+    Raises:
+      IncompatibleCheckpointError: a checkpoint from a config with other shapes.
+    """
+    relist = relist or (lambda: checkpoint.list_checkpoints(directory))
+    damaged: list[str] = []
+    for attempt in range(attempts):
+        damaged = []
+        vanished = False
+        for _, path in reversed(relist()):
+            try:
+                return load(path), path, damaged
+            except checkpoint.IncompatibleCheckpointError:
+                raise
+            except checkpoint.CheckpointError as exc:
+                if not path.exists() and attempt + 1 < attempts:
+                    vanished = True  # pruned by the live run meanwhile: list again
+                    break
+                print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
+                damaged.append(path.name)
+        if not vanished:
+            return None
+    return None
+
+
 def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     """Newest checkpoint that verifies and restores; ``(state, meta, step)`` or ``None``.
 
-    Damaged checkpoints (checksum mismatch, truncated, undecodable) are skipped
-    with a warning on stderr naming each. A checkpoint from an incompatible
-    config is an error, not skipped.
+    See :func:`newest_valid_checkpoint`.
 
     Args:
       run_dir: the run directory (checkpoints under ``run_dir/checkpoints``).
@@ -312,16 +305,13 @@ def latest_good_checkpoint(run_dir: Path, template: TrainState, config: Config):
     Raises:
       IncompatibleCheckpointError: a checkpoint from a config with other shapes.
     """
-    for step, path in reversed(checkpoint.list_checkpoints(run_dir / CKPT_DIR)):
-        try:
-            state, meta = checkpoint.restore(path, template, config)
-        except checkpoint.IncompatibleCheckpointError:
-            raise
-        except checkpoint.CheckpointError as exc:
-            print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
-            continue
-        return state, meta, step
-    return None
+    found = newest_valid_checkpoint(
+        run_dir / CKPT_DIR, lambda path: checkpoint.restore(path, template, config)
+    )
+    if found is None:
+        return None
+    (state, meta), _, _ = found
+    return state, meta, int(state.update_step)
 
 
 def env_mesh_for(config: Config, settings: RunSettings):
@@ -353,28 +343,6 @@ def env_mesh_for(config: Config, settings: RunSettings):
             f"{mesh.size} devices"
         )
     return mesh
-
-
-class _NullSink:
-    """The metrics sink of processes other than 0 in a multi-host run: drops everything."""
-
-    def __call__(self, rows, count) -> None:
-        pass
-
-    def write_rows(self, rows) -> None:
-        pass
-
-    def flush(self, sync: bool = True, final: bool = False) -> None:
-        pass
-
-    def sync(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def elapsed(self) -> float:
-        return 0.0
 
 
 def train_run(
@@ -411,18 +379,7 @@ def train_run(
     runspec = make_runspec(config)._replace(mesh=mesh)
     key = jax.random.key(config.seed)
     hp = config.hparams()
-    init = _compiled_init(runspec)
-    program = warm = None
-    if mesh is None and settings.log_mode == "chunks":
-        # The chunk program compiles on a second thread while the initialisation
-        # compiles and runs here (the first chunk then finds it in jit's cache).
-        program = _chunk_program(runspec, settings, None, None)
-        warm = _compile_in_background(program[1], jax.eval_shape(init, key), hp)
-    try:
-        state = init(key)
-    finally:  # never leave a compiling thread behind (exiting under it aborts the process)
-        if warm is not None:
-            warm.join()
+    state, program = _initial_state(runspec, settings, key, hp)
     shardings = None if mesh is None else sharding.state_shardings(state, mesh)
     writer = jax.process_index() == 0
     wall0, ckpt_step = 0.0, None
@@ -430,32 +387,9 @@ def train_run(
         for stray in (run_dir / CKPT_DIR).glob(".*.tmp"):  # left by a kill mid-write
             stray.unlink(missing_ok=True)
     if resume:
-        found = latest_good_checkpoint(run_dir, state, config)
-        on_disk = checkpoint.list_checkpoints(run_dir / CKPT_DIR)
-        if found is not None:
-            state, meta, ckpt_step = found
-            wall0 = float(meta.get("wall_time_s", 0.0))
-            note = f"resuming from update {ckpt_step} ({checkpoint.checkpoint_name(ckpt_step)})"
-        elif on_disk and not from_scratch:
-            raise NoValidCheckpointError(
-                f"--resume {run_dir}: none of its {len(on_disk)} checkpoint(s) is valid "
-                f"(see the warnings above); nothing was changed; to retrain from update 0 "
-                f"add --from-scratch"
-            )
-        else:
-            note = "no valid checkpoint: starting from update 0"
-        if settings.progress:
-            print(f"jaxpg: {note}", file=sys.stderr)
+        state, ckpt_step, wall0 = _resume(run_dir, state, config, settings, from_scratch)
         if writer:
-            kept = _guard_write(
-                run_dir, ckpt_step, truncate_metrics, run_dir / METRICS_CSV, ckpt_step or 0
-            )
-            if kept < (ckpt_step or 0):
-                print(
-                    f"jaxpg: warning: {METRICS_CSV} holds rows 1..{kept} only; the rows of "
-                    f"updates {kept + 1}..{ckpt_step} were lost before this resume",
-                    file=sys.stderr,
-                )
+            _repair_metrics(run_dir, ckpt_step)
     steps_per_update = config.num_envs * runspec.horizon
     wandb_run = _wandb_run(run_dir, config, runspec, settings) if writer else None
     if writer:
@@ -473,16 +407,18 @@ def train_run(
             wandb_run=wandb_run,
         )
     else:
-        sink = _NullSink()
+        sink = NullSink()
     if shardings is not None:
         state = sharding.put_state(state, shardings)
-    status, error = "completed", None
-    loop = _Loop(runspec, config, settings, run_dir, sink, ckpt_step, shardings, program)
+    status, error, stopped_by = "completed", None, None
+    loop = HostLoop(runspec, config, settings, run_dir, sink, ckpt_step, shardings, program)
     try:
-        with _StopFlag(enabled=jax.process_count() == 1) as stop:
+        with StopFlag(enabled=jax.process_count() == 1) as stop:
             state = loop.run(state, hp, stop)
+        loop.done = (int(state.update_step), float(state.env_steps))
         if loop.stopped_early:
             status = "interrupted"
+            stopped_by = stop.signal
     except BaseException as exc:  # recorded in summary.json, then re-raised
         error = exc
     try:
@@ -493,9 +429,11 @@ def train_run(
         error = _write_error(error, run_dir, loop.ckpt_step)
     status = _status(error, status)
     if writer:
-        summary = _summary(run_dir, config, runspec, state, sink, status, loop.ckpt_step)
+        summary = _summary(run_dir, config, runspec, loop.done, sink, status, loop.ckpt_step)
         if error is not None and not isinstance(error, KeyboardInterrupt):
             summary["error"] = str(error)
+        if stopped_by is not None:
+            summary["signal"] = signal.Signals(stopped_by).name
         _write_summary(run_dir, summary)
         if not isinstance(error, RunWriteError):  # a failing disk takes no plot
             _plot_quietly(run_dir)
@@ -506,6 +444,80 @@ def train_run(
     if error is not None:
         raise error
     return summary
+
+
+def _initial_state(runspec, settings: RunSettings, key, hp) -> tuple[TrainState, Any]:
+    """The fresh state, and the chunk program compiled meanwhile (``None`` if not).
+
+    In one-device ``chunks`` mode the chunk program compiles on a second thread
+    while the initialisation compiles and runs here (the first chunk then finds
+    it in jit's cache).
+    """
+    init = _compiled_init(runspec)
+    program = warm = None
+    if runspec.mesh is None and settings.log_mode == "chunks":
+        program = chunk_program(runspec, settings, None, None)
+        warm = compile_in_background(program[1], jax.eval_shape(init, key), hp)
+    try:
+        return init(key), program
+    finally:  # never leave a compiling thread behind (exiting under it aborts the process)
+        if warm is not None:
+            warm.join()
+
+
+def _resume(run_dir: Path, state, config: Config, settings: RunSettings, from_scratch: bool):
+    """``(state, checkpoint step or None, wall time so far)`` of a resumed run.
+
+    Raises:
+      NoValidCheckpointError: checkpoints exist, none is valid, and not ``from_scratch``.
+    """
+    found = latest_good_checkpoint(run_dir, state, config)
+    on_disk = checkpoint.list_checkpoints(run_dir / CKPT_DIR)
+    ckpt_step, wall0 = None, 0.0
+    if found is not None:
+        state, meta, ckpt_step = found
+        wall0 = float(meta.get("wall_time_s", 0.0))
+        note = f"resuming from update {ckpt_step} ({checkpoint.checkpoint_name(ckpt_step)})"
+    elif on_disk and not from_scratch:
+        raise NoValidCheckpointError(
+            f"--resume {run_dir}: none of its {len(on_disk)} checkpoint(s) is valid "
+            f"(see the warnings above); nothing was changed; to retrain from update 0 "
+            f"add --from-scratch"
+        )
+    else:
+        note = "no valid checkpoint: starting from update 0"
+    if settings.progress:
+        print(f"jaxpg: {note}", file=sys.stderr)
+    return state, ckpt_step, wall0
+
+
+def _repair_metrics(run_dir: Path, ckpt_step: int | None) -> None:
+    """Cut ``metrics.csv`` back to the checkpoint, quarantining damaged rows (with a warning)."""
+    fixed = _guard_write(run_dir, ckpt_step, repair_metrics, run_dir / METRICS_CSV, ckpt_step or 0)
+    for bad in fixed.quarantined:
+        print(
+            f"jaxpg: warning: {run_dir / METRICS_CSV} line {bad.line} is damaged ({bad.reason}); "
+            f"moved it to {fixed.quarantine_path}",
+            file=sys.stderr,
+        )
+    missing = sorted(set(range(1, (ckpt_step or 0) + 1)) - set(fixed.updates))
+    if missing:
+        print(
+            f"jaxpg: warning: {METRICS_CSV} has no good row for {len(missing)} of updates "
+            f"1..{ckpt_step} ({_spans(missing)}); the run itself is intact (its progress is "
+            f"the checkpoint's, update {ckpt_step})",
+            file=sys.stderr,
+        )
+
+
+def _spans(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
+    out, start = [], numbers[0]
+    for a, b in zip(numbers, numbers[1:] + [None], strict=True):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a > start else f"{a}")
+            start = b
+    return ", ".join(out)
 
 
 def _status(error: BaseException | None, status: str) -> str:
@@ -519,6 +531,12 @@ def _status(error: BaseException | None, status: str) -> str:
 
 
 def _write_error(exc: files.WriteFailed, run_dir: Path, ckpt_step: int | None) -> RunWriteError:
+    if not (run_dir / CONFIG_JSON).is_file():  # the directory was deleted (or emptied)
+        return RunWriteError(
+            f"{exc}; stopped; the run directory {run_dir} (or its {CONFIG_JSON}) was deleted "
+            f"while the run wrote to it, so there is nothing to resume; train again with a "
+            f"fresh --out"
+        )
     kept = (
         f"last checkpoint kept at update {ckpt_step}"
         if ckpt_step is not None
@@ -567,145 +585,6 @@ def _compiled_init(runspec) -> Any:
     return compiling.jit(lambda key: init_state(runspec, key))
 
 
-def _chunk_program(runspec, settings: RunSettings, sink, shardings) -> tuple[int, Any]:
-    """``(updates per dispatch, the jitted dispatch)`` of a run's host loop.
-
-    ``chunks`` mode: ``log_every`` updates (at most ``checkpoint_every``) whose rows
-    the host reads; ``callback`` mode: ``checkpoint_every`` updates whose rows reach
-    ``sink`` from inside the program every ``log_every`` updates.
-    """
-    n = runspec.num_updates
-    if settings.log_mode == "callback":
-        length = max(1, min(settings.checkpoint_every, n))
-        return length, make_dispatch(
-            runspec, length, DISPATCH_COLUMNS, sink=sink,
-            log_every=settings.log_every, shardings=shardings,
-        )  # fmt: skip
-    length = max(1, min(settings.log_every, settings.checkpoint_every, n))
-    return length, make_dispatch(runspec, length, DISPATCH_COLUMNS, shardings=shardings)
-
-
-def _compile_in_background(fn, *args) -> threading.Thread:
-    """Compile the jitted ``fn`` for ``args`` (arrays or shapes) on a daemon thread.
-
-    Its first call with arguments of those shapes then finds the executable in
-    jit's cache. A failure is left for that call to raise.
-    """
-
-    def work():
-        try:
-            fn.lower(*args).compile()
-        except Exception:  # noqa: BLE001  (the real call compiles again and raises)
-            pass
-
-    thread = threading.Thread(target=work, name="jaxpg-compile", daemon=True)
-    thread.start()
-    return thread
-
-
-class _Loop:
-    """The host loop: dispatch compiled chunks, stream their rows, checkpoint.
-
-    In ``chunks`` mode each dispatch runs ``log_every`` updates and returns their
-    metric rows; the next chunk is dispatched before the previous one's rows are
-    read (JAX's asynchronous dispatch), so the device never waits for the host.
-    In ``callback`` mode each dispatch runs ``checkpoint_every`` updates and the
-    rows reach the sink by ``jax.debug.callback`` from inside the program.
-    """
-
-    def __init__(
-        self, runspec, config, settings, run_dir, sink, ckpt_step, shardings=None, program=None
-    ):  # fmt: skip
-        self.runspec, self.config, self.settings = runspec, config, settings
-        self.run_dir, self.sink, self.ckpt_step = run_dir, sink, ckpt_step
-        self.stopped_early = False
-        self._future = None
-        self.chunk_len, self.chunk = program or _chunk_program(runspec, settings, sink, shardings)
-
-    def _drain(self, pending: list) -> None:
-        """Read the rows of dispatched chunks (blocking) and hand them to the sink."""
-        while pending:
-            bad, rows = pending.pop(0)
-            bad = int(bad)
-            if self.settings.log_mode == "callback":
-                jax.effects_barrier()
-            else:
-                rows = np.asarray(rows)
-                self.sink.write_rows(rows[rows[:, 0] > 0])
-            if bad:
-                self.sink.flush(sync=True)
-                self._wait_for_checkpoint()
-                raise NonFiniteError(bad, self.ckpt_step, self.run_dir)
-
-    def _save(self, state: TrainState, step: int, wall: float) -> None:
-        """Runs on the writer thread: make the rows durable, then the checkpoint."""
-        self.sink.sync()  # every row up to ``step`` was written before this job started
-        checkpoint.save(
-            self.run_dir / CKPT_DIR,
-            state,
-            self.config,
-            {"wall_time_s": wall, "env_steps": float(state.env_steps)},
-            keep=self.settings.keep_checkpoints,
-        )
-        self.ckpt_step = step
-
-    def _wait_for_checkpoint(self) -> None:
-        if self._future is not None:
-            future, self._future = self._future, None
-            future.result()  # re-raises a failed write
-
-    def run(self, state: TrainState, hp: HParams, stop) -> TrainState:
-        """Run updates until the end (or a requested stop); checkpoints behind the compute.
-
-        A checkpoint is written on a writer thread while the next chunk runs, at
-        most one at a time and always after the metric rows it covers.
-        """
-        from concurrent.futures import ThreadPoolExecutor
-
-        n = self.runspec.num_updates
-        every = self.settings.checkpoint_every
-        step = int(state.update_step)
-        last_ckpt = step
-        pending: list = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxpg-ckpt") as writer:
-            try:
-                while step < n:
-                    state, bad, rows = self.chunk(state, hp)  # asynchronous dispatch
-                    pending.append((bad, rows))
-                    step = min(n, step + self.chunk_len)
-                    if len(pending) > 1:  # read the previous chunk while this one runs
-                        self._drain(pending[:-1])
-                        del pending[:-1]
-                    if step // every > last_ckpt // every or step == n or stop.requested:
-                        self._drain(pending)  # all rows up to ``step`` are in the sink
-                        self.sink.flush(sync=False)
-                        self._wait_for_checkpoint()
-                        saved = _host_state(state)
-                        if jax.process_index() == 0:
-                            self._future = writer.submit(
-                                self._save, saved, step, self.sink.elapsed()
-                            )
-                        last_ckpt = step
-                        if stop.requested and step < n:
-                            self.stopped_early = True
-                            break
-            finally:
-                self._wait_for_checkpoint()
-        return state
-
-
-def _host_state(state: TrainState) -> TrainState:
-    """The state as the checkpoint writer may read it.
-
-    One host: the state itself (the writer thread copies it, sharded or not).
-    Multi-host: gathered to NumPy on every process now (a collective), the PRNG
-    key as its ``key_data``, which :func:`checkpoint.save` stores as it is.
-    """
-    if jax.process_count() == 1:
-        return state
-    return sharding.fetch(state.replace(key=jax.random.key_data(state.key)))
-
-
 def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
     """The W&B run of ``settings.wandb`` (``None`` without ``--wandb``)."""
     if settings.wandb is None:
@@ -720,7 +599,9 @@ def _wandb_run(run_dir: Path, config: Config, runspec, settings: RunSettings):
     )
 
 
-def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
+def _summary(run_dir, config, runspec, progress, sink, status, ckpt_step) -> dict:
+    """The summary record; ``progress`` is ``(updates done, env steps)`` as the
+    computation reached them (:attr:`HostLoop.done`), never a count of rows."""
     from jaxpg.progress import read_metrics
 
     try:
@@ -729,7 +610,7 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
         m = {c: np.zeros((0,)) for c in ("update", "env_steps", "wall_time_s", "episode_return")}
     ret = m["episode_return"]
     final = stats.final_return(ret)  # the same definition as jaxpg sweep's
-    steps = float(m["env_steps"][-1]) if len(ret) else 0.0
+    done, steps = progress
     wall = float(m["wall_time_s"][-1]) if len(ret) else 0.0
     # Throughput between the first and last row: compile time excluded.
     span = float(m["wall_time_s"][-1] - m["wall_time_s"][0]) if len(ret) > 1 else 0.0
@@ -739,7 +620,7 @@ def _summary(run_dir, config, runspec, state, sink, status, ckpt_step) -> dict:
         "run_dir": str(run_dir),
         "env": config.env,
         "estimator": config.estimator,
-        "updates_done": int(m["update"][-1]) if len(ret) else 0,
+        "updates_done": done,
         "num_updates": runspec.num_updates,
         "env_steps": steps,
         "last_checkpoint_update": ckpt_step,
@@ -789,38 +670,61 @@ def load_policy(path: Path, quiet: bool = False) -> LoadedPolicy:
       NoValidCheckpointError: every checkpoint there is damaged (or the file given is).
       IncompatibleCheckpointError: a checkpoint does not fit its own config.
     """
+    run_config = None
     if path.is_dir():
-        ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
+        sub = path / CKPT_DIR if checkpoint.list_checkpoints(path / CKPT_DIR) else path
+        ckpts = checkpoint.list_checkpoints(sub)
         if not ckpts:
             raise RunError(f"{path} holds no checkpoint (expected {CKPT_DIR}/ckpt_*.msgpack)")
+        if (path / CONFIG_JSON).is_file():
+            run_config = load_run_config(path, "eval")[0]
     elif path.is_file():
         ckpts = [(None, path)]
     else:
         raise RunError(f"{path} does not exist (give a run directory or a checkpoint file)")
-    skipped = []
-    for _, file in reversed(ckpts):
+
+    def load(file: Path):
+        _, config, _ = checkpoint.read(file)
+        if run_config is not None:  # a checkpoint of another run copied in is refused
+            _check_same_run(config, run_config, file, path)
+        template = _compiled_init(make_runspec(config))(jax.random.key(config.seed))
+        return checkpoint.restore(file, template, config)[0], config
+
+    if len(ckpts) == 1 and not path.is_dir():
         try:
-            _, config, _ = checkpoint.read(file)
-            template = _compiled_init(make_runspec(config))(jax.random.key(config.seed))
-            state, _ = checkpoint.restore(file, template, config)
+            (state, config), file, damaged = load(path), path, []
         except checkpoint.IncompatibleCheckpointError:
             raise
         except checkpoint.CheckpointError as exc:
-            if len(ckpts) == 1:
-                raise NoValidCheckpointError(str(exc)) from None
-            print(f"jaxpg: warning: skipping damaged checkpoint: {exc}", file=sys.stderr)
-            skipped.append(file.name)
-            continue
-        if skipped and not quiet:
-            print(
-                f"jaxpg: note: using {file} (update {int(state.update_step)}), the newest "
-                f"valid checkpoint",
-                file=sys.stderr,
+            raise NoValidCheckpointError(str(exc)) from None
+    else:
+        found = newest_valid_checkpoint(sub, load)
+        if found is None:
+            names = [p.name for _, p in checkpoint.list_checkpoints(sub)]
+            raise NoValidCheckpointError(
+                f"{path}: no valid checkpoint ({len(names)} damaged: {', '.join(names)})"
             )
-        return LoadedPolicy(config, state.params, int(state.update_step), state.obs_norm)
-    raise NoValidCheckpointError(
-        f"{path}: no valid checkpoint ({len(skipped)} damaged: {', '.join(skipped)})"
-    )
+        (state, config), file, damaged = found
+    if damaged and not quiet:
+        print(
+            f"jaxpg: note: using {file} (update {int(state.update_step)}), the newest "
+            f"valid checkpoint",
+            file=sys.stderr,
+        )
+    return LoadedPolicy(config, state.params, int(state.update_step), state.obs_norm)
+
+
+def _check_same_run(saved: Config, run_config: Config, file: Path, run_dir: Path) -> None:
+    """Refuse a checkpoint whose config is not its run directory's (another env, say)."""
+    diffs = [
+        f"{k}={v!r} (the run has {run_config.to_dict()[k]!r})"
+        for k, v in saved.to_dict().items()
+        if run_config.to_dict()[k] != v
+    ]
+    if diffs:
+        raise checkpoint.IncompatibleCheckpointError(
+            f"checkpoint {file} does not belong to the run in {run_dir}: {', '.join(diffs)}"
+        )
 
 
 def peek_config(path: Path) -> Config:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -53,6 +54,16 @@ class RunResult(NamedTuple):
     seed: int
     episode_return: np.ndarray  # [U] learning curve (NaN until an episode ends)
     env_steps: np.ndarray  # [U] env steps after each update
+
+    @property
+    def diverged_at(self) -> int:
+        """0, or the 1-based update whose loss or parameters became NaN/inf.
+
+        The sweep program runs with the guard (:func:`jaxpg.loop.scan_updates`): from
+        that update on nothing is applied, its curve is NaN and its ``env_steps`` 0.
+        """
+        stopped = np.flatnonzero(np.asarray(self.env_steps) <= 0)
+        return int(stopped[0]) + 1 if stopped.size else 0
 
     @property
     def final_return(self) -> float:
@@ -201,8 +212,11 @@ def make_batched_train(
     run = make_runspec(config, env, env_params)
 
     def one(state, hp):
-        out = scan_updates(run, state, hp, run.num_updates)  # as in make_train
-        return (out.metrics["episode_return"], out.metrics["env_steps"]), out.state
+        # As make_train(guard=True): a run that diverges stops there (NaN curve, 0 steps).
+        out = scan_updates(run, state, hp, run.num_updates, guard=True)
+        kept = out.metrics["update"] > 0
+        ret = jnp.where(kept, out.metrics["episode_return"], jnp.nan)
+        return (ret, out.metrics["env_steps"]), out.state
 
     def runs(seeds: jax.Array, hp: HParams):
         runs.num_traces += 1  # Python side effect: runs at trace time only
@@ -379,11 +393,30 @@ def _run_program(
 def _summarize(points: list[dict], runs: list[RunResult], seed: int) -> list[dict]:
     rows = []
     for j, values in enumerate(points):
-        finals = [r.final_return for r in runs if r.point == j]
-        rows.append({"point": j, **values, **stats.summarize(finals, seed=seed)})
-    ranks = stats.rank([r["mean"] for r in rows], [r["iqm"] for r in rows])
+        mine = [r for r in runs if r.point == j]
+        finals = [r.final_return for r in mine]
+        diverged = sum(r.diverged_at > 0 for r in mine)
+        rows.append(
+            {"point": j, **values, **stats.summarize(finals, seed=seed), "diverged": diverged}
+        )
+    # A point with a diverged seed is not ranked like the others: after every healthy one.
+    means = [r["mean"] if not r["diverged"] else math.nan for r in rows]
+    ranks = stats.rank(means, [r["iqm"] for r in rows])
+    healthy = sum(not r["diverged"] for r in rows)
+    sick_rows = [r for r in rows if r["diverged"]]
+    sick = stats.rank([r["mean"] for r in sick_rows], [r["iqm"] for r in sick_rows])
     for row, rk in zip(rows, ranks, strict=True):
         row["rank"] = rk
+    for row, rk in zip(sick_rows, sick, strict=True):
+        row["rank"] = healthy + rk
+    for row in sick_rows:
+        log.warning(
+            "point %d (%s): %d seed(s) diverged (NaN/inf loss or parameters); "
+            "ranked after every point that did not",
+            row["point"],
+            ", ".join(f"{k}={points[row['point']][k]}" for k in points[row["point"]]),
+            row["diverged"],
+        )
     return rows
 
 

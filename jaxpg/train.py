@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from jaxpg import compiling, loop, sharding
 from jaxpg.config import Config, HParams
@@ -88,9 +89,20 @@ def _train(
 ) -> TrainOutput:
     """The whole run; with ``shardings``, the state is pinned to them after every update."""
     hp = run.config.hparams() if hparams is None else hparams
+    _check_unbatched(hp)
     state = sharding.constrain(init_state(run, key), shardings)
     out = loop.scan_updates(run, state, hp, run.num_updates, guard=guard, shardings=shardings)
     return TrainOutput(out.state, out.metrics, out.stopped_at)
+
+
+def _check_unbatched(hp: HParams) -> None:
+    """Refuse a batch of hyperparameters given to one run (it needs ``jax.vmap``)."""
+    for name, leaf in zip(HParams._fields, hp, strict=True):
+        if jnp.ndim(leaf) != 0:
+            raise ValueError(
+                f"hparams.{name} has shape {jnp.shape(leaf)}: one run takes scalar "
+                "hyperparameters; for a batch use jax.vmap(train)(keys, hparams)"
+            )
 
 
 def make_sharded_train(

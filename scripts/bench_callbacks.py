@@ -5,7 +5,7 @@ times on a warm process):
 
 * ``one scan``: ``jax.jit(make_train(config))``, the whole run as one program,
   no host interaction at all (the baseline);
-* ``chunks``: the trainer's default logging (``jaxpg.run._Loop``,
+* ``chunks``: the trainer's default logging (``jaxpg.hostloop.HostLoop``,
   ``log_mode="chunks"``): compiled scans of ``--log-every`` updates dispatched
   asynchronously, rows written to a real ``metrics.csv`` between them, one
   checkpoint at the end;
@@ -35,8 +35,9 @@ from pathlib import Path
 import jax
 
 from jaxpg.config import Config
+from jaxpg.hostloop import HostLoop as _Loop
 from jaxpg.progress import MetricsSink
-from jaxpg.run import RunSettings, _Loop
+from jaxpg.run import RunSettings
 from jaxpg.runspec import init_state, make_runspec
 from jaxpg.train import make_train
 

@@ -24,6 +24,7 @@ import time
 import jax
 import numpy as np
 
+from jaxpg.commands.common import CommandError, parse_field_text
 from jaxpg.config import Config
 from jaxpg.evaluate import make_evaluate
 from jaxpg.presets import PRESETS, get_preset
@@ -31,20 +32,17 @@ from jaxpg.train import make_train
 
 
 def _parse_set(items: list[str], config: Config) -> Config:
-    """Apply ``field=value`` overrides, parsing values with the field's type."""
+    """Apply ``field=value`` overrides, each read as the CLI reads a value of that field."""
     changes = {}
     for item in items:
-        name, _, text = item.partition("=")
-        current = getattr(config, name)
-        if isinstance(current, bool):
-            changes[name] = text.lower() in ("1", "true", "yes")
-        elif isinstance(current, tuple):
-            changes[name] = tuple(int(x) for x in text.split(","))
-        elif current is None:
-            changes[name] = None if text == "none" else text.lower() == "true"
-        else:
-            changes[name] = type(current)(float(text) if isinstance(current, int) else text)
-    return config.replace(**changes)
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise CommandError(f"--set {item!r}: expected FIELD=VALUE")
+        changes[name.strip()] = parse_field_text(name.strip(), text.strip(), f"--set {item}")
+    try:
+        return config.replace(**changes)
+    except ValueError as exc:
+        raise CommandError(f"--set: {exc}") from None
 
 
 def reproduce(config: Config, seeds: int, episodes: int, group: int | None = None) -> dict:
@@ -137,8 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", help="also write the Markdown table here")
     args = parser.parse_args(argv)
     rows = {}
-    for name in args.presets or list(PRESETS):
-        config = _parse_set(args.set, get_preset(name).config)
+    configs = {}
+    for name in args.presets or list(PRESETS):  # every input checked before any training
+        try:
+            configs[name] = _parse_set(args.set, get_preset(name).config)
+        except (CommandError, ValueError) as exc:
+            print(f"reproduce_presets: error: {exc}", file=sys.stderr)
+            return 2
+    for name, config in configs.items():
         rows[name] = reproduce(config, args.seeds, args.episodes, args.group)
         rows[name]["config"] = dataclasses.asdict(config)
         r = rows[name]

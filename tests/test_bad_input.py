@@ -84,6 +84,11 @@ API_CASES = [
     ({"weight_init": "xavier"}, "Config.weight_init='xavier'"),
     ({"minibatch_shuffle": "random"}, "Config.minibatch_shuffle='random'"),
     ({"env": "Nope-v0"}, "Config.env='Nope-v0'"),
+    # issue 24: Config refuses what HParams.valid refuses (one table, TRACED_RULES)
+    ({"ent_coef": math.inf}, "Config.ent_coef=inf"),
+    ({"vf_coef": math.inf}, "Config.vf_coef=inf"),
+    ({"clip_eps": math.inf}, "Config.clip_eps=inf"),
+    ({"env_module": 5}, "Config.env_module=5 is invalid: must be a string"),
 ]
 
 
@@ -231,6 +236,19 @@ CLI_CASES = [
     (["eval", ".", "--gif", "x.png"], "must end in .gif"),
     (["eval", ".", "--gif", "no/dir/x.gif"], "--gif no/dir/x.gif"),
     (["eval", "."], "holds no checkpoint"),
+    # issue 24: empty strings are refused, not read as "not given" or "."
+    (["train", "--resume", ""], "--resume '' is empty"),
+    (["train", "--out", ""], "--out '' is empty"),
+    (["train", "--config", ""], "--config '' is empty"),
+    (["train", "--preset", ""], "--preset '' is empty"),
+    (["sweep", "--out", " "], "--out ' ' is empty"),
+    (["sweep", "--config", ""], "--config '' is empty"),
+    (["eval", ""], "RUN_DIR_OR_CHECKPOINT '' is empty"),
+    (["eval", ".", "--gif", ""], "--gif '' is empty"),
+    # variance: the flag is named, and a refused experiment leaves no --out behind
+    (["variance", "--out", "v", "--train-timesteps", "10"], "--train-timesteps=10 must be >= 2048"),
+    (["variance", "--out", "v", "--gamma", "1.5"], "--gamma and --gae-gammas must lie in"),
+    (["variance", "--out", "afile"], "--out afile exists and is not a directory"),
     # other commands' argparse checks
     (["variance", "--pool-size", "x"], "--pool-size"),
     (["nope"], "invalid choice: 'nope'"),
@@ -273,3 +291,153 @@ def test_there_are_at_least_100_cases():
 )
 def test_negative_numbers_are_joined_to_their_option(argv, joined):
     assert join_negative_values(argv) == joined
+
+
+# -- config files (issue 24) ------------------------------------------------------------
+FILE_CASES = [
+    ("dup.json", '{"lr": 0.1, "lr": 0.2}', "key 'lr' is given twice"),
+    ("dup.yaml", "lr: 0.1\nnum_envs: 4\nlr: 0.2\n", "key 'lr' is given twice (again on line 3)"),
+    ("str.yaml", "lr: 3e-4\n", "lr='3e-4' is a string, not a number"),
+    ("env.toml", "env_module = 5\n", "Config.env_module=5 is invalid: must be a string"),
+    ("sizes.toml", 'hidden_sizes = "64,x"\n', "hidden_sizes='64,x'"),
+    ("bool.json", '{"anneal_lr": "maybe"}', "Config.anneal_lr='maybe'"),
+]
+
+
+@pytest.mark.parametrize("name, text, message", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_config_file_values_are_checked_by_the_one_type_check(
+    name, text, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert main(["train", "--config", name, "--print-config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--config {name}" in err[0] and message in err[0], err
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_yaml_float_hint_suggests_a_form_yaml_reads():
+    from jaxpg.commands.common import _yaml_float
+
+    assert _yaml_float("3e-4") == "3.0e-4"
+    assert _yaml_float("1E5") == "1.0e+5"
+    assert _yaml_float("2.5e-3") == "2.5e-3"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": math.nan}, "hparams: lr=nan is invalid: must be a finite number > 0"),
+        ({"gamma": -0.5}, "hparams: gamma=-0.5 is invalid: must lie in [0, 1]"),
+        ({"lr": [1e-3, -1.0]}, "hparams: lr=-1.0 is invalid"),
+        ({"ent_coef": math.inf}, "hparams: ent_coef=inf is invalid"),
+        ({"lr": "abc"}, "hparams: lr='abc' is invalid: must be a number"),
+    ],
+)
+def test_hparams_refuses_what_config_refuses_without_guard(values, message):
+    with pytest.raises(ValueError) as info:
+        Config(env="CartPole-v1").hparams(**values)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("nope=1", "--set nope=1: unknown field 'nope'"),
+        ("lr=abc", "lr='abc' is not a number"),
+        ("anneal_lr=maybe", "anneal_lr: expected true or false, got 'maybe'"),
+        ("num_envs=2.5", "num_envs='2.5' is not an integer"),
+        ("lr=-1", "Config.lr=-1.0 is invalid"),
+        ("lr", "--set 'lr': expected FIELD=VALUE"),
+    ],
+)
+def test_reproduce_presets_set_is_checked_before_training(item, message, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_presets.py"
+    spec = importlib.util.spec_from_file_location("reproduce_presets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["acrobot-ppo", "--set", item]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_set_reads_switches_and_sizes_like_the_cli():
+    from jaxpg.commands.common import parse_field_text
+
+    assert parse_field_text("anneal_lr", "false", "--set") is False
+    assert parse_field_text("hidden_sizes", "32,32", "--set") == (32, 32)
+    assert parse_field_text("grad_chunk", "auto", "--set") is None
+    assert parse_field_text("lr", "3e-4", "--set") == 3e-4
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"grid": {"lr": 0.001}}, "grid must be a table of FIELD = [V1, V2, ...] lists"),
+        ({"grid": [1, 2]}, "grid must be a table"),
+        ({"seeds": ["a", 1]}, "seeds must be a count >= 1 or a list of integers"),
+        ({"seeds": "8"}, "seeds must be a count"),
+    ],
+)
+def test_sweep_record_with_a_bad_grid_or_seeds_is_one_line(
+    record, message, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rec.json").write_text(json.dumps({"config": {"num_envs": 4}, **record}))
+    assert main(["sweep", "--config", "rec.json", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config rec.json" in err[0] and message in err[0], err
+    assert sorted(os.listdir(tmp_path)) == ["rec.json"]
+
+
+def test_from_dict_names_the_field_of_a_scalar_size_list():
+    with pytest.raises(ValueError, match=r"Config.hidden_sizes=64 is invalid"):
+        Config.from_dict({"hidden_sizes": 64})
+
+
+def test_batched_hparams_without_vmap_names_the_field_and_the_fix():
+    import jax
+
+    from jaxpg.train import make_train
+
+    cfg = Config(num_envs=2, num_steps=8, total_timesteps=16, hidden_sizes=(4,))
+    with pytest.raises(ValueError, match=r"hparams.lr has shape \(2,\).*jax.vmap\(train\)"):
+        make_train(cfg)(jax.random.key(0), cfg.hparams(lr=[1e-3, 3e-4]))
+
+
+def test_eval_gif_into_a_directory_or_an_unwritable_place(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.gif").mkdir()
+    assert main(["eval", ".", "--gif", "d.gif"]) == 2
+    assert "--gif d.gif is a directory" in capsys.readouterr().err
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root ignores chmod
+    assert main(["eval", ".", "--gif", "x.gif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gif x.gif: not writable" in err[0]
+
+
+def _env_cases():
+    import gymnasium
+    from gymnax.environments.classic_control import CartPole
+
+    return [
+        ({"env": CartPole}, "env: got the class CartPole; pass an instance"),
+        ({"env": gymnasium.make("CartPole-v1")}, "env: a gymnasium environment (TimeLimit)"),
+        ({"env": CartPole(), "env_params": "garbage"}, "env_params: got str"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_library_env_errors_name_the_argument(case):
+    from jaxpg.train import make_train
+
+    kwargs, message = _env_cases()[case]
+    cfg = Config(num_envs=2, num_steps=8, total_timesteps=16, hidden_sizes=(4,))
+    with pytest.raises(ValueError) as info:
+        make_train(cfg, **kwargs)
+    assert message in str(info.value)

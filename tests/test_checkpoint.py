@@ -13,7 +13,7 @@ import pytest
 from jaxpg import checkpoint
 from jaxpg import run as runlib
 from jaxpg.config import Config
-from jaxpg.progress import COLUMNS, read_metrics, truncate_metrics
+from jaxpg.progress import COLUMNS, read_metrics, repair_metrics
 from jaxpg.runspec import init_state, make_runspec
 
 TINY = Config(
@@ -81,9 +81,9 @@ def test_truncate_metrics_drops_rows_past_the_checkpoint_and_partial_lines(tmp_p
     header = ",".join(COLUMNS) + "\n"
     row = lambda n: ",".join([str(n)] + ["1"] * (len(COLUMNS) - 1)) + "\n"  # noqa: E731
     path.write_text(header + "".join(row(n) for n in range(1, 8)) + "8,1,1")
-    assert truncate_metrics(path, 5) == 5
+    assert repair_metrics(path, 5).kept == 5
     assert list(read_metrics(path)["update"]) == [1, 2, 3, 4, 5]
-    assert truncate_metrics(path, 10) == 5
+    assert repair_metrics(path, 10).kept == 5
 
 
 def test_nonfinite_update_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -169,7 +169,7 @@ def test_eval_json_and_gif_error(env, tiny_run, tmp_path, capsys):
 
         assert code == 0 and (tmp_path / "ep.gif").stat().st_size > 0
     except ImportError:  # CartPole renders through gymnasium, which needs pygame
-        assert code == 2 and "needs pygame (pip install pygame)" in err
+        assert code == 2 and 'needs pygame (pip install "jaxpg[render]")' in err
         assert not (tmp_path / "ep.gif").exists()
     assert main(["eval", str(out), "--gif", str(tmp_path / "ep.png")]) == 2
     assert "must end in .gif" in capsys.readouterr().err
@@ -230,6 +230,12 @@ def test_resume_rejects_changed_options_and_incompatible_checkpoints(env, tiny_r
     src = checkpoint.list_checkpoints(out / "checkpoints")[0][1]
     (broken / "checkpoints" / src.name).write_bytes(src.read_bytes())
     proc = jaxpg(env, "train", "--resume", broken, "--quiet", check=False)
+    assert proc.returncode == 2  # the identity record's hash names the edited field
+    assert "was edited after the run was made: hidden_sizes (made with [64, 64]" in proc.stderr
+    # A config.json without the identity hash (older runs): the checkpoint check still holds.
+    del cfg["config_sha256"]
+    (broken / "config.json").write_text(json.dumps(cfg))
+    proc = jaxpg(env, "train", "--resume", broken, "--quiet", check=False)
     assert proc.returncode == 2
     assert "incompatible config: hidden_sizes=(64, 64) (run has (8,))" in proc.stderr
 
@@ -270,7 +276,7 @@ def test_bad_config_files_and_unwritable_out(env, tmp_path, capsys):
     cases = {
         "bad.toml": "not valid TOML",
         "typo.toml": "unknown field(s) learning_rate; allowed: env, env_module, estimator",
-        "type.yaml": "num_envs='many' has the wrong type; expected an integer",
+        "type.yaml": "Config.num_envs='many' is invalid: must be an integer",
         "x.json": "not valid JSON",
         "x.ini": "unknown file type '.ini'; allowed: .toml, .yaml, .yml, .json",
     }

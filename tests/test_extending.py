@@ -270,14 +270,17 @@ def test_hparams_broadcast_and_unknown_field():
 )  # fmt: skip
 def test_hparams_valid(field, value):
     assert bool(TINY.hparams().valid())
-    assert not bool(TINY.hparams(**{field: value}).valid())
+    bad = TINY.hparams()._replace(**{field: jnp.asarray(value, jnp.float32)})
+    assert not bool(bad.valid())  # traced values (a sweep's, a user's own pytree)
+    with pytest.raises(ValueError, match=f"hparams: {field}="):  # concrete ones: refused now
+        TINY.hparams(**{field: value})
 
 
 def test_guard_refuses_bad_hparams_and_stops_at_a_nan():
     train = jax.jit(jaxpg.make_train(TINY, guard=True))
     ok = train(jax.random.key(0))
     assert int(ok.stopped_at) == 0 and list(ok.metrics["update"]) == [1, 2, 3]
-    bad = train(jax.random.key(0), TINY.hparams(gamma=5.0))
+    bad = train(jax.random.key(0), TINY.hparams()._replace(gamma=jnp.float32(5.0)))
     assert int(bad.stopped_at) == 1 and int(bad.state.update_step) == 0
     # A reward that turns NaN in the second update's rollout: update 2 is refused.
     nan_walk = TINY.replace(num_minibatches=1)

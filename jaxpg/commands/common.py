@@ -8,8 +8,10 @@ so that layers compose: defaults < ``--preset`` < ``--config FILE`` < options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import re
 import sys
 import typing
@@ -287,14 +289,58 @@ def start_distributed(argv: list[str]) -> None:
         raise CommandError(f"--distributed: {exc}") from None
 
 
+_JSON_OUT: list = []  # the real stdout while json_stdout() holds it
+
+
+@contextlib.contextmanager
+def json_stdout():
+    """Keep stdout for the one JSON document of ``--json``: everything else goes to stderr.
+
+    Suites print on import ("Failed to import warp", pygame's greeting) and C
+    libraries write to file descriptor 1, so ``sys.stdout`` and, where it is the
+    process's descriptor 1, the descriptor itself point at stderr while the
+    command runs; :func:`emit_json` writes to the saved stream.
+    """
+    real = sys.stdout
+    real.flush()
+    try:
+        fd_level = real.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # a captured or replaced stream
+        fd_level = False
+    saved = None
+    if fd_level:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        out = os.fdopen(os.dup(saved), "w")
+    else:
+        out = real
+    _JSON_OUT.append(out)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        _JSON_OUT.pop()
+        if saved is not None:
+            out.close()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def emit_json(obj) -> None:
     """Print one JSON document on stdout (the ``--json`` contract)."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=json_default)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    stream = _JSON_OUT[-1] if _JSON_OUT else sys.stdout
+    json.dump(obj, stream, indent=2, sort_keys=True, default=json_default)
+    stream.write("\n")
+    stream.flush()
 
 
-def check_memory(config, devices: int = 1, what: str = "the run") -> None:
+def check_memory(
+    config,
+    devices: int = 1,
+    what: str = "the run",
+    advice: str = "use fewer envs or steps, more devices, or --skip-memory-check",
+) -> None:
     """Refuse a run whose analytic memory estimate exceeds the free device memory.
 
     Uses :func:`jaxpg.sweep.estimate_run_bytes` (no tracing, no compile) against
@@ -318,82 +364,141 @@ def check_memory(config, devices: int = 1, what: str = "the run") -> None:
             f"{what} needs about {need / 2**30:.2f} GiB per device (analytic estimate for "
             f"num_envs={config.num_envs}, num_steps={config.num_steps}, hidden_sizes="
             f"{config.hidden_sizes}) but the budget is {budget / 2**30:.2f} GiB ({where}); "
-            "use fewer envs or steps, more devices, or --skip-memory-check"
+            f"{advice}"
         )
 
 
 def _coerce_field(name: str, value, source: str):
-    """Check/convert one config-file value to the ``Config`` field's type."""
-    from jaxpg.config import Config
+    """Check/convert one config-file value to the ``Config`` field's type.
 
-    hint = typing.get_type_hints(Config)[name]
-    bad = CommandError(
-        f"{source}: {name}={value!r} has the wrong type; expected {_type_name(hint)}"
-    )
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    optional = {bool | None: (bool, _parse_optional_bool), int | None: (int, _parse_optional_int)}
-    if hint in optional:  # a value, None, or text such as "auto"
-        kind, parse = optional[hint]
-        if value is None or type(value) is kind:
-            return value
-        if isinstance(value, str):
+    The one type check is :func:`jaxpg.config.coerce_field` (the one ``Config``
+    itself runs); only the text forms a file may use on top (``"auto"`` for an
+    optional field, ``"64,64"`` for a size list) are read here first.
+    """
+    from jaxpg.config import coerce_field, field_hint
+
+    hint = field_hint(name)
+    if isinstance(value, str):
+        parse = {bool | None: _parse_optional_bool, int | None: _parse_optional_int}.get(hint)
+        if name in ("hidden_sizes", "conv_channels"):
+            parse = _parse_sizes
+        if parse is not None:
             try:
-                return parse(value)
-            except argparse.ArgumentTypeError:
-                raise bad from None
-        raise bad
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
-        return float(value)
-    if name in ("hidden_sizes", "conv_channels"):
-        if isinstance(value, str):
+                value = parse(value)
+            except argparse.ArgumentTypeError as exc:
+                raise CommandError(f"{source}: {name}={value!r}: {exc}") from None
+        elif hint is float and _looks_numeric(value):
+            raise CommandError(
+                f"{source}: {name}={value!r} is a string, not a number (YAML 1.1 reads "
+                f"{value} as text: write it with a dot and a signed exponent, e.g. "
+                f"{_yaml_float(value)})"
+            )
+    try:
+        return coerce_field(name, value)
+    except ValueError as exc:
+        raise CommandError(f"{source}: {exc}") from None
+
+
+def parse_field_text(name: str, text: str, source: str):
+    """A ``Config`` field's value typed as text (``--set lr=1e-3``, ``anneal_lr=false``).
+
+    The text forms are the command line's (``true``/``false``/``auto``, ``64,64``);
+    the value then goes through the one type check (:func:`_coerce_field`).
+
+    Raises:
+      CommandError: an unknown field, or text that is not a value of its type.
+    """
+    from jaxpg.config import Config, field_hint
+
+    names = [f.name for f in dataclasses.fields(Config)]
+    if name not in names:
+        raise CommandError(f"{source}: unknown field {name!r}; allowed: {', '.join(names)}")
+    hint = field_hint(name)
+    try:
+        if hint is bool:
+            if text.lower() in ("none", "auto"):
+                raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
             try:
-                return _parse_sizes(value)
+                value = _parse_optional_bool(text)
             except argparse.ArgumentTypeError:
-                raise bad from None
-        if not isinstance(value, list | tuple) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise bad
-        return tuple(value)
-    if hint == str | None and value is None:
-        return None
-    if not isinstance(value, str):
-        raise bad
-    return value
+                raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+        elif hint is int:
+            value = int(text)
+        elif hint is float:
+            value = float(text)
+        elif hint == str | None and text.lower() in ("none", "auto"):
+            value = None
+        else:
+            value = text
+    except ValueError:
+        raise CommandError(f"{source}: {name}={text!r} is not {_hint_text(hint)}") from None
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(f"{source}: {name}: {exc}") from None
+    return _coerce_field(name, value, source)
 
 
-def _type_name(hint) -> str:
-    if hint is bool:
-        return "true or false"
-    if hint is int:
-        return "an integer"
-    if hint is float:
-        return "a number"
-    if hint == bool | None:
-        return "true, false or none"
-    if hint == int | None:
-        return "an integer or none"
-    if hint is str:
-        return "a string"
-    return "a list of integers such as [64, 64]"
+def _hint_text(hint) -> str:
+    return {int: "an integer", float: "a number"}.get(hint, "a value of its type")
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _yaml_float(text: str) -> str:
+    """``"3e-4"`` → ``"3.0e-4"`` (a form YAML 1.1 reads as a float)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}" if exponent else mantissa
 
 
 # Top-level keys of the ``config.json`` that ``jaxpg train`` and ``jaxpg sweep`` write
 # next to the ``config`` table; ``--config`` reads such a file's ``config`` and skips these.
 RECORD_KEYS = frozenset(
-    {"num_updates", "run", "versions", "command", "created"}  # a run directory's
+    {"kind", "config_sha256"}  # the identity every directory's record carries (jaxpg.rundir)
+    | {"num_updates", "run", "versions", "command", "created"}  # a run directory's
     | {"grid", "seeds", "version", "devices", "programs"}  # a sweep directory's
     | {"space", "search", "search_seed", "options"}  # a search's (jaxpg sweep --search)
 )
+
+
+class _DuplicateKey(ValueError):
+    """A key given twice in one table of a config file (TOML refuses it; so do we)."""
+
+
+def _unique_keys(pairs: list) -> dict:
+    """``json.loads`` ``object_pairs_hook``: refuse a key given twice."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"key {key!r} is given twice; keep one")
+        out[key] = value
+    return out
+
+
+def _unique_key_yaml_loader(yaml):
+    """A ``yaml.SafeLoader`` whose mappings refuse a key given twice."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                line = node.value[i][0].start_mark.line + 1
+                raise _DuplicateKey(f"key {key!r} is given twice (again on line {line}); keep one")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
 
 
 def read_config_data(path) -> dict:
@@ -419,7 +524,9 @@ def read_config_data(path) -> dict:
             raise CommandError(f"--config {path}: not valid TOML: {exc}") from None
     elif suffix == ".json":
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise CommandError(f"--config {path}: {exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"--config {path}: not valid JSON: {exc}") from None
     elif suffix in (".yaml", ".yml"):
@@ -431,7 +538,9 @@ def read_config_data(path) -> dict:
                 "or use a .toml or .json file"
             ) from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_key_yaml_loader(yaml))  # noqa: S506 (safe)
+        except _DuplicateKey as exc:
+            raise CommandError(f"--config {path}: {exc}") from None
         except yaml.YAMLError as exc:
             msg = " ".join(str(exc).split())
             raise CommandError(f"--config {path}: not valid YAML: {msg}") from None

@@ -11,9 +11,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from jaxpg.commands.common import CommandError, emit_json
+from jaxpg.commands.common import CommandError, check_memory, emit_json
 
 ORDER = 40
 
@@ -69,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--gif {gif}: the file name must end in .gif")
         if not gif.parent.exists():
             raise CommandError(f"--gif {gif}: directory {gif.parent} does not exist")
+        if gif.is_dir():
+            raise CommandError(f"--gif {gif} is a directory; give a file name ending in .gif")
+        if not os.access(gif.parent, os.W_OK) or (gif.exists() and not os.access(gif, os.W_OK)):
+            raise CommandError(f"--gif {gif}: not writable (check the permissions of {gif.parent})")
         from jaxpg.render import check_supported
 
         try:  # the renderer's packages, before any checkpoint is restored
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         config, params, step, obs_norm = runlib.load_policy(Path(args.path))
     except (checkpoint.IncompatibleCheckpointError, runlib.RunError) as exc:
         raise CommandError(str(exc)) from None
+    _check_eval_memory(config, args.episodes)
     evaluate = jax.jit(make_evaluate(config, args.episodes, args.greedy))
     res = evaluate(jax.random.key(args.seed), params, obs_norm)
     ret = np.asarray(res.returns, np.float64)
@@ -113,3 +119,19 @@ def run(args: argparse.Namespace) -> int:
             f"mean length {out['length_mean']:.1f}" + (f"; gif {out['gif']}" if args.gif else "")
         )
     return 0
+
+
+def _check_eval_memory(config, episodes: int) -> None:
+    """Refuse ``--episodes`` far beyond memory, with train's analytic estimate.
+
+    The evaluation steps ``episodes`` envs at once, which costs about what one
+    rollout step of a run with ``num_envs=episodes`` does (that run's estimate is
+    an upper bound: it also counts the update's buffers).
+    """
+    try:
+        probe = config.replace(
+            num_envs=episodes, num_steps=1, num_minibatches=1, total_timesteps=episodes
+        )
+    except ValueError:  # a config this probe cannot express: no estimate, no check
+        return
+    check_memory(probe, what=f"--episodes {episodes}", advice="use fewer --episodes")

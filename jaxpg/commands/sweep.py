@@ -212,13 +212,34 @@ def _sweep_from_record(args: argparse.Namespace, grid: dict, seeds):
     Options win: ``--grid`` replaces the whole recorded grid, ``--seeds`` the seeds.
     """
     data = read_config_data(args.config)
-    if not args.grid and isinstance(data.get("grid"), dict):
+    where = f"--config {args.config}"
+    if not args.grid and "grid" in data:
+        recorded = data["grid"]
+        if not isinstance(recorded, dict) or not all(
+            isinstance(v, list) and v for v in recorded.values()
+        ):
+            raise CommandError(
+                f"{where}: grid must be a table of FIELD = [V1, V2, ...] lists, got "
+                f"{recorded!r:.80}"
+            )
         grid = {
             k: [tuple(v) if isinstance(v, list) else v for v in values]
-            for k, values in data["grid"].items()
+            for k, values in recorded.items()
         }
-    if args.seeds is None and isinstance(data.get("seeds"), list):
-        seeds = [int(s) for s in data["seeds"]]
+    if args.seeds is None and "seeds" in data:
+        recorded = data["seeds"]
+        if isinstance(recorded, bool) or not (
+            (isinstance(recorded, int) and recorded >= 1)
+            or (
+                isinstance(recorded, list)
+                and recorded
+                and all(isinstance(s, int) and not isinstance(s, bool) for s in recorded)
+            )
+        ):
+            raise CommandError(
+                f"{where}: seeds must be a count >= 1 or a list of integers, got {recorded!r:.80}"
+            )
+        seeds = recorded
     return grid, seeds
 
 
@@ -276,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every input, then run the sweep with ``--out`` locked."""
     import jax
 
-    from jaxpg import files
+    from jaxpg import files, rundir
     from jaxpg.grid import check_grid
     from jaxpg.lock import RunLock
     from jaxpg.sweep import _seed_list as seed_list  # the sweep's own seed check
@@ -310,6 +331,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         files.check_writable_dir(out, "--out")
+        rundir.check_kind(out, "sweep", "--out")  # never over a train run's config.json
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if args.resume and not (out / "chunks" / "fingerprint.json").is_file():
@@ -337,6 +359,7 @@ def _run_locked(args, config, grid, seeds, out: Path, writer: bool, wandb) -> in
     import jax
 
     import jaxpg
+    from jaxpg import rundir
     from jaxpg.commands import _sweep_files as files
     from jaxpg.sweep import sweep
 
@@ -380,6 +403,7 @@ def _run_locked(args, config, grid, seeds, out: Path, writer: bool, wandb) -> in
         write_json_atomic(
             out / "config.json",
             {
+                **rundir.identity("sweep", payload["config"]),
                 **payload,
                 "seeds": result.seeds,
                 "devices": [str(d) for d in jax.devices()],

@@ -246,12 +246,15 @@ def run(args: argparse.Namespace) -> int:
             f"final return {ret_s}; run dir {run_dir}"
         )
     if summary["status"] == "interrupted":
+        import signal
+
+        sig = signal.Signals[summary.get("signal", "SIGINT")]
         print(
-            f"jaxpg: interrupted at update {summary['updates_done']}; continue with: "
-            f"jaxpg train --resume {run_dir}",
+            f"jaxpg: interrupted ({sig.name}) at update {summary['updates_done']}; continue "
+            f"with: jaxpg train --resume {run_dir}",
             file=sys.stderr,
         )
-        return 130
+        return 128 + int(sig)  # 130 for SIGINT, 143 for SIGTERM
     return 0
 
 

@@ -9,6 +9,7 @@ every size option, and an explicit option overrides either.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -305,6 +306,18 @@ def experiment_config(args: argparse.Namespace):
     )
 
 
+def _as_flags(message: str) -> str:
+    """An ``ExperimentConfig`` message as the command line spells it: ``--train-timesteps=10``."""
+    import re
+
+    from jaxpg.variance import experiment
+
+    names = "|".join(f.name for f in dataclasses.fields(experiment.ExperimentConfig))
+    return re.sub(
+        rf"(?<![\w.-])({names})(?=[= ,])", lambda m: "--" + m.group(1).replace("_", "-"), message
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from jaxpg.commands.common import CommandError, emit_json, write_json_atomic
     from jaxpg.variance import experiment, report
@@ -312,14 +325,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = experiment_config(args)
     except ValueError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(_as_flags(str(exc))) from None
+    from jaxpg import files, rundir
+
     out = Path(args.out)
+    try:  # checked, not created: a refused experiment leaves no --out behind
+        files.check_writable_dir(out, "--out")
+        rundir.check_kind(out, "variance", "--out")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    log = lambda msg: print(f"jaxpg variance: {msg}", file=sys.stderr)  # noqa: E731
+    rows, summary = experiment.run(cfg, log=log)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CommandError(f"--out {out}: {exc.strerror}") from exc
-    log = lambda msg: print(f"jaxpg variance: {msg}", file=sys.stderr)  # noqa: E731
-    rows, summary = experiment.run(cfg, log=log)
+        raise CommandError(f"--out {out}: {files.describe(exc)}") from exc
+    record = {"experiment": dataclasses.asdict(cfg)}
+    write_json_atomic(out / "config.json", {**rundir.identity("variance", record), **record})
     has_table = any("estimators" in c for c in summary["checkpoints"])
     write_json_atomic(out / "summary.json", summary)
     (out / "variance.csv").write_text(report.csv_text(report.merge_rows(rows, summary)))

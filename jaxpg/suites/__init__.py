@@ -63,6 +63,10 @@ def is_suite_id(env_id: str) -> bool:
     return True
 
 
+class MissingExtra(ImportError):
+    """A suite whose package is not installed; the message names the ``pip install`` line."""
+
+
 def load(suite: str):
     """Import the adapter module of ``suite``; ImportError naming the extra if it is missing."""
     if suite not in SUITES:
@@ -77,7 +81,7 @@ def load(suite: str):
     except ModuleNotFoundError as err:
         if err.name is None or err.name.split(".")[0] != suite:
             raise
-        raise ImportError(
+        raise MissingExtra(
             f'the {suite} suite is not installed; install it with: pip install "jaxpg[{extra}]"'
         ) from err
 

@@ -57,6 +57,10 @@ def ppo_label(gamma: float, lam: float = 0.95) -> str:
 PPO_GAE = ppo_label(0.99)  # the default training γ
 
 
+# The PPO run that makes the checkpoints the variances are measured at.
+PPO_ENVS, PPO_STEPS = 32, 64
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Sizes and choices of one variance experiment (all static).
@@ -121,6 +125,12 @@ class ExperimentConfig:
     gae_pairs: int = 2048
 
     def __post_init__(self) -> None:
+        one_update = PPO_ENVS * PPO_STEPS
+        if self.train_timesteps < one_update:
+            raise ValueError(
+                f"train_timesteps={self.train_timesteps} must be >= {one_update} (one PPO "
+                f"update of {PPO_ENVS} envs x {PPO_STEPS} steps)"
+            )
         if self.pool_size < 4 or self.ref_size < 4 or self.vstar_size < 4:
             raise ValueError("pool_size, ref_size and vstar_size must be >= 4")
         if list(self.targets) != sorted(set(self.targets)) or any(t <= 0 for t in self.targets):
@@ -212,8 +222,8 @@ def train_checkpoints(cfg: ExperimentConfig, log: Callable[[str], None] = print)
     from jaxpg.update import update
 
     config = Config(
-        num_envs=32,
-        num_steps=64,
+        num_envs=PPO_ENVS,
+        num_steps=PPO_STEPS,
         lr=1e-3,
         ent_coef=0.0,
         anneal_lr=False,
