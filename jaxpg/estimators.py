@@ -214,6 +214,10 @@ class Estimator(NamedTuple):
       length_scaled: Ψ carries the batch's mean episode length as a factor (so
         that a per-step mean over the batch is the per-trajectory mean); the
         variance tools divide it out (``grpo``, ``grpo_nostd``).
+      discounted_return: Ψ is built from whole-episode returns R_γ(τ) = Σ_k γ^k r_k,
+        which already weight reward k by γ^k, so it is exact for ∇J_γ and the
+        variance tools' ``exact_discount`` leaves it unchanged (``reinforce``
+        and the group estimators).
     """
 
     name: str
@@ -225,13 +229,17 @@ class Estimator(NamedTuple):
     line_search: bool = False
     grouped: bool = False
     length_scaled: bool = False
+    discounted_return: bool = False
 
 
 #: The former name of :class:`Estimator`.
 EstimatorInfo = Estimator
 
 _ROWS = (
-    Estimator(name="reinforce", weights=_reinforce, critic=False, episodic=True, update=STEP),
+    Estimator(
+        name="reinforce", weights=_reinforce, critic=False, episodic=True, update=STEP,
+        discounted_return=True,
+    ),
     Estimator(name="reward_to_go", weights=_reward_to_go, critic=False, episodic=True, update=STEP),
     Estimator(name="baseline", weights=_baseline, critic=True, episodic=False, update=STEP),
     Estimator(name="vpg", weights=_gae, critic=True, episodic=False, update=STEP),
@@ -248,15 +256,15 @@ _ROWS = (
     ),
     Estimator(
         name="rloo", weights=_group("loo", False), critic=False, episodic=True, update=STEP,
-        grouped=True,
+        grouped=True, discounted_return=True,
     ),
     Estimator(
         name="grpo", weights=_group("std", True), critic=False, episodic=True, update=EPOCHS,
-        grouped=True, length_scaled=True,
+        grouped=True, length_scaled=True, discounted_return=True,
     ),
     Estimator(
         name="grpo_nostd", weights=_group("mean", False), critic=False, episodic=True,
-        update=EPOCHS, grouped=True, length_scaled=True,
+        update=EPOCHS, grouped=True, length_scaled=True, discounted_return=True,
     ),
 )  # fmt: skip
 
@@ -268,31 +276,48 @@ BUILTIN: tuple[str, ...] = tuple(REGISTRY)
 _ENTRY_POINTS_LOADED = False
 
 
-class _Names(Sequence):
-    """The registered estimator names, a live read-only view of :data:`REGISTRY`."""
+class Names(Sequence):
+    """The names of the registered estimators, a live read-only view of :data:`REGISTRY`.
+
+    Args:
+      where: keep only the rows for which ``where(row)`` is true (default: all).
+    """
+
+    def __init__(self, where: Callable[[Estimator], bool] | None = None) -> None:
+        self._where = where
+
+    def _names(self) -> tuple[str, ...]:
+        _load_entry_points()
+        return tuple(n for n, e in REGISTRY.items() if self._where is None or self._where(e))
 
     def __getitem__(self, i):
-        return tuple(REGISTRY)[i]
+        return self._names()[i]
 
     def __len__(self) -> int:
-        return len(REGISTRY)
+        return len(self._names())
 
     def __iter__(self):
-        _load_entry_points()
-        return iter(tuple(REGISTRY))
+        return iter(self._names())
 
     def __contains__(self, name: object) -> bool:
-        if name not in REGISTRY:
+        if name not in REGISTRY:  # installed entry points are loaded on a miss only
             _load_entry_points()
-        return name in REGISTRY
+        row = REGISTRY.get(name) if isinstance(name, str) else None
+        return row is not None and (self._where is None or self._where(row))
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._names())
 
     def __repr__(self) -> str:
-        return repr(tuple(REGISTRY))
+        return repr(self._names())
 
 
 #: The names of the registered estimators (built-in ones first, then those
 #: :func:`register` and installed entry points added), read live.
-ESTIMATORS: Sequence[str] = _Names()
+ESTIMATORS: Sequence[str] = Names()
 
 
 def _load_entry_points() -> None:
@@ -316,7 +341,7 @@ def _load_entry_points() -> None:
             REGISTRY[obj.name] = obj
 
 
-_OPTIONS = ("normalize", "line_search", "grouped", "length_scaled")
+_OPTIONS = ("normalize", "line_search", "grouped", "length_scaled", "discounted_return")
 
 
 def register(
@@ -353,7 +378,8 @@ def register(
         :class:`jaxpg.updates.UpdateKind` of your own.
       overwrite: replace an existing row of that name (built-ins included).
       **options: the other :class:`Estimator` fields: ``normalize``,
-        ``line_search``, ``grouped``, ``length_scaled`` (booleans, default False).
+        ``line_search``, ``grouped``, ``length_scaled``, ``discounted_return``
+        (booleans, default False).
 
     Returns:
       The registered :class:`Estimator` row.

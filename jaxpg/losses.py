@@ -106,3 +106,21 @@ def value_loss(value: Array, target: Array, mask: Array) -> Array:
       The scalar loss.
     """
     return 0.5 * masked_mean((value - jax.lax.stop_gradient(target)) ** 2, mask)
+
+
+def ratio_surrogate(log_prob: Array, old_log_prob: Array, adv: Array, mask: Array) -> Array:
+    """The trust-region surrogate E[exp(log π_θ − log π_old) Â] over the masked steps.
+
+    Its gradient at θ = θ_old is the masked-mean policy gradient E[∇log π · Â].
+
+    Args:
+      log_prob: log π_θ(a_t|s_t), any shape.
+      old_log_prob: log π_old(a_t|s_t), same shape.
+      adv: Â_t, same shape (not differentiated).
+      mask: 0/1, same shape.
+
+    Returns:
+      The scalar surrogate.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    return masked_mean(ratio * jax.lax.stop_gradient(adv), mask)

@@ -20,12 +20,10 @@ from jaxpg.updates.base import UpdateKind
 
 
 def surrogate(log_prob, old_log_prob, psi, mask, clip_eps, normalizer):
-    """L(θ) = E[exp(log π − log π_old) Â] over the masked batch (its gradient at
-    θ_old is the masked-mean policy gradient); the step's own surrogate."""
+    """:func:`jaxpg.losses.ratio_surrogate`, the natural step's own objective."""
     del clip_eps, normalizer
     zero = jnp.zeros(())
-    obj = losses.masked_mean(jnp.exp(log_prob - old_log_prob) * jax.lax.stop_gradient(psi), mask)
-    return obj, zero, zero
+    return losses.ratio_surrogate(log_prob, old_log_prob, psi, mask), zero, zero
 
 
 def normalizer(mask, episodes: bool) -> float:
