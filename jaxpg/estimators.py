@@ -61,7 +61,7 @@ wrapped in ``stop_gradient`` here. Normalisation of the loss:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -290,13 +290,13 @@ class Names(Sequence):
         _load_entry_points()
         return tuple(n for n, e in REGISTRY.items() if self._where is None or self._where(e))
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: Any) -> Any:
         return self._names()[i]
 
     def __len__(self) -> int:
         return len(self._names())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._names())
 
     def __contains__(self, name: object) -> bool:
@@ -465,10 +465,15 @@ def weights(
 
     Args:
       estimator: one of ``ESTIMATORS``.
-      reward, values, next_values, terminated, truncated: ``[T, ...]`` as in
-        ``jaxpg.returns``. ``values``/``next_values`` are ignored by the
-        critic-free estimators, which require complete episodes.
-      gamma, lam: floats or traced scalars.
+      reward: r_t ``[T, ...]`` float32.
+      values: V(s_t) ``[T, ...]`` (ignored by the critic-free estimators, which
+        require complete episodes).
+      next_values: V(s'_t) ``[T, ...]``, s'_t the true next observation (ignored
+        likewise).
+      terminated: ``[T, ...]`` bool, true terminations.
+      truncated: ``[T, ...]`` bool, cuts (time limits, segment ends).
+      gamma: discount γ, a float or a traced scalar.
+      lam: GAE λ, a float or a traced scalar.
       group_size: G of the grouped estimators (``[T, B]`` with B = groups × G,
         group-major, one complete episode per env); ignored by the others.
 
@@ -500,9 +505,14 @@ def batch_weights(
 
     Args:
       estimator: a registered name.
-      reward, values, next_values, terminated, truncated: ``[T, B]`` (see :func:`weights`).
+      reward: r_t ``[T, B]`` (as :func:`weights`).
+      values: V(s_t) ``[T, B]``.
+      next_values: V(s'_t) ``[T, B]``.
+      terminated: ``[T, B]`` bool.
+      truncated: ``[T, B]`` bool.
       mask: ``[T, B]`` float 0/1, the steps that count in the normalisation.
-      gamma, lam: floats or traced scalars.
+      gamma: discount γ, a float or a traced scalar.
+      lam: GAE λ, a float or a traced scalar.
       group_size: G of the grouped estimators.
       normalize_advantages: normalise Ψ over the masked batch (:func:`normalize`);
         ``None`` takes the estimator's default (``Estimator.normalize``).
@@ -567,11 +577,16 @@ def batch_gradient(
       obs: ``[T, B, *obs_shape]`` float32, time-major.
       action: ``[T, B]`` int32 (discrete) or ``[T, B, d]``.
       old_log_prob: log π_old(a_t|s_t) of the behaviour policy ``[T, B]``.
-      reward, terminated, truncated: ``[T, B]`` (float32, bool, bool).
-      values, next_values: V(s_t), V(s'_t) ``[T, B]`` of the critic (required
-        by critic estimators; zeros otherwise).
+      reward: r_t ``[T, B]`` float32.
+      terminated: ``[T, B]`` bool, true terminations.
+      truncated: ``[T, B]`` bool, cuts (bootstrapped by critic estimators).
+      values: V(s_t) ``[T, B]`` of the critic (required by critic estimators;
+        zeros otherwise).
+      next_values: V(s'_t) ``[T, B]``, likewise.
       mask: ``[T, B]`` float 0/1 (default all ones).
-      gamma, lam, clip_eps: floats or traced scalars.
+      gamma: discount γ, a float or a traced scalar.
+      lam: GAE λ, a float or a traced scalar.
+      clip_eps: PPO's ε (``epochs`` estimators), a float or a traced scalar.
       group_size: G of the grouped estimators (B = groups × G, group-major).
       normalize_advantages: as :func:`batch_weights`.
       episodes: each column is one complete episode (``step``'s per-episode
@@ -608,7 +623,7 @@ def batch_gradient(
     kind = entry.update
     divisor = kind.normalizer(mask, entry.episodic if episodes is None else episodes)
 
-    def objective(p):
+    def objective(p: Any) -> Array:
         logp = networks.log_prob(policy(p, obs), action)
         return kind.surrogate(logp, old_log_prob, w.psi, mask, clip_eps, divisor)[0]
 
