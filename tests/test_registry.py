@@ -219,3 +219,42 @@ def test_batch_gradient_needs_values_for_a_critic():
             "vpg", tiny_mdp.policy_apply, jnp.zeros((3, 2)), jnp.zeros((2, 1, 3)),
             jnp.zeros((2, 1), jnp.int32), z, z, z > 0, z > 0, gamma=1.0,
         )  # fmt: skip
+
+
+def test_an_entry_point_adds_an_estimator(registry, monkeypatch):
+    import importlib.metadata
+
+    row = estimators.Estimator(
+        name="ep_half_rtg", weights=half_rtg, critic=False, episodic=True, update=updates.STEP
+    )
+
+    class EntryPoint:
+        name = "ep_half_rtg"
+
+        def load(self):
+            return row
+
+    def entry_points(group):
+        return [EntryPoint()] if group == "jaxpg.estimators" else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(estimators, "_ENTRY_POINTS_LOADED", False)
+    assert "ep_half_rtg" not in estimators.REGISTRY
+    assert jaxpg.Config(estimator="ep_half_rtg", total_timesteps=10_000).estimator == "ep_half_rtg"
+    assert estimators.info("ep_half_rtg") is row
+
+
+def test_the_cli_imports_env_module_before_parsing_estimator(registry, tmp_path, monkeypatch):
+    from jaxpg.cli import build_parser
+    from jaxpg.commands.common import import_env_module
+
+    (tmp_path / "my_registry_mod.py").write_text(
+        "import jaxpg\nfrom tests.test_registry import half_rtg\n"
+        "jaxpg.estimators.register('cli_half_rtg', half_rtg, critic=False, episodic=True,"
+        " update='step', overwrite=True)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["train", "--estimator", "cli_half_rtg", "--env-module", "my_registry_mod"]
+    import_env_module(argv)
+    args = build_parser().parse_args(argv)
+    assert args.estimator == "cli_half_rtg"
