@@ -258,3 +258,9 @@ def test_the_cli_imports_env_module_before_parsing_estimator(registry, tmp_path,
     import_env_module(argv)
     args = build_parser().parse_args(argv)
     assert args.estimator == "cli_half_rtg"
+
+
+def test_the_env_module_pre_import_ignores_other_options():
+    from jaxpg.commands.common import import_env_module
+
+    import_env_module(["train", "--env", "MemoryChain-bsuite", "--env-modulex", "y"])  # no-op

@@ -295,7 +295,7 @@ def import_env_module(argv: list[str]) -> None:
     among ``--estimator``'s choices. The CLI calls this after
     :func:`start_distributed`.
     """
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # not `--env`
     pre.add_argument("--env-module", dest="env_module", default=None)
     args, _ = pre.parse_known_args(argv)
     if args.env_module is None:
