@@ -115,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
       SystemExit: on argparse usage errors (code 2), ``--help`` and ``--version``.
     """
     from jaxpg import compile_cache
-    from jaxpg.commands.common import CommandError, start_distributed
+    from jaxpg.commands.common import CommandError, import_env_module, start_distributed
 
     argv = join_negative_values(sys.argv[1:] if argv is None else list(argv))
     try:
         start_distributed(argv)  # before anything starts JAX's backend
+        import_env_module(argv)  # its estimators become --estimator choices
     except CommandError as exc:
         print(f"jaxpg: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -112,16 +112,18 @@ class Config:
         registered with :func:`jaxpg.envs.register`, or ``suite/name`` for the
         other suites. Ignored when an ``Environment`` instance is passed to
         ``make_train``.
-      env_module: a Python module imported before ``env`` is looked up, which
-        registers it (``jaxpg.envs.register``); recorded with the run, so the
-        CLI's ``--resume``, ``eval`` and sweeps find a custom environment again.
-        A module in the working directory is found too.
+      env_module: a Python module imported before ``env`` and ``estimator`` are
+        looked up, which registers them (``jaxpg.envs.register``,
+        ``jaxpg.estimators.register``); recorded with the run, so the CLI's
+        ``--resume``, ``eval`` and sweeps find a custom environment or estimator
+        again. A module in the working directory is found too.
       estimator: one of ``ESTIMATORS``: ``reinforce`` (Ψ = R(τ)),
         ``reward_to_go`` (Ψ = G_t), ``baseline`` (Ψ = G_t − V(s_t)), ``vpg``
         (Ψ = GAE(γ, λ)), ``ppo`` (clipped surrogate with GAE advantages),
         ``npg``/``trpo`` (natural-gradient / trust-region steps, :mod:`jaxpg.natural`),
         ``rloo``/``grpo``/``grpo_nostd`` (group-relative baselines over
-        ``group_size`` episodes per start state, :mod:`jaxpg.groups`).
+        ``group_size`` episodes per start state, :mod:`jaxpg.groups`), or a
+        name given to :func:`jaxpg.estimators.register`.
       num_envs: parallel environments B.
       num_steps: rollout segment length T (``segments`` mode). In ``episodes``
         mode T is the environment's episode limit and this field is unused.
@@ -262,8 +264,16 @@ class Config:
             if self.env_module is not None:
                 envs.import_module(self.env_module)
             envs.check_id(self.env)
+        if self.estimator not in ESTIMATORS and self.env_module is not None and not check_env:
+            from jaxpg import envs  # the module may register estimators too
+
+            envs.import_module(self.env_module)
         if self.estimator not in ESTIMATORS:
-            _fail("estimator", self.estimator, f"allowed: {', '.join(ESTIMATORS)}")
+            _fail(
+                "estimator",
+                self.estimator,
+                f"allowed: {', '.join(ESTIMATORS)}, or a name given to jaxpg.estimators.register",
+            )
         if self.activation not in ACTIVATIONS:
             _fail("activation", self.activation, f"allowed: {', '.join(ACTIVATIONS)}")
         if self.rollout not in ROLLOUTS:
@@ -321,23 +331,7 @@ class Config:
                     self.grad_chunk,
                     "applies to rollout='segments' only (episodes are masked); use None",
                 )
-        if REGISTRY[self.estimator].update != "step" and self.rollout_mode == "segments":
-            batch = self.num_envs * self.num_steps
-            if batch % self.num_minibatches:
-                _fail(
-                    "num_minibatches",
-                    self.num_minibatches,
-                    f"must divide num_envs*num_steps = {batch}; allowed: "
-                    f"{', '.join(str(d) for d in _divisors(batch) if d <= 64)}",
-                )
-            size = batch // self.num_minibatches
-            if self.grad_chunk is not None and size % self.grad_chunk:
-                _fail(
-                    "grad_chunk",
-                    self.grad_chunk,
-                    f"must divide the minibatch size num_envs*num_steps/num_minibatches"
-                    f" = {size}, or be None (auto)",
-                )
+        REGISTRY[self.estimator].update.check_config(self)  # the update kind's rules
         if self.total_timesteps < self.num_envs * (
             self.num_steps if self.rollout_mode == "segments" else 1
         ):
@@ -353,31 +347,6 @@ class Config:
         if not float(self.cg_damping) >= 0.0:
             _fail("cg_damping", self.cg_damping, "must be >= 0")
         entry = REGISTRY[self.estimator]
-        if entry.update == "trust_region" and self.shared_torso:
-            _fail(
-                "shared_torso",
-                self.shared_torso,
-                f"estimator {self.estimator!r} needs separate policy and value networks "
-                "(the critic fit would move the policy after its trust-region step)",
-            )
-        if entry.update == "trust_region" and self.network == "gru":
-            _fail(
-                "network",
-                self.network,
-                f"estimator {self.estimator!r} needs separate policy and value networks; "
-                "'gru' shares its recurrent torso (allowed: mlp, cnn)",
-            )
-        if (
-            self.network == "gru"
-            and entry.update == "epochs"
-            and self.num_envs % self.num_minibatches
-        ):
-            _fail(
-                "num_minibatches",
-                self.num_minibatches,
-                f"must divide num_envs={self.num_envs} with network='gru' (minibatches "
-                "are whole env sequences)",
-            )
         if entry.grouped:
             if self.group_size < 2:
                 _fail("group_size", self.group_size, "must be >= 2 (a group baseline)")
@@ -538,7 +507,3 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
             _fail(name, value, "must be a tuple of integers >= 1 such as (64, 64)")
         return tuple(int(h) for h in value)
     return value
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]

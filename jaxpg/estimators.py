@@ -61,13 +61,23 @@ wrapped in ``stop_gradient`` here. Normalisation of the loss:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxpg import returns
+from jaxpg import returns, updates
+
+# The losses live in jaxpg.losses (shared with the update kinds); public here too.
+from jaxpg.losses import (  # noqa: F401
+    masked_mean,
+    normalize,
+    pg_surrogate,
+    ppo_surrogate,
+    value_loss,
+)
+from jaxpg.updates import EPOCHS, STEP, TRUST_REGION, UpdateKind
 
 Array = jax.Array
 
@@ -180,80 +190,263 @@ def _group(kind: str, per_length: bool) -> Callable[..., Weights]:
     return weights
 
 
-class EstimatorInfo(NamedTuple):
-    """What an estimator is and what the trainer must give it.
+class Estimator(NamedTuple):
+    """One registry row: what an estimator is and what the trainer must give it.
 
     Attributes:
       name: the ``Config.estimator`` value.
       weights: ``(reward, values, next_values, terminated, truncated, *, gamma, lam)
-        -> Weights``, all ``[T, ...]``.
+        -> Weights``, all ``[T, ...]`` (and a ``group_size`` keyword when
+        ``grouped``).
       critic: trains a value network and uses it in Ψ (segments can be bootstrapped).
       episodic: needs complete episodes (no critic to bootstrap a cut episode).
-      update: ``"step"`` (one full-batch gradient step per rollout, on-policy) or
-        ``"epochs"`` (PPO's ``num_epochs × num_minibatches`` clipped-ratio steps) or
-        ``"trust_region"`` (one natural-gradient step of the policy,
-        :mod:`jaxpg.natural`, then ``num_epochs × num_minibatches`` critic steps).
+      update: the :class:`jaxpg.updates.UpdateKind`: :data:`~jaxpg.updates.STEP`
+        (one full-batch gradient step per rollout, on-policy),
+        :data:`~jaxpg.updates.EPOCHS` (PPO's ``num_epochs × num_minibatches``
+        clipped-ratio steps) or :data:`~jaxpg.updates.TRUST_REGION` (one
+        natural-gradient step of the policy, :mod:`jaxpg.natural`, then
+        ``num_epochs × num_minibatches`` critic steps).
       normalize: advantage normalisation is on by default.
-      line_search: ``update="trust_region"`` only: TRPO's backtracking line
-        search (``trpo``) instead of the whole natural step (``npg``).
+      line_search: ``TRUST_REGION`` only: TRPO's backtracking line search
+        (``trpo``) instead of the whole natural step (``npg``).
       grouped: draws ``group_size`` episodes per start state (:mod:`jaxpg.groups`);
         ``weights`` takes a ``group_size`` keyword.
+      length_scaled: Ψ carries the batch's mean episode length as a factor (so
+        that a per-step mean over the batch is the per-trajectory mean); the
+        variance tools divide it out (``grpo``, ``grpo_nostd``).
+      discounted_return: Ψ is built from whole-episode returns R_γ(τ) = Σ_k γ^k r_k,
+        which already weight reward k by γ^k, so it is exact for ∇J_γ and the
+        variance tools' ``exact_discount`` leaves it unchanged (``reinforce``
+        and the group estimators).
     """
 
     name: str
     weights: Callable[..., Weights]
     critic: bool
     episodic: bool
-    update: str
-    normalize: bool
+    update: UpdateKind
+    normalize: bool = False
     line_search: bool = False
     grouped: bool = False
+    length_scaled: bool = False
+    discounted_return: bool = False
 
+
+#: The former name of :class:`Estimator`.
+EstimatorInfo = Estimator
+
+_ROWS = (
+    Estimator(
+        name="reinforce", weights=_reinforce, critic=False, episodic=True, update=STEP,
+        discounted_return=True,
+    ),
+    Estimator(name="reward_to_go", weights=_reward_to_go, critic=False, episodic=True, update=STEP),
+    Estimator(name="baseline", weights=_baseline, critic=True, episodic=False, update=STEP),
+    Estimator(name="vpg", weights=_gae, critic=True, episodic=False, update=STEP),
+    Estimator(
+        name="ppo", weights=_gae, critic=True, episodic=False, update=EPOCHS, normalize=True
+    ),
+    Estimator(
+        name="npg", weights=_gae, critic=True, episodic=False, update=TRUST_REGION,
+        normalize=True,
+    ),
+    Estimator(
+        name="trpo", weights=_gae, critic=True, episodic=False, update=TRUST_REGION,
+        normalize=True, line_search=True,
+    ),
+    Estimator(
+        name="rloo", weights=_group("loo", False), critic=False, episodic=True, update=STEP,
+        grouped=True, discounted_return=True,
+    ),
+    Estimator(
+        name="grpo", weights=_group("std", True), critic=False, episodic=True, update=EPOCHS,
+        grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="grpo_nostd", weights=_group("mean", False), critic=False, episodic=True,
+        update=EPOCHS, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+)  # fmt: skip
 
 #: The one table of estimators: everything else (Config validation, the update,
-#: the CLI's choices, the docs' tests) reads it.
-REGISTRY: dict[str, EstimatorInfo] = {
-    e.name: e
-    for e in (
-        EstimatorInfo("reinforce", _reinforce, False, True, "step", False),
-        EstimatorInfo("reward_to_go", _reward_to_go, False, True, "step", False),
-        EstimatorInfo("baseline", _baseline, True, False, "step", False),
-        EstimatorInfo("vpg", _gae, True, False, "step", False),
-        EstimatorInfo("ppo", _gae, True, False, "epochs", True),
-        EstimatorInfo("npg", _gae, True, False, "trust_region", True),
-        EstimatorInfo("trpo", _gae, True, False, "trust_region", True, line_search=True),
-        EstimatorInfo("rloo", _group("loo", False), False, True, "step", False, grouped=True),
-        EstimatorInfo("grpo", _group("std", True), False, True, "epochs", False, grouped=True),
-        EstimatorInfo(
-            "grpo_nostd", _group("mean", False), False, True, "epochs", False, grouped=True
-        ),
-    )
-}
-ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
+#: the CLI's choices, the variance tools, the docs' tests) reads it.
+#: :func:`register` adds rows.
+REGISTRY: dict[str, Estimator] = {e.name: e for e in _ROWS}
+BUILTIN: tuple[str, ...] = tuple(REGISTRY)
+_ENTRY_POINTS_LOADED = False
 
 
-def info(estimator: str) -> EstimatorInfo:
-    """The registry entry of ``estimator``.
+class Names(Sequence):
+    """The names of the registered estimators, a live read-only view of :data:`REGISTRY`.
+
+    Args:
+      where: keep only the rows for which ``where(row)`` is true (default: all).
+    """
+
+    def __init__(self, where: Callable[[Estimator], bool] | None = None) -> None:
+        self._where = where
+
+    def _names(self) -> tuple[str, ...]:
+        _load_entry_points()
+        return tuple(n for n, e in REGISTRY.items() if self._where is None or self._where(e))
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        if name not in REGISTRY:  # installed entry points are loaded on a miss only
+            _load_entry_points()
+        row = REGISTRY.get(name) if isinstance(name, str) else None
+        return row is not None and (self._where is None or self._where(row))
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+#: The names of the registered estimators (built-in ones first, then those
+#: :func:`register` and installed entry points added), read live.
+ESTIMATORS: Sequence[str] = Names()
+
+
+def _load_entry_points() -> None:
+    """Load the estimators installed packages offer in the ``jaxpg.estimators`` group.
+
+    An entry point ``name = "pkg.module:obj"`` is loaded (importing
+    ``pkg.module``, which may call :func:`register` itself); if ``obj`` is an
+    :class:`Estimator` whose name is not registered yet, it is registered.
+    """
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="jaxpg.estimators"):
+        if ep.name in REGISTRY:
+            continue
+        obj = ep.load()
+        if isinstance(obj, Estimator) and obj.name not in REGISTRY:
+            REGISTRY[obj.name] = obj
+
+
+_OPTIONS = ("normalize", "line_search", "grouped", "length_scaled", "discounted_return")
+
+
+def register(
+    name: str,
+    weights: Callable[..., Weights],
+    *,
+    critic: bool,
+    episodic: bool,
+    update: str | UpdateKind,
+    overwrite: bool = False,
+    **options: bool,
+) -> Estimator:
+    """Add an estimator from your own code; ``Config(estimator=name)`` then accepts it.
+
+    After this, ``make_train``, ``make_update``, sweeps, :func:`batch_gradient`
+    and :func:`jaxpg.variance.per_trajectory_gradients` take ``name`` like a
+    built-in. For the command line, register from the module named by
+    ``--env-module`` (imported before the options are checked) or from an
+    installed package's ``jaxpg.estimators`` entry point.
+
+    Args:
+      name: the new ``Config.estimator`` value (a non-empty identifier).
+      weights: ``(reward, values, next_values, terminated, truncated, *, gamma,
+        lam) -> Weights``, the built-ins' signature (arrays ``[T, ...]``, the
+        rules of :mod:`jaxpg.returns`); with ``grouped=True`` also a
+        ``group_size`` keyword. Apply no ``stop_gradient``: the surrogates do.
+      critic: train a value network; ``values``/``next_values`` are then
+        V(s_t)/V(s'_t) of the pre-update critic (zeros otherwise), and
+        ``Weights.value_target`` must be the critic's regression target.
+      episodic: needs complete episodes (``rollout="auto"`` then rolls out one
+        episode per env); ``False`` needs ``critic=True`` to bootstrap cut
+        segments.
+      update: ``"step"``, ``"epochs"``, ``"trust_region"`` or a
+        :class:`jaxpg.updates.UpdateKind` of your own.
+      overwrite: replace an existing row of that name (built-ins included).
+      **options: the other :class:`Estimator` fields: ``normalize``,
+        ``line_search``, ``grouped``, ``length_scaled``, ``discounted_return``
+        (booleans, default False).
+
+    Returns:
+      The registered :class:`Estimator` row.
+
+    Raises:
+      ValueError: a taken name (without ``overwrite``), a bad field, or an
+        unknown option, naming it.
+
+    Example:
+      >>> def half_rtg(reward, values, next_values, terminated, truncated, *, gamma, lam):
+      ...     w = _reward_to_go(reward, values, next_values, terminated, truncated,
+      ...                       gamma=gamma, lam=lam)
+      ...     return Weights(0.5 * w.psi, None)
+      >>> register("half_rtg", half_rtg, critic=False, episodic=True, update="step").update.name
+      'step'
+      >>> del REGISTRY["half_rtg"]
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register: name={name!r} is invalid: must be an identifier string")
+    if name in ESTIMATORS and not overwrite:
+        raise ValueError(
+            f"register: estimator {name!r} is already registered "
+            "(pass overwrite=True to replace it)"
+        )
+    if not callable(weights):
+        raise ValueError(f"register: weights for {name!r} must be callable")
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"register: option {unknown[0]!r} is unknown; allowed: {', '.join(_OPTIONS)}"
+        )
+    flags = {"critic": critic, "episodic": episodic, **options}
+    for field, value in flags.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"register: {field}={value!r} is invalid: must be True or False")
+    kind = updates.resolve(update)
+    if not critic and not episodic:
+        raise ValueError(
+            f"register: estimator {name!r} needs critic=True or episodic=True (without a "
+            "critic nothing can bootstrap a cut segment)"
+        )
+    if kind.needs_critic and not critic:
+        raise ValueError(f"register: update={kind.name!r} fits a critic: it needs critic=True")
+    row = Estimator(name=name, weights=weights, update=kind, **flags)
+    REGISTRY[name] = row
+    return row
+
+
+def info(estimator: str) -> Estimator:
+    """The registry row of ``estimator``.
 
     Args:
       estimator: an estimator name (one of :data:`ESTIMATORS`).
 
     Returns:
-      Its :class:`EstimatorInfo` from :data:`REGISTRY`.
+      Its :class:`Estimator` from :data:`REGISTRY`.
 
     Raises:
       ValueError: naming the allowed estimators.
 
     Example:
-      >>> info("ppo").update
+      >>> info("ppo").update.name
       'epochs'
     """
-    try:
-        return REGISTRY[estimator]
-    except KeyError:
-        raise ValueError(
-            f"estimator={estimator!r} is unknown; allowed: {', '.join(ESTIMATORS)}"
-        ) from None
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r} is unknown; allowed: {', '.join(ESTIMATORS)}")
+    return REGISTRY[estimator]
 
 
 def weights(
@@ -272,10 +465,15 @@ def weights(
 
     Args:
       estimator: one of ``ESTIMATORS``.
-      reward, values, next_values, terminated, truncated: ``[T, ...]`` as in
-        ``jaxpg.returns``. ``values``/``next_values`` are ignored by the
-        critic-free estimators, which require complete episodes.
-      gamma, lam: floats or traced scalars.
+      reward: r_t ``[T, ...]`` float32.
+      values: V(s_t) ``[T, ...]`` (ignored by the critic-free estimators, which
+        require complete episodes).
+      next_values: V(s'_t) ``[T, ...]``, s'_t the true next observation (ignored
+        likewise).
+      terminated: ``[T, ...]`` bool, true terminations.
+      truncated: ``[T, ...]`` bool, cuts (time limits, segment ends).
+      gamma: discount γ, a float or a traced scalar.
+      lam: GAE λ, a float or a traced scalar.
       group_size: G of the grouped estimators (``[T, B]`` with B = groups × G,
         group-major, one complete episode per env); ignored by the others.
 
@@ -289,96 +487,145 @@ def weights(
     )
 
 
-def masked_mean(x: Array, mask: Array) -> Array:
-    """Mean of ``x`` over the entries where ``mask`` is 1: Σ x·m / max(Σ m, 1).
+def batch_weights(
+    estimator: str,
+    reward: Array,
+    values: Array,
+    next_values: Array,
+    terminated: Array,
+    truncated: Array,
+    mask: Array,
+    *,
+    gamma: float | Array,
+    lam: float | Array,
+    group_size: int = 1,
+    normalize_advantages: bool | None = None,
+) -> Weights:
+    """Ψ_t as the trainer uses it: :func:`weights`, then advantage normalisation.
 
     Args:
-      x: values, any shape.
-      mask: float 0/1 weights of ``x``'s shape.
+      estimator: a registered name.
+      reward: r_t ``[T, B]`` (as :func:`weights`).
+      values: V(s_t) ``[T, B]``.
+      next_values: V(s'_t) ``[T, B]``.
+      terminated: ``[T, B]`` bool.
+      truncated: ``[T, B]`` bool.
+      mask: ``[T, B]`` float 0/1, the steps that count in the normalisation.
+      gamma: discount γ, a float or a traced scalar.
+      lam: GAE λ, a float or a traced scalar.
+      group_size: G of the grouped estimators.
+      normalize_advantages: normalise Ψ over the masked batch (:func:`normalize`);
+        ``None`` takes the estimator's default (``Estimator.normalize``).
 
     Returns:
-      A float32 scalar (0 when the mask is empty).
+      :class:`Weights`: ``psi`` ``[T, B]`` and the critic target (``None``
+      without a critic).
+    """
+    w = weights(
+        estimator, reward, values, next_values, terminated, truncated,
+        gamma=gamma, lam=lam, group_size=group_size,
+    )  # fmt: skip
+    on = info(estimator).normalize if normalize_advantages is None else normalize_advantages
+    return Weights(normalize(w.psi, mask) if on else w.psi, w.value_target)
+
+
+class BatchGradient(NamedTuple):
+    """One estimator's estimate on one batch (:func:`batch_gradient`)."""
+
+    weights: Weights  # Ψ_t [T, B] (normalised if asked) and the critic target
+    surrogate: Array  # float32 scalar L(θ) at the given parameters
+    gradient: Any  # ∇_θ L(θ), a pytree like the parameters
+
+
+def batch_gradient(
+    estimator: str,
+    policy: Callable[[Any, Array], Any],
+    params: Any,
+    obs: Array,
+    action: Array,
+    old_log_prob: Array,
+    reward: Array,
+    terminated: Array,
+    truncated: Array,
+    values: Array | None = None,
+    next_values: Array | None = None,
+    mask: Array | None = None,
+    *,
+    gamma: float | Array,
+    lam: float | Array = 1.0,
+    clip_eps: float | Array = 0.2,
+    group_size: int = 1,
+    normalize_advantages: bool | None = None,
+    episodes: bool | None = None,
+) -> BatchGradient:
+    """Any registered estimator's weights, surrogate and policy gradient on one batch.
+
+    The same code path as the trainer's first optimizer step: Ψ from
+    :func:`batch_weights`, then the estimator's update kind's surrogate
+    (:attr:`jaxpg.updates.UpdateKind.surrogate` with its normaliser), so
+    ``gradient`` is what the trainer ascends at θ = the behaviour policy
+    (``step``: (1/N) Σ_i Σ_t ∇log π·Ψ for N complete episodes, the per-step mean
+    for segments; ``epochs``/``trust_region``: the masked per-step mean, whose
+    gradient at θ_old equals that of the clipped/ratio objective). The critic
+    loss and entropy bonus are not included.
+
+    Args:
+      estimator: a registered name (:data:`ESTIMATORS`).
+      policy: ``(params, obs) -> dist`` (logits for discrete actions, as
+        :func:`jaxpg.networks.log_prob` takes them).
+      params: the policy parameters θ (differentiated).
+      obs: ``[T, B, *obs_shape]`` float32, time-major.
+      action: ``[T, B]`` int32 (discrete) or ``[T, B, d]``.
+      old_log_prob: log π_old(a_t|s_t) of the behaviour policy ``[T, B]``.
+      reward: r_t ``[T, B]`` float32.
+      terminated: ``[T, B]`` bool, true terminations.
+      truncated: ``[T, B]`` bool, cuts (bootstrapped by critic estimators).
+      values: V(s_t) ``[T, B]`` of the critic (required by critic estimators;
+        zeros otherwise).
+      next_values: V(s'_t) ``[T, B]``, likewise.
+      mask: ``[T, B]`` float 0/1 (default all ones).
+      gamma: discount γ, a float or a traced scalar.
+      lam: GAE λ, a float or a traced scalar.
+      clip_eps: PPO's ε (``epochs`` estimators), a float or a traced scalar.
+      group_size: G of the grouped estimators (B = groups × G, group-major).
+      normalize_advantages: as :func:`batch_weights`.
+      episodes: each column is one complete episode (``step``'s per-episode
+        normaliser); default ``Estimator.episodic`` (what ``rollout="auto"`` does).
+
+    Returns:
+      :class:`BatchGradient`.
 
     Example:
-      >>> float(masked_mean(jnp.array([1.0, 2.0, 9.0]), jnp.array([1.0, 1.0, 0.0])))
-      1.5
+      >>> logits = lambda p, o: o @ p  # a linear policy on 2 features, 2 actions
+      >>> obs = jnp.ones((3, 1, 2)); act = jnp.zeros((3, 1), jnp.int32)
+      >>> r = jnp.array([[1.0], [0.0], [1.0]]); f = jnp.zeros((3, 1), bool)
+      >>> out = batch_gradient("reward_to_go", logits, jnp.zeros((2, 2)), obs, act,
+      ...     jnp.log(jnp.full((3, 1), 0.5)), r, f.at[-1].set(True), f, gamma=1.0)
+      >>> out.weights.psi[:, 0].tolist()  # G_t = 2, 1, 1
+      [2.0, 1.0, 1.0]
+      >>> float(out.gradient[0, 0])  # Σ_t G_t ∂log π(a=0)/∂θ_00 = 4 · (1 − 0.5)
+      2.0
     """
-    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    from jaxpg import networks  # flax: only when a gradient is asked for
 
+    entry = info(estimator)
+    if entry.critic and (values is None or next_values is None):
+        raise ValueError(f"estimator={estimator!r} has a critic: pass values and next_values")
+    zeros = jnp.zeros_like(reward)
+    values = zeros if values is None else values
+    next_values = zeros if next_values is None else next_values
+    mask = jnp.ones_like(reward) if mask is None else mask
+    w = batch_weights(
+        estimator, reward, values, next_values, terminated, truncated, mask,
+        gamma=gamma, lam=lam, group_size=group_size,
+        normalize_advantages=normalize_advantages,
+    )  # fmt: skip
+    kind = entry.update
+    divisor = kind.normalizer(mask, entry.episodic if episodes is None else episodes)
 
-def normalize(psi: Array, mask: Array, eps: float = 1e-8) -> Array:
-    """(Ψ − mean) / (std + eps) over the masked batch.
+    def objective(p: Any) -> Array:
+        logp = networks.log_prob(policy(p, obs), action)
+        return kind.surrogate(logp, old_log_prob, w.psi, mask, clip_eps, divisor)[0]
 
-    This subtracts a same-batch mean baseline (bias O(1/N)) and rescales by a
-    batch statistic; it changes the estimator and is off for the vanilla ones.
-
-    Args:
-      psi: weights Ψ, any shape (``[T, B]``).
-      mask: 0/1 of the same shape; masked entries do not enter the statistics.
-      eps: added to the standard deviation.
-
-    Returns:
-      The normalised weights, ``psi``'s shape.
-    """
-    mean = masked_mean(psi, mask)
-    var = masked_mean((psi - mean) ** 2, mask)
-    return (psi - mean) / (jnp.sqrt(var) + eps)
-
-
-def pg_surrogate(log_prob: Array, psi: Array, mask: Array, normalizer: Array | float) -> Array:
-    """Σ mask·log π(a|s)·stop_gradient(Ψ) / normalizer; its gradient is the estimate.
-
-    Args:
-      log_prob: log π_θ(a_t|s_t), ``[T, B]`` (or flat ``[N]``).
-      psi: the weights Ψ_t, same shape (not differentiated).
-      mask: 0/1, same shape.
-      normalizer: N trajectories (complete episodes: the unbiased (1/N) Σ_i Σ_t)
-        or the number of unmasked steps (segments).
-
-    Returns:
-      The scalar surrogate.
-    """
-    return jnp.sum(log_prob * jax.lax.stop_gradient(psi) * mask) / normalizer
-
-
-def ppo_surrogate(
-    log_prob: Array, old_log_prob: Array, adv: Array, mask: Array, clip_eps: Array | float
-) -> tuple[Array, Array, Array]:
-    """PPO's clipped objective E[min(ρ Â, clip(ρ, 1 ± ε) Â)], ρ = π/π_old.
-
-    Args:
-      log_prob: log π_θ(a_t|s_t), ``[N]`` float32 (or any shape).
-      old_log_prob: log π_old(a_t|s_t) of the rollout, same shape.
-      adv: advantages Â_t, same shape (not differentiated).
-      mask: 0/1 float32, same shape; masked entries do not count.
-      clip_eps: ε, a float or a traced scalar.
-
-    Returns:
-      ``(objective, approx_kl, clip_fraction)``, float32 scalars (masked means);
-      approx KL is the low-variance estimator E[(ρ − 1) − log ρ], and it and the
-      clip fraction carry no gradient.
-    """
-    adv = jax.lax.stop_gradient(adv)
-    log_ratio = log_prob - old_log_prob
-    ratio = jnp.exp(log_ratio)
-    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    obj = masked_mean(jnp.minimum(ratio * adv, clipped * adv), mask)
-    kl = masked_mean(jax.lax.stop_gradient((ratio - 1.0) - log_ratio), mask)
-    frac = masked_mean(
-        jax.lax.stop_gradient((jnp.abs(ratio - 1.0) > clip_eps).astype(adv.dtype)), mask
-    )
-    return obj, kl, frac
-
-
-def value_loss(value: Array, target: Array, mask: Array) -> Array:
-    """½ E[(V_φ(s) − target)²] over the masked steps (target is not differentiated).
-
-    Args:
-      value: V_φ(s_t), ``[T, B]`` or ``[N]``.
-      target: the regression target, same shape.
-      mask: 0/1, same shape.
-
-    Returns:
-      The scalar loss.
-    """
-    return 0.5 * masked_mean((value - jax.lax.stop_gradient(target)) ** 2, mask)
+    value, grad = jax.value_and_grad(objective)(params)
+    return BatchGradient(w, value, grad)

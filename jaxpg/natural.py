@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxpg import networks
+from jaxpg import losses, networks
 
 Array = jax.Array
 PyTree = Any
@@ -93,10 +93,6 @@ def kl(old, new) -> Array:
     logp_old = jax.nn.log_softmax(old, axis=-1)
     logp_new = jax.nn.log_softmax(new, axis=-1)
     return jnp.sum(jnp.exp(logp_old) * (logp_old - logp_new), axis=-1)
-
-
-def _masked_mean(x: Array, mask: Array) -> Array:
-    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 # --- Fisher-vector products and conjugate gradient -------------------------------------
@@ -312,10 +308,10 @@ def trust_region_step(
 
     def surrogate(p):
         logp = networks.log_prob(policy(p, batch.obs), batch.action)
-        return _masked_mean(jnp.exp(logp - batch.old_log_prob) * adv, batch.mask)
+        return losses.ratio_surrogate(logp, batch.old_log_prob, adv, batch.mask)
 
     def mean_kl(p):
-        return _masked_mean(kl(old_dist, policy(p, batch.obs)), batch.mask)
+        return losses.masked_mean(kl(old_dist, policy(p, batch.obs)), batch.mask)
 
     g = jax.grad(surrogate)(params)
     fvp = lambda v: fisher_vector_product(mean_kl, params, v, damping)  # noqa: E731

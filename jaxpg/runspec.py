@@ -49,7 +49,7 @@ class RunSpec(NamedTuple):
     mesh: Any = None
 
     @property
-    def estimator(self) -> estimators.EstimatorInfo:
+    def estimator(self) -> estimators.Estimator:
         return estimators.REGISTRY[self.config.estimator]
 
     @property
@@ -121,23 +121,9 @@ def make_runspec(
             f"takes num_envs*T = {config.num_envs}*{horizon} = {config.num_envs * horizon} steps"
         )
     model = networks.from_config(config, spec) if network is None else networks.as_model(network)
-    info = estimators.REGISTRY[config.estimator]
-    steps = config.num_epochs * config.num_minibatches if info.update != "step" else 1
-    if (
-        isinstance(model, networks.RecurrentModel)
-        and info.update != "step"
-        and config.num_envs % config.num_minibatches
-    ):
-        raise ValueError(
-            f"Config.num_minibatches={config.num_minibatches} is invalid: a recurrent "
-            f"network's minibatches are whole sequences, so it must divide "
-            f"num_envs={config.num_envs}"
-        )
-    if info.update != "step" and (config.num_envs * horizon) % config.num_minibatches:
-        raise ValueError(
-            f"Config.num_minibatches={config.num_minibatches} is invalid: must divide "
-            f"num_envs*T = {config.num_envs}*{horizon} = {config.num_envs * horizon}"
-        )
+    kind = estimators.REGISTRY[config.estimator].update
+    steps = kind.optimizer_steps(config)
+    kind.check_run(config, horizon, isinstance(model, networks.RecurrentModel))
     opt = optimizers.make_optimizer(config, num_updates, steps, optimizer)
     return RunSpec(config, env_obj, env_params, spec, model, opt, horizon, num_updates, steps)
 

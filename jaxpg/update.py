@@ -11,185 +11,34 @@ One update:
 2. One batched critic pass gives V(s_t) and V(s'_t) (s'_t the true next
    observation), so truncations bootstrap from the final observation.
 3. Estimator weights Ψ_t from the pre-update critic (``jaxpg.estimators``).
-4. Gradient ascent on the surrogate (Optax minimises −surrogate): one
-   full-batch step for estimators whose ``update`` is ``"step"``, and
-   ``num_epochs × num_minibatches`` clipped steps for ``"epochs"`` (PPO). The
-   optimizer is the run's Optax chain built from ``hparams`` (global-norm
-   clipping and the learning-rate schedule included; :mod:`jaxpg.optimizers`).
-   ``"trust_region"`` (``npg``/``trpo``): one natural-gradient step of the policy
-   (:mod:`jaxpg.natural`, δ = ``hparams.delta``), then the critic is fit with
-   ``num_epochs × num_minibatches`` Optax steps on the same batch, after the
-   advantages were computed (:func:`_trust_region_step`).
+4. Gradient ascent on the surrogate (Optax minimises −surrogate), as the
+   estimator's update kind does it (:mod:`jaxpg.updates`): one full-batch step
+   (``step``), PPO's ``num_epochs × num_minibatches`` clipped steps
+   (``epochs``), or a natural-gradient policy step followed by the critic's
+   epochs (``trust_region``). The optimizer is the run's Optax chain built from
+   ``hparams`` (global-norm clipping and the learning-rate schedule included;
+   :mod:`jaxpg.optimizers`).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
-from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxpg import (
-    blocking,
-    compiling,
-    estimators,
-    groups,
-    natural,
-    networks,
-    normalization,
-    rollout,
-    sharding,
-    shuffle,
-)
+from jaxpg import blocking, compiling, estimators, groups, networks, normalization, rollout
 from jaxpg.config import Config, HParams
 from jaxpg.runspec import RunSpec, TrainState, init_state, initial_hidden, make_runspec
+from jaxpg.updates import common
 
-
-class Batch(NamedTuple):
-    """What the loss needs, flattened to ``[N, ...]`` (PPO minibatches) or ``[T, B, ...]``."""
-
-    obs: jax.Array
-    action: jax.Array
-    old_log_prob: jax.Array
-    psi: jax.Array
-    value_target: jax.Array
-    mask: jax.Array
-    # Recurrent networks only ([T, B] layout): the state before step 0 [B, ...], and
-    # which steps ended an episode [T, B] (the state is zeroed after them).
-    hidden0: Any = None
-    done: Any = None
-
-
-def model_for(run: RunSpec, batch: Batch) -> networks.Model:
-    """The networks as the losses call them: ``run.model`` itself, or for a recurrent
-    model its replay over ``batch``'s sequences (:func:`jaxpg.networks.sequence_view`).
-
-    Args:
-      run: the run's set-up.
-      batch: the batch the loss is taken on (``hidden0``/``done`` are read only
-        for a recurrent model, which needs the ``[T, B, ...]`` layout).
-
-    Returns:
-      A :class:`~jaxpg.networks.Model` to call on ``batch.obs``.
-    """
-    if run.recurrent:
-        return networks.sequence_view(run.model, batch.hidden0, batch.done)
-    return run.model
-
-
-def loss_fn(run: RunSpec, params: Any, batch: Batch, hp: HParams, normalizer):
-    """−(policy surrogate + ent_coef·entropy) + vf_coef·value loss, and metrics.
-
-    The policy surrogate is PPO's clipped objective for ``update="epochs"``,
-    otherwise :func:`jaxpg.estimators.pg_surrogate`; the value loss enters only
-    for estimators with a critic.
-
-    Args:
-      run: the run's set-up (estimator, networks).
-      params: the model's parameters (differentiated).
-      batch: a :class:`Batch`, ``[N, ...]`` (a minibatch) or ``[T, B, ...]``.
-      hp: traced hyperparameters (``clip_eps``, ``ent_coef``, ``vf_coef``).
-      normalizer: the surrogate's divisor for ``pg_surrogate`` (episodes: B;
-        segments: the unmasked steps); unused by PPO.
-
-    Returns:
-      ``(loss, aux)``: the float32 scalar loss and a dict of float32 scalar
-      diagnostics (``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
-      ``clip_frac``; the last two 0 outside PPO).
-    """
-    critic = run.estimator.critic
-    model = model_for(run, batch)
-    if critic:
-        dist, v = model.policy_value(params, batch.obs)
-    else:
-        dist = model.policy(params, batch.obs)
-    logp = networks.log_prob(dist, batch.action)
-    ent = estimators.masked_mean(networks.entropy(dist), batch.mask)
-    if run.estimator.update == "epochs":
-        obj, kl, frac = estimators.ppo_surrogate(
-            logp, batch.old_log_prob, batch.psi, batch.mask, hp.clip_eps
-        )
-    else:
-        obj = estimators.pg_surrogate(logp, batch.psi, batch.mask, normalizer)
-        kl = frac = jnp.zeros(())
-    loss = -(obj + hp.ent_coef * ent)
-    v_loss = jnp.zeros(())
-    if critic:
-        v_loss = estimators.value_loss(v, batch.value_target, batch.mask)
-        loss = loss + hp.vf_coef * v_loss
-    aux = {
-        "policy_loss": -obj,
-        "value_loss": v_loss,
-        "entropy": ent,
-        "approx_kl": kl,
-        "clip_frac": frac,
-    }
-    return loss, aux
-
-
-def _sgd_step(run: RunSpec, hp: HParams, normalizer, carry, batch: Batch, chunk=None):
-    """One optimizer step on ``batch`` (with ``chunk``, its gradient over chunks of
-    that many samples; :func:`jaxpg.blocking.chunked_value_and_grad`)."""
-    params, opt_state = carry
-    grad_fn = jax.value_and_grad(lambda p, b: loss_fn(run, p, b, hp, normalizer), has_aux=True)
-    (loss, aux), grads = blocking.chunked_value_and_grad(grad_fn, params, batch, chunk)
-    updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return (params, opt_state), {**aux, "loss": loss, "grad_norm": optax.global_norm(grads)}
-
-
-def _minibatches(run: RunSpec, flat: Batch, key: jax.Array) -> Batch:
-    """Shuffle ``[N, ...]`` leaves with one permutation; split into ``[M, N/M, ...]``."""
-    n = flat.mask.shape[0]
-    m = run.config.num_minibatches
-    if run.config.minibatch_shuffle == "sort":
-        perm = jax.random.permutation(key, n)
-    else:
-        perm = shuffle.permutation(key, n)
-    shuffled = jax.tree.map(lambda x: x[perm].reshape((m, n // m) + x.shape[1:]), flat)
-    mesh = run.mesh
-    if mesh is not None and mesh.size > 1 and (n // m) % mesh.size == 0:
-        rows = NamedSharding(mesh, PartitionSpec(None, sharding.ENV_AXIS))
-        shuffled = jax.lax.with_sharding_constraint(
-            shuffled, jax.tree.map(lambda _: rows, shuffled)
-        )
-    return shuffled
-
-
-def _sequence_minibatches(run: RunSpec, batch: Batch, key: jax.Array) -> Batch:
-    """A recurrent run's minibatches: whole env sequences, ``[M, T, B/M, ...]``
-    (``hidden0`` ``[M, B/M, ...]``), the envs shuffled by one permutation."""
-    b = batch.mask.shape[1]
-    m = run.config.num_minibatches
-    perm = jax.random.permutation(key, b)
-
-    def split(x, axis):
-        x = jnp.take(x, perm, axis=axis)
-        x = x.reshape(x.shape[:axis] + (m, b // m) + x.shape[axis + 1 :])
-        return jnp.moveaxis(x, axis, 0)
-
-    hidden0 = jax.tree.map(lambda x: split(x, 0), batch.hidden0)
-    rest = batch._replace(hidden0=None)
-    return jax.tree.map(lambda x: split(x, 1), rest)._replace(hidden0=hidden0)
-
-
-def _split(run: RunSpec, batch: Batch, key: jax.Array) -> Batch:
-    """``num_minibatches`` shuffled minibatches of ``batch`` ``[T, B, ...]``: samples
-    (feed-forward), or whole sequences (recurrent)."""
-    if run.recurrent:
-        return _sequence_minibatches(run, batch, key)
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
-    return _minibatches(run, flat, key)
-
-
-def _epoch(run: RunSpec, hp: HParams, batch: Batch, carry, key: jax.Array):
-    """One pass over the shuffled batch ``[T, B, ...]`` in ``num_minibatches`` minibatches."""
-    n = batch.mask.size // run.config.num_minibatches
-    chunk = None if run.recurrent else blocking.grad_chunk_size(run, n)
-    step = lambda c, b: _sgd_step(run, hp, 1.0, c, b, chunk)  # noqa: E731
-    return jax.lax.scan(step, carry, _split(run, batch, key))
+# The shared machinery lives with the update kinds (jaxpg.updates); these names stay
+# importable from here.
+Batch = common.Batch
+model_for = common.model_for
+loss_fn = common.loss_fn
+_minibatches = common.minibatches
+_sequence_minibatches = common.sequence_minibatches
 
 
 def collect(run: RunSpec, state: TrainState, key: jax.Array):
@@ -222,67 +71,6 @@ def collect(run: RunSpec, state: TrainState, key: jax.Array):
     return rollout.rollout_segment(
         key, policy, state.params, run.env, run.env_params, run.spec, state.env, run.horizon
     )
-
-
-def _critic_loss(run: RunSpec, params: Any, batch: Batch):
-    """The critic's regression loss alone (the trust-region estimators' critic fit)."""
-    v = model_for(run, batch).value(params, batch.obs)
-    v_loss = estimators.value_loss(v, batch.value_target, batch.mask)
-    return v_loss, {"value_loss": v_loss}
-
-
-def _critic_epoch(run: RunSpec, hp: HParams, batch: Batch, carry, key: jax.Array):
-    """One shuffled pass of critic-only Optax steps over ``batch`` ``[T, B, ...]``."""
-
-    def step(c, b):
-        params, opt_state = c
-        grads, aux = jax.grad(lambda p: _critic_loss(run, p, b), has_aux=True)(params)
-        updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), aux
-
-    return jax.lax.scan(step, carry, _split(run, batch, key))
-
-
-def _trust_region_step(run: RunSpec, hp: HParams, carry, batch: Batch, key: jax.Array):
-    """``npg``/``trpo``: a natural-gradient policy step, then the critic's Optax epochs.
-
-    The policy step (:func:`jaxpg.natural.trust_region_step`) touches only the
-    parameters the policy uses; the critic is then fit to the targets computed
-    before the step. Returns ``(carry, aux)`` with the usual metric names plus
-    the step's diagnostics (``accepted``, ``step_fraction``, ``cg_residual``,
-    ``surrogate_gain``); ``approx_kl`` is the measured mean KL of the step.
-    """
-    cfg = run.config
-    params, opt_state = carry
-    pol_batch = natural.PolicyBatch(
-        batch.obs, batch.action, batch.old_log_prob, batch.psi, batch.mask
-    )
-    model = model_for(run, batch)
-    params, info = natural.trust_region_step(
-        model.policy, params, pol_batch, hp.delta, cg_iters=cfg.cg_iters,
-        damping=cfg.cg_damping, backtrack_iters=cfg.backtrack_iters,
-        line_search_on=run.estimator.line_search,
-    )  # fmt: skip
-    epoch = lambda c, k: _critic_epoch(run, hp, batch, c, k)  # noqa: E731
-    (params, opt_state), v_aux = jax.lax.scan(
-        epoch, (params, opt_state), jax.random.split(key, cfg.num_epochs)
-    )
-    ent = estimators.masked_mean(networks.entropy(model.policy(params, batch.obs)), batch.mask)
-    v_loss = jnp.mean(v_aux["value_loss"])
-    aux = {
-        "policy_loss": -info.gain,
-        "value_loss": v_loss,
-        "entropy": ent,
-        "approx_kl": info.kl,
-        "clip_frac": jnp.zeros(()),
-        "loss": v_loss - info.gain,
-        "grad_norm": info.grad_norm,
-        "accepted": info.accepted,
-        "step_fraction": info.fraction,
-        "cg_residual": info.cg_residual,
-        "surrogate_gain": info.gain,
-    }
-    return (params, opt_state), aux
 
 
 def critic_values(run: RunSpec, params: Any, trans: rollout.Transition, hidden0: Any = None):
@@ -398,27 +186,21 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
             reward_norm, trans.reward, trans.done, trans.mask, hp.gamma
         )
     values, next_values = critic_values(run, state.params, trans, hidden0)
-    w = estimators.weights(
+    w = estimators.batch_weights(
         cfg.estimator, reward, values, next_values, trans.terminated, trans.truncated,
-        gamma=hp.gamma, lam=hp.lam, group_size=cfg.group_size,
+        trans.mask, gamma=hp.gamma, lam=hp.lam, group_size=cfg.group_size,
+        normalize_advantages=cfg.normalize,
     )  # fmt: skip
-    psi = estimators.normalize(w.psi, trans.mask) if cfg.normalize else w.psi
+    psi = w.psi
     target = w.value_target if w.value_target is not None else jnp.zeros_like(psi)
     batch = Batch(trans.obs, trans.action, trans.log_prob, psi, target, trans.mask)
     if run.recurrent:
         batch = batch._replace(hidden0=hidden0, done=trans.done)
     carry = (state.params, state.opt_state)
 
-    if run.estimator.update == "epochs":
-        epoch = lambda c, k: _epoch(run, hp, batch, c, k)  # noqa: E731
-        carry, aux = jax.lax.scan(epoch, carry, jax.random.split(k_epochs, cfg.num_epochs))
-        aux = jax.tree.map(jnp.mean, aux)
-    elif run.estimator.update == "trust_region":
-        carry, aux = _trust_region_step(run, hp, carry, batch, k_epochs)
-    else:
-        # One full-batch step: per trajectory for complete episodes, per step otherwise.
-        normalizer = float(cfg.num_envs) if cfg.rollout_mode == "episodes" else jnp.sum(trans.mask)
-        carry, aux = _sgd_step(run, hp, normalizer, carry, batch)
+    kind = run.estimator.update
+    normalizer = kind.normalizer(trans.mask, cfg.rollout_mode == "episodes")
+    carry, aux = kind.step(run, hp, carry, batch, k_epochs, normalizer)
     params, opt_state = carry
 
     ep = episode_metrics(trans, state.last_return, state.last_length)

@@ -15,7 +15,7 @@ import pytest
 
 import jaxpg
 from jaxpg import envs as jenvs
-from jaxpg import estimators, groups, networks
+from jaxpg import estimators, groups
 from tests import tiny_mdp
 
 THETA = jnp.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
@@ -71,25 +71,19 @@ def test_exact_expectations_are_what_the_docs_state():
 def _sampled_gradients(estimator: str, num_envs: int, reps: int):
     env, env_params = jenvs.make_env(tiny_mdp.TwoStep())
     spec = jenvs.env_spec(env, env_params)
-    info = estimators.info(estimator)
 
     def one(key):
         trans = groups.rollout_groups(
             key, tiny_mdp.policy_apply, THETA, env, env_params, spec, num_envs, 2, G
         )
-        zeros = jnp.zeros_like(trans.reward)
-        w = estimators.weights(
-            estimator, trans.reward, zeros, zeros, trans.terminated, trans.truncated,
-            gamma=GAMMA, lam=1.0, group_size=G,
+        # The public per-batch gradient: the trainer's weights and surrogate (grpo's
+        # clipped ratio, whose gradient at θ_old is the per-step mean; rloo's (1/N) Σ_i Σ_t).
+        out = estimators.batch_gradient(
+            estimator, tiny_mdp.policy_apply, THETA, trans.obs, trans.action, trans.log_prob,
+            trans.reward, trans.terminated, trans.truncated, mask=trans.mask,
+            gamma=GAMMA, group_size=G,
         )  # fmt: skip
-
-        def objective(theta):
-            logp = networks.log_prob(tiny_mdp.policy_apply(theta, trans.obs), trans.action)
-            if info.update == "epochs":  # PPO-style: its gradient at θ_old
-                return estimators.ppo_surrogate(logp, trans.log_prob, w.psi, trans.mask, 0.2)[0]
-            return estimators.pg_surrogate(logp, w.psi, trans.mask, float(num_envs))
-
-        return jax.grad(objective)(THETA).reshape(-1)
+        return out.gradient.reshape(-1)
 
     return jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(11), reps))
 

@@ -10,7 +10,9 @@ PKG = Path(__file__).resolve().parent.parent / "jaxpg"
 # host I/O (files, checkpoints, metrics, plots, the run directory, rendering).
 COMPILED = (
     "returns", "estimators", "config", "networks", "envs", "optimizers", "rollout",
-    "runspec", "blocking", "update", "loop", "train", "shuffle",
+    "runspec", "blocking", "update", "loop", "train", "shuffle", "losses",
+    "updates/__init__", "updates/base", "updates/common", "updates/step", "updates/epochs",
+    "updates/trust_region",
 )  # fmt: skip
 HOST_IO = ("files", "checkpoint", "progress", "plotting", "run", "render", "commands", "cli")
 

@@ -310,10 +310,17 @@ def test_cartpole_mlp_gradients_and_critic():
         per_trajectory_gradients(
             jax.random.key(2), env, env_params, pol.apply, pp, 2, estimator="baseline", max_steps=10
         )
-    with pytest.raises(ValueError, match="allowed"):
+    # Every registered estimator is measurable (ppo: its first step's gradient at θ_old,
+    # vpg's GAE weights); an unknown name is refused with the allowed ones.
+    with pytest.raises(ValueError, match="'a2c' is unknown; allowed: reinforce"):
         per_trajectory_gradients(
-            jax.random.key(2), env, env_params, pol.apply, pp, 2, estimator="ppo", max_steps=10
+            jax.random.key(2), env, env_params, pol.apply, pp, 2, estimator="a2c", max_steps=10
         )
+    ppo = per_trajectory_gradients(
+        jax.random.key(2), env, env_params, pol.apply, pp, 6, estimator="ppo", lam=0.9,
+        value_apply=val.apply, value_params=vp, max_steps=40,
+    )  # fmt: skip
+    np.testing.assert_array_equal(ppo, g)
 
 
 # --- metrics ---------------------------------------------------------------------------

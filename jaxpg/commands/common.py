@@ -327,6 +327,27 @@ def json_stdout():
             os.close(saved)
 
 
+def import_env_module(argv: list[str]) -> None:
+    """Import the module ``--env-module`` names before the parser is built.
+
+    The module may register environments and estimators
+    (``jaxpg.estimators.register``); importing it first puts its estimators
+    among ``--estimator``'s choices. The CLI calls this after
+    :func:`start_distributed`.
+    """
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # not `--env`
+    pre.add_argument("--env-module", dest="env_module", default=None)
+    args, _ = pre.parse_known_args(argv)
+    if args.env_module is None:
+        return
+    from jaxpg import envs
+
+    try:
+        envs.import_module(args.env_module)
+    except ValueError as exc:
+        raise CommandError(f"--env-module: {exc}") from None
+
+
 def emit_json(obj) -> None:
     """Print one JSON document on stdout (the ``--json`` contract)."""
     stream = _JSON_OUT[-1] if _JSON_OUT else sys.stdout

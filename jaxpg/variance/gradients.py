@@ -49,9 +49,11 @@ from jax.flatten_util import ravel_pytree
 from jaxpg import envs, estimators, groups, networks, rollout
 
 Array = jax.Array
-#: The group-relative kinds: episodes in groups of G from one start state.
-GROUP_KINDS = ("rloo", "grpo", "grpo_nostd")
-KINDS = ("reinforce", "reward_to_go", "baseline", "vpg") + GROUP_KINDS
+#: The registered estimators (every row of :data:`jaxpg.estimators.REGISTRY`, read
+#: live, so estimators added by :func:`jaxpg.estimators.register` are measured too),
+#: and the group-relative ones among them (episodes in groups of G from one start state).
+KINDS = estimators.ESTIMATORS
+GROUP_KINDS = estimators.Names(lambda e: e.grouped)
 #: G of the group kinds when none is given (``jaxpg.Config``'s default).
 DEFAULT_GROUP_SIZE = 8
 
@@ -60,9 +62,11 @@ class Estimator(NamedTuple):
     """One estimator to measure: a weight rule and its maths parameters.
 
     Attributes:
-      kind: ``reinforce`` (w_t = R(τ)), ``reward_to_go`` (w_t = G_t),
-        ``baseline`` (w_t = G_t − V(s_t)), ``vpg`` (w_t = GAE(γ, λ)_t), or a
-        group kind ``rloo``, ``grpo``, ``grpo_nostd`` (module docstring).
+      kind: a registered estimator name: ``reinforce`` (w_t = R(τ)),
+        ``reward_to_go`` (w_t = G_t), ``baseline`` (w_t = G_t − V(s_t)),
+        ``vpg`` (w_t = GAE(γ, λ)_t), a group kind ``rloo``, ``grpo``,
+        ``grpo_nostd`` (module docstring), or one added with
+        :func:`jaxpg.estimators.register`.
       gamma: discount γ.
       lam: GAE λ (``vpg`` only).
       exact_discount: multiply w_t by γ^t (the exact ∇J_γ form).
@@ -85,18 +89,22 @@ class Estimator(NamedTuple):
         return self.label or self.kind
 
     @property
+    def row(self) -> estimators.Estimator:
+        """The estimator's registry row (:func:`jaxpg.estimators.info`)."""
+        return estimators.info(self.kind)
+
+    @property
     def grouped(self) -> bool:
-        return self.kind in GROUP_KINDS
+        return self.row.grouped
 
     @property
     def uses_critic(self) -> bool:
-        return self.kind in ("baseline", "vpg")
+        return self.row.critic
 
 
 def check_kind(kind: str) -> None:
-    """Raise ``ValueError`` unless ``kind`` is one of :data:`KINDS`."""
-    if kind not in KINDS:
-        raise ValueError(f"estimator={kind!r} is unknown; allowed: {', '.join(KINDS)}")
+    """Raise ``ValueError`` unless ``kind`` is a registered estimator (:data:`KINDS`)."""
+    estimators.info(kind)
 
 
 def check_estimator(est: Estimator) -> None:
@@ -246,15 +254,18 @@ def episode_weights(
 ) -> Array:
     """Weights w_t ``[T, K]`` of one estimator on a pool of complete episodes.
 
-    Rewards after an episode's end are zeroed, and the weights are reused from
-    ``jaxpg.estimators.weights`` (``reinforce`` → R(τ), ``reward_to_go`` → G_t,
-    ``baseline`` → G_t − V(s_t), ``vpg`` → GAE, the group kinds → the
-    trainer's group weight). With ``exact_discount`` the critic and
-    reward-to-go weights are multiplied by γ^t.
+    Rewards after an episode's end are zeroed, and the weights are the
+    trainer's (:func:`jaxpg.estimators.batch_weights`, without advantage
+    normalisation: ``reinforce`` → R(τ), ``reward_to_go`` → G_t, ``baseline``
+    → G_t − V(s_t), ``vpg``/``ppo``/``npg``/``trpo`` → GAE, the group kinds →
+    the trainer's group weight, a registered estimator → its ``weights``).
+    With ``exact_discount`` the weights of every estimator not built from
+    whole-episode returns (``Estimator.discounted_return``) are multiplied by γ^t.
 
     The trainer scales the group weights of ``grpo``/``grpo_nostd`` by the
-    batch's mean episode length (it averages over steps); that factor is
-    divided out here, so w_i = c_i Ψ_i per trajectory (module docstring).
+    batch's mean episode length (it averages over steps;
+    ``Estimator.length_scaled``); that factor is divided out here, so
+    w_i = c_i Ψ_i per trajectory (module docstring).
 
     Args:
       est: the estimator.
@@ -270,22 +281,14 @@ def episode_weights(
     term, trunc = episode_flags(pool, est.bootstrap_truncated)
     if est.grouped:
         check_groups(reward.shape[1], est.group_size)
-    w = estimators.weights(
-        est.kind,
-        reward,
-        values,
-        next_values,
-        term,
-        trunc,
-        gamma=est.gamma,
-        lam=est.lam,
-        group_size=est.group_size,
-    ).psi
-    if est.grouped:
-        if est.kind != "rloo":  # undo the trainer's per-step normalisation
-            w = w / jnp.mean(jnp.sum(pool.mask, axis=0))
-        return w  # R_γ(τ) already weights reward k by γ^k (as reinforce)
-    if est.exact_discount and est.kind != "reinforce":
+    row = est.row
+    w = estimators.batch_weights(
+        est.kind, reward, values, next_values, term, trunc, pool.mask,
+        gamma=est.gamma, lam=est.lam, group_size=est.group_size, normalize_advantages=False,
+    ).psi  # fmt: skip
+    if row.length_scaled:  # undo the trainer's per-step normalisation
+        w = w / jnp.mean(jnp.sum(pool.mask, axis=0))
+    if est.exact_discount and not row.discounted_return:  # R_γ(τ) is exact already
         t = jnp.arange(w.shape[0], dtype=w.dtype).reshape((-1,) + (1,) * (w.ndim - 1))
         w = w * jnp.asarray(est.gamma, w.dtype) ** t
     return w
@@ -425,7 +428,9 @@ def per_trajectory_gradients(
       policy_apply: ``(params, obs) -> logits``.
       policy_params: frozen policy parameters.
       num_trajectories: K (a multiple of G).
-      estimator: one of :data:`KINDS`.
+      estimator: a registered estimator (:data:`KINDS`, user ones included).
+        ``ppo``, ``npg`` and ``trpo`` give the gradient of their first step at
+        θ_old written per trajectory: ``vpg``'s GAE weights (no normalisation).
       gamma: discount γ.
       lam: GAE λ (``vpg``).
       value_apply: ``(params, obs) -> value`` (needed by ``baseline``, ``vpg``).
