@@ -16,6 +16,10 @@ trpo            GAE; natural step + line srch  Â_t + V_φ(s_t)
 rloo            R_i − mean_{j≠i} R_j (group)   —
 grpo            (R_i − R̄)/std, clipped ratio   —
 grpo_nostd      R_i − R̄ (Dr. GRPO), clipped    —
+cispo           grpo's Ψ, token mean; clipped  —
+                detached weight × log π
+gspo            grpo's Ψ; clipped sequence     —
+                ratio (π/π_old)^{1/|τ|}
 =============== ============================== ==================================
 
 The group estimators (``rloo``, ``grpo``, ``grpo_nostd``) draw G =
@@ -44,6 +48,12 @@ What each of them estimates, exactly (ĝ at θ_old, per-trajectory sums
   the direction bias comes from more return values, from several start states
   (each group is rescaled by its own 1/s) and from 1/|τ_i|.
 
+* ``cispo`` and ``gspo`` (:mod:`jaxpg.llm.cispo`, :mod:`jaxpg.llm.gspo`; their
+  modules state the objectives): at θ_old ``gspo``'s gradient is exactly
+  ``grpo``'s (same expectation), and ``cispo``'s is ``grpo``'s Ψ with the token
+  mean instead of the per-sequence mean (``exact_group_gradient`` with
+  ``per_length=False``; 2× grpo's on TwoStep, where every episode has 2 steps).
+
 ``grpo`` and ``grpo_nostd`` then take PPO's clipped-ratio steps (``num_epochs``
 × ``num_minibatches``; the first step is the gradient above, later ones are
 off-policy corrections limited by clip ε) with no critic and no KL penalty
@@ -68,6 +78,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpg import returns, updates
+from jaxpg.llm import cispo, gspo
 
 # The losses live in jaxpg.losses (shared with the update kinds); public here too.
 from jaxpg.losses import (  # noqa: F401
@@ -265,6 +276,14 @@ _ROWS = (
     Estimator(
         name="grpo_nostd", weights=_group("mean", False), critic=False, episodic=True,
         update=EPOCHS, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="cispo", weights=_group("std", False), critic=False, episodic=True,
+        update=cispo.KIND, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="gspo", weights=_group("std", True), critic=False, episodic=True,
+        update=gspo.KIND, grouped=True, length_scaled=True, discounted_return=True,
     ),
 )  # fmt: skip
 

@@ -1,0 +1,99 @@
+"""The LLM fine-tuning estimators (jaxpg.llm): exact expectations and off-policy behaviour.
+
+As tests/test_groups.py: on TwoStep (tests/tiny_mdp.py) every group of trajectories is
+enumerable, so each estimator's expectation at θ_old is computed exactly
+(:func:`jaxpg.groups.exact_group_gradient`) and compared with (a) the figure its
+module's docstring states and (b) the mean of the trainer's own gradient (group rollout
+→ weights → surrogate, via :func:`jaxpg.estimators.batch_gradient`) over many seeded
+batches, within 4.5 standard errors per component.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpg import estimators
+from jaxpg.llm import cispo, gspo
+from tests import tiny_mdp
+from tests.test_groups import GAMMA, THETA, _exact, _sampled_gradients
+
+
+def _cos_len(g, ref):
+    return float(g @ ref / (jnp.linalg.norm(g) * jnp.linalg.norm(ref))), float(
+        jnp.linalg.norm(g) / jnp.linalg.norm(ref)
+    )
+
+
+def test_exact_expectations_are_what_the_docstrings_state():
+    grad_j = jax.grad(tiny_mdp.exact_objective)(THETA, GAMMA).reshape(-1)
+    grpo = _exact("std", True)
+    cispo_e = _exact("std", False)  # the token mean: no 1/|τ_i|
+    # Every TwoStep episode has 2 steps, so the token mean is exactly 2x grpo's.
+    np.testing.assert_allclose(cispo_e, 2.0 * grpo, rtol=1e-5, atol=1e-7)
+    cos, length = _cos_len(cispo_e, grad_j)
+    assert round(cos, 3) == 0.992 and round(length, 2) == 0.79, (cos, length)
+    cos, length = _cos_len(grpo, grad_j)  # gspo's expectation is grpo's
+    assert round(cos, 3) == 0.992 and round(length, 2) == 0.40, (cos, length)
+
+
+@pytest.mark.parametrize("estimator,per_length", [("cispo", False), ("gspo", True)])
+def test_trainer_gradient_matches_the_exact_expectation(estimator, per_length):
+    grads = _sampled_gradients(estimator, num_envs=32, reps=400)
+    mean = jnp.mean(grads, 0)
+    se = jnp.std(grads, 0, ddof=1) / np.sqrt(grads.shape[0])
+    # Seeded; 4.5 standard errors per component (6 components).
+    np.testing.assert_array_less(np.abs(mean - _exact("std", per_length)), 4.5 * se + 1e-6)
+
+
+def test_gspo_gradient_is_grpos_at_theta_old():
+    """Not only in expectation: on every batch, at θ_old, the two gradients agree."""
+    g_gspo = _sampled_gradients("gspo", num_envs=8, reps=4)
+    g_grpo = _sampled_gradients("grpo", num_envs=8, reps=4)
+    np.testing.assert_allclose(g_gspo, g_grpo, rtol=1e-5, atol=1e-6)
+
+
+def test_cispo_clipped_tokens_keep_their_gradient():
+    # Token 0: ρ = 0.9/0.5 = 1.8 > 1 + ε with Â > 0. PPO's min-clip gives it no gradient;
+    # CISPO's gives ∇log π times the clipped weight 1.2 (over 2 tokens: 0.6).
+    lp = jnp.log(jnp.array([0.9, 0.5]))
+    old = jnp.log(jnp.array([0.5, 0.5]))
+    adv, m = jnp.ones(2), jnp.ones(2)
+    g_ppo = jax.grad(lambda x: estimators.ppo_surrogate(x, old, adv, m, 0.2)[0])(lp)
+    g_cispo = jax.grad(lambda x: cispo.cispo_objective(x, old, adv, m, 0.2)[0])(lp)
+    np.testing.assert_allclose(g_ppo, [0.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(g_cispo, [0.6, 0.5], rtol=1e-5)
+    # Without a lower bound a tiny ratio keeps its own weight; with ε_low = 0.2 it is 0.8.
+    small = jnp.log(jnp.array([0.1, 0.5]))
+    g_free = jax.grad(lambda x: cispo.cispo_objective(x, old, adv, m, 0.2)[0])(small)
+    g_low = jax.grad(lambda x: cispo.cispo_objective(x, old, adv, m, 0.2, 0.2)[0])(small)
+    np.testing.assert_allclose(g_free, [0.1, 0.5], rtol=1e-5)  # ρ = 0.2, halved
+    np.testing.assert_allclose(g_low, [0.4, 0.5], rtol=1e-5)
+    frac = cispo.cispo_objective(small, old, adv, m, 0.2, 0.2)[2]
+    assert float(frac) == 0.5
+    with pytest.raises(ValueError, match="eps_low"):
+        cispo.kind(eps_low=1.5)
+
+
+def test_gspo_clips_whole_sequences():
+    # Column 0: token ratios 2 and 1/2 → s = 1 (kept, though each token is far out).
+    # Column 1: ratios 1.21 and 1 → s = 1.1 > 1 + ε (clipped, Ψ > 0: no gradient).
+    old = jnp.log(jnp.full((2, 2), 0.4))
+    lp = jnp.log(jnp.array([[0.8, 0.484], [0.2, 0.4]]))
+    psi, m = jnp.ones((2, 2)), jnp.ones((2, 2))
+    np.testing.assert_allclose(gspo.sequence_ratio(lp, old, m), [1.0, 1.1], rtol=1e-5)
+    obj, _, frac = gspo.gspo_objective(lp, old, psi, m, 0.05)
+    g = jax.grad(lambda x: gspo.gspo_objective(x, old, psi, m, 0.05)[0])(lp)
+    # Column 0's two tokens each carry s·ψ/4, and ∂s/∂log π_t = s/2 (a mean over 2
+    # steps): ∂/∂log π_t = 2 · (1/4) · (s/2) = 0.25 on each of its tokens.
+    np.testing.assert_allclose(g[:, 0], [0.25, 0.25], rtol=1e-5)
+    np.testing.assert_allclose(g[:, 1], [0.0, 0.0], atol=1e-7)
+    assert float(frac) == 0.5  # the tokens of the clipped sequence
+    np.testing.assert_allclose(obj, (1.0 * 2 + 1.05 * 2) / 4, rtol=1e-5)
+
+
+def test_gspo_needs_whole_episode_minibatches():
+    import jaxpg
+
+    with pytest.raises(ValueError, match="num_minibatches"):
+        jaxpg.Config(estimator="gspo", num_envs=6, group_size=2, num_minibatches=4)
