@@ -20,6 +20,9 @@ cispo           grpo's Ψ, token mean; clipped  —
                 detached weight × log π
 gspo            grpo's Ψ; clipped sequence     —
                 ratio (π/π_old)^{1/|τ|}
+dapo            grpo's Ψ, token mean, groups   —
+                without spread masked;
+                clip-higher ratio
 =============== ============================== ==================================
 
 The group estimators (``rloo``, ``grpo``, ``grpo_nostd``) draw G =
@@ -53,6 +56,9 @@ What each of them estimates, exactly (ĝ at θ_old, per-trajectory sums
   ``grpo``'s (same expectation), and ``cispo``'s is ``grpo``'s Ψ with the token
   mean instead of the per-sequence mean (``exact_group_gradient`` with
   ``per_length=False``; 2× grpo's on TwoStep, where every episode has 2 steps).
+  ``dapo`` (:mod:`jaxpg.llm.dapo`) masks the groups without spread, so its
+  expectation is conditional on spread: (1 − (1 − p)^M)/p times ``cispo``'s
+  (p = P(a group has spread), M groups).
 
 ``grpo`` and ``grpo_nostd`` then take PPO's clipped-ratio steps (``num_epochs``
 × ``num_minibatches``; the first step is the gradient above, later ones are
@@ -78,7 +84,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpg import returns, updates
-from jaxpg.llm import cispo, gspo
+from jaxpg.llm import cispo, dapo, gspo
 
 # The losses live in jaxpg.losses (shared with the update kinds); public here too.
 from jaxpg.losses import (  # noqa: F401
@@ -284,6 +290,10 @@ _ROWS = (
     Estimator(
         name="gspo", weights=_group("std", True), critic=False, episodic=True,
         update=gspo.KIND, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="dapo", weights=dapo.WEIGHTS, critic=False, episodic=True, update=dapo.KIND,
+        grouped=True, length_scaled=True, discounted_return=True,
     ),
 )  # fmt: skip
 

@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpg import estimators
-from jaxpg.llm import cispo, gspo
+from jaxpg import envs as jenvs
+from jaxpg import estimators, groups
+from jaxpg.llm import cispo, dapo, gspo
 from tests import tiny_mdp
-from tests.test_groups import GAMMA, THETA, _exact, _sampled_gradients
+from tests.test_groups import GAMMA, THETA, _enumerate, _exact, _sampled_gradients
 
 
 def _cos_len(g, ref):
@@ -97,3 +98,61 @@ def test_gspo_needs_whole_episode_minibatches():
 
     with pytest.raises(ValueError, match="num_minibatches"):
         jaxpg.Config(estimator="gspo", num_envs=6, group_size=2, num_minibatches=4)
+
+
+def _dapo_sampled_gradients(group_size, num_envs, reps):
+    env, env_params = jenvs.make_env(tiny_mdp.TwoStep())
+    spec = jenvs.env_spec(env, env_params)
+
+    def one(key):
+        trans = groups.rollout_groups(
+            key, tiny_mdp.policy_apply, THETA, env, env_params, spec, num_envs, 2, group_size
+        )
+        out = estimators.batch_gradient(
+            "dapo", tiny_mdp.policy_apply, THETA, trans.obs, trans.action, trans.log_prob,
+            trans.reward, trans.terminated, trans.truncated, mask=trans.mask,
+            gamma=GAMMA, group_size=group_size,
+        )  # fmt: skip
+        return out.gradient.reshape(-1)
+
+    return jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(5), reps))
+
+
+def test_dapo_expectation_is_conditional_on_spread():
+    """(1 − (1 − p)^M)/p · E[g], checked against all 4⁴ batches of M = 2 groups of 2."""
+    probs, grads, rets, lengths = _enumerate(THETA)
+    g2, m = 2, 2
+    num_envs = g2 * m
+    std = lambda r: estimators.group_baseline(r, g2, "std")  # noqa: E731
+    e_g = groups.exact_group_gradient(probs, grads, rets, lengths, g2, std)
+    fn = lambda r: dapo.dynamic_sampling_weights(r, g2)  # noqa: E731
+    # The whole batch as one "group" of N = 4: E[(1/N) Σ_i ∇log p(τ_i) Ψ_i·N/|K|].
+    direct = groups.exact_group_gradient(probs, grads, rets, lengths, num_envs, fn)
+    p = 1.0 - float(jnp.sum(probs**g2))  # no spread: both episodes are one τ
+    factor = (1.0 - (1.0 - p) ** m) / p
+    np.testing.assert_allclose(direct, factor * e_g, rtol=1e-4, atol=1e-6)
+    assert factor > 1.1, factor  # no spread is common here (1 − p ≈ 0.3)
+    grads_s = _dapo_sampled_gradients(g2, num_envs, reps=1000)
+    mean = jnp.mean(grads_s, 0)
+    se = jnp.std(grads_s, 0, ddof=1) / np.sqrt(grads_s.shape[0])
+    np.testing.assert_array_less(np.abs(mean - direct), 4.5 * se + 1e-6)  # seeded, 4.5 SE
+    # ... and distinguishably not the unconditional E[g] (the masking matters).
+    assert float(jnp.max(jnp.abs(mean - e_g) / se)) > 4.5
+
+
+def test_dapo_weights_without_spread_and_overlong():
+    r = jnp.array([2.0, 2.0, 5.0, 5.0])  # no group has spread: no weight, no NaN
+    np.testing.assert_array_equal(dapo.dynamic_sampling_weights(r, 2), 0.0)
+    # An episode of 3 steps (r = 1 each) and one of 1 step, L_max = 3, L_cache = 2:
+    # penalties −0.5 and 0, so returns 3 − 0.5 = 2.5 and 1; mean length 2.
+    reward = jnp.array([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    term = jnp.array([[False, True], [False, False], [True, False]])
+    w = dapo.make_weights(3, 2)(
+        reward, reward, reward, term, jnp.zeros_like(term), gamma=1.0, lam=1.0, group_size=2
+    )
+    s = np.sqrt(((2.5 - 1.75) ** 2 + (1.0 - 1.75) ** 2) / 1)  # sample std of (2.5, 1)
+    np.testing.assert_allclose(w.psi[0], np.array([0.75, -0.75]) / s * 2.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="cache"):
+        dapo.make_weights(3, 5)
+    with pytest.raises(ValueError, match="eps_high"):
+        dapo.kind(0.0)
