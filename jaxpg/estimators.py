@@ -23,6 +23,8 @@ gspo            grpo's Ψ; clipped sequence     —
 dapo            grpo's Ψ, token mean, groups   —
                 without spread masked;
                 clip-higher ratio
+reinforce_pp    G_t normalised over the whole  —
+                batch, clipped ratio
 =============== ============================== ==================================
 
 The group estimators (``rloo``, ``grpo``, ``grpo_nostd``) draw G =
@@ -59,6 +61,15 @@ What each of them estimates, exactly (ĝ at θ_old, per-trajectory sums
   ``dapo`` (:mod:`jaxpg.llm.dapo`) masks the groups without spread, so its
   expectation is conditional on spread: (1 − (1 − p)^M)/p times ``cispo``'s
   (p = P(a group has spread), M groups).
+* ``reinforce_pp`` (REINFORCE++, no new module: ``reward_to_go``'s weights,
+  advantage normalisation on, PPO's epochs): Ψ_t = (G_t − μ̂)/σ̂ with μ̂, σ̂ the
+  mean and standard deviation over every step of the batch, one episode per
+  env and no groups. μ̂ and σ̂ depend on every G_t of the batch, so E[ĝ] is
+  **a biased direction** whose figure depends on the batch size: on TwoStep
+  (γ = 0.9) with N = 4 episodes, enumerated over all 4⁴ batches, its cosine
+  with ∇J is 0.988 and its length 0.49 of ∇J's (a per-step mean over 2-step
+  episodes and 1/σ̂; ``tests/test_llm.py``). Its
+  per-token KL penalty in the reward is not built (no reference policy).
 
 ``grpo`` and ``grpo_nostd`` then take PPO's clipped-ratio steps (``num_epochs``
 × ``num_minibatches``; the first step is the gradient above, later ones are
@@ -294,6 +305,10 @@ _ROWS = (
     Estimator(
         name="dapo", weights=dapo.WEIGHTS, critic=False, episodic=True, update=dapo.KIND,
         grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="reinforce_pp", weights=_reward_to_go, critic=False, episodic=True,
+        update=EPOCHS, normalize=True,
     ),
 )  # fmt: skip
 

@@ -8,6 +8,8 @@ module's docstring states and (b) the mean of the trainer's own gradient (group 
 batches, within 4.5 standard errors per component.
 """
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -156,3 +158,50 @@ def test_dapo_weights_without_spread_and_overlong():
         dapo.make_weights(3, 5)
     with pytest.raises(ValueError, match="eps_high"):
         dapo.kind(0.0)
+
+
+def _reinforce_pp_exact(theta, num_envs):
+    """E over all 4ᴺ batches of (1/(2N)) Σ_i Σ_t ∇log π(a_it|s_it)·(G_it − μ̂)/σ̂."""
+    logp_fn = lambda th, s, a: jax.nn.log_softmax(th, axis=-1)[s, a]  # noqa: E731
+    grad_logp = jax.grad(logp_fn)
+    logp = jax.nn.log_softmax(theta, axis=-1)
+    probs, step_grads, rtg = [], [], []
+    for (s0, s1), (a0, a1), (r0, r1) in tiny_mdp.trajectories():
+        probs.append(jnp.exp(logp[s0, a0] + logp[s1, a1]))
+        step_grads.append(jnp.stack([grad_logp(theta, s0, a0), grad_logp(theta, s1, a1)]))
+        rtg.append(jnp.array([r0 + GAMMA * r1, r1]))
+    probs, step_grads, rtg = jnp.stack(probs), jnp.stack(step_grads), jnp.stack(rtg)
+    step_grads = step_grads.reshape(4, 2, -1)  # [K, T, P]
+    combos = jnp.array(list(itertools.product(range(4), repeat=num_envs)))
+    p = jnp.prod(probs[combos], axis=1)
+
+    def batch(c):
+        psi = estimators.normalize(rtg[c], jnp.ones((num_envs, 2)))  # the trainer's rule
+        return jnp.einsum("nt,ntp->p", psi, step_grads[c]) / (2 * num_envs)
+
+    return p @ jax.vmap(batch)(combos)
+
+
+def test_reinforce_pp_expectation_by_enumeration():
+    n = 4
+    exact = _reinforce_pp_exact(THETA, n)
+    grad_j = jax.grad(tiny_mdp.exact_objective)(THETA, GAMMA).reshape(-1)
+    cos, length = _cos_len(exact, grad_j)
+    assert round(cos, 3) == 0.988 and round(length, 2) == 0.49, (cos, length)
+    env, env_params = jenvs.make_env(tiny_mdp.TwoStep())
+    spec = jenvs.env_spec(env, env_params)
+
+    def one(key):
+        trans = groups.rollout_groups(
+            key, tiny_mdp.policy_apply, THETA, env, env_params, spec, n, 2, 1
+        )
+        out = estimators.batch_gradient(
+            "reinforce_pp", tiny_mdp.policy_apply, THETA, trans.obs, trans.action,
+            trans.log_prob, trans.reward, trans.terminated, trans.truncated, mask=trans.mask,
+            gamma=GAMMA,
+        )  # fmt: skip
+        return out.gradient.reshape(-1)
+
+    grads = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), 1000))
+    se = jnp.std(grads, 0, ddof=1) / np.sqrt(grads.shape[0])
+    np.testing.assert_array_less(np.abs(jnp.mean(grads, 0) - exact), 4.5 * se + 1e-6)
