@@ -17,7 +17,7 @@ import pytest
 
 from jaxpg import envs as jenvs
 from jaxpg import estimators, groups
-from jaxpg.llm import cispo, dapo, gspo
+from jaxpg.llm import cispo, dapo, gspo, kl
 from tests import tiny_mdp
 from tests.test_groups import GAMMA, THETA, _enumerate, _exact, _sampled_gradients
 
@@ -205,3 +205,50 @@ def test_reinforce_pp_expectation_by_enumeration():
     grads = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), 1000))
     se = jnp.std(grads, 0, ddof=1) / np.sqrt(grads.shape[0])
     np.testing.assert_array_less(np.abs(jnp.mean(grads, 0) - exact), 4.5 * se + 1e-6)
+
+
+# --- KL estimators (jaxpg.llm.kl): exact values and gradients on a categorical policy --
+
+KL_THETA = jnp.array([0.4, -0.3, 0.9])
+KL_REF = jnp.array([-0.2, 0.5, 0.1])
+
+
+def _kl_placements(theta, estimator):
+    """Per action: (k(a), ∇_θ k(a) [loss placement], ∇log π(a)·k(a) [reward placement])."""
+    ref_lp = jax.nn.log_softmax(KL_REF)
+
+    def k_of(th, a):
+        return kl.kl_estimate(jax.nn.log_softmax(th)[a], ref_lp[a], estimator)
+
+    actions = jnp.arange(3)
+    k = jax.vmap(lambda a: k_of(theta, a))(actions)
+    grad_k = jax.vmap(lambda a: jax.grad(k_of)(theta, a))(actions)
+    score = jax.vmap(lambda a: jax.grad(lambda th: jax.nn.log_softmax(th)[a])(theta))(actions)
+    return k, grad_k, score * k[:, None]
+
+
+def test_kl_estimators_exact_values_and_gradients():
+    pi = jax.nn.softmax(KL_THETA)
+    rev = float(kl.exact_kl(KL_THETA, KL_REF))
+    grad_rev = jax.grad(lambda th: kl.exact_kl(th, KL_REF))(KL_THETA)  # ∇KL(π‖π_ref)
+    grad_fwd = jax.grad(lambda th: kl.exact_kl(KL_REF, th))(KL_THETA)  # ∇KL(π_ref‖π)
+    ell = jax.nn.log_softmax(KL_THETA) - jax.nn.log_softmax(KL_REF)
+    expected = {
+        # (E[k], E[∇k] in the loss, E[∇log π · k] in the reward)
+        "k1": (rev, jnp.zeros(3), grad_rev),
+        "k2": (float(pi @ (0.5 * ell**2)), grad_rev, None),
+        "k3": (rev, grad_fwd, grad_rev - grad_fwd),
+    }
+    for name, (value, loss_grad, reward_grad) in expected.items():
+        k, grad_k, reward_term = _kl_placements(KL_THETA, name)
+        np.testing.assert_allclose(pi @ k, value, rtol=1e-5)
+        np.testing.assert_allclose(pi @ grad_k, loss_grad, atol=1e-6)
+        if reward_grad is not None:
+            np.testing.assert_allclose(pi @ reward_term, reward_grad, atol=1e-6)
+    # k2's expectation is not the KL, and in the reward its gradient is no KL's.
+    assert abs(expected["k2"][0] - rev) > 1e-3
+    k2_reward = pi @ _kl_placements(KL_THETA, "k2")[2]
+    assert float(jnp.max(jnp.abs(k2_reward - grad_rev))) > 1e-3
+    assert float(jnp.max(jnp.abs(k2_reward - grad_fwd))) > 1e-3
+    with pytest.raises(ValueError, match="kl_estimator"):
+        kl.kl_estimate(jnp.zeros(1), jnp.zeros(1), "k4")
