@@ -252,3 +252,47 @@ def test_kl_estimators_exact_values_and_gradients():
     assert float(jnp.max(jnp.abs(k2_reward - grad_fwd))) > 1e-3
     with pytest.raises(ValueError, match="kl_estimator"):
         kl.kl_estimate(jnp.zeros(1), jnp.zeros(1), "k4")
+
+
+def test_trainer_gradient_with_unequal_lengths_and_two_start_states():
+    """On a layered MDP with episodes of 1 or 2 steps and two start states, the token
+    mean (cispo) and the per-sequence mean (gspo = grpo) differ; the trainer's gradients
+    match :func:`jaxpg.variance.tabular.exact_group_mean` of each within 4.5 SE."""
+    from jaxpg.variance import Estimator, tabular
+
+    mdp = tabular.random_layered(3, layers=2, p_end=0.5)
+    theta = np.random.default_rng(4).normal(size=(mdp.num_states, mdp.num_actions))
+    g = 4
+    with jax.enable_x64(True):
+        enum = tabular.enumerate_trajectories(mdp)
+        th64 = jnp.asarray(theta)
+        exact = {
+            k: np.asarray(tabular.exact_group_mean(enum, th64, Estimator(k, group_size=g)))
+            for k in ("cispo", "gspo", "grpo")
+        }
+    np.testing.assert_allclose(exact["gspo"], exact["grpo"], rtol=1e-12)
+    cos = exact["cispo"] @ exact["grpo"]
+    cos /= np.linalg.norm(exact["cispo"]) * np.linalg.norm(exact["grpo"])
+    assert cos < 0.999, cos  # unequal lengths: the token mean is another direction
+    env = tabular.TabularEnv(mdp)
+    env_params = env.default_params
+    spec = jenvs.env_spec(env, env_params)
+    th = jnp.asarray(theta, jnp.float32)
+
+    def one(key, estimator):
+        trans = groups.rollout_groups(
+            key, tabular.softmax_policy, th, env, env_params, spec, 32, mdp.horizon, g
+        )
+        out = estimators.batch_gradient(
+            estimator, tabular.softmax_policy, th, trans.obs, trans.action, trans.log_prob,
+            trans.reward, trans.terminated, trans.truncated, mask=trans.mask,
+            gamma=1.0, group_size=g,
+        )  # fmt: skip
+        return out.gradient.reshape(-1)
+
+    keys = jax.random.split(jax.random.key(9), 600)
+    for estimator in ("cispo", "gspo"):
+        grads = jax.jit(jax.vmap(lambda k: one(k, estimator)))(keys)  # noqa: B023
+        se = jnp.std(grads, 0, ddof=1) / np.sqrt(grads.shape[0])
+        err = np.abs(np.asarray(jnp.mean(grads, 0)) - exact[estimator])
+        np.testing.assert_array_less(err, 4.5 * np.asarray(se) + 1e-6, err_msg=estimator)
