@@ -18,7 +18,8 @@ DAPO's objective on a group batch, Ψ_i the group-normalised advantage
   (their Ψ is 0 already) while the normaliser counts only the kept episodes:
   Ψ_i·N/|K| per trajectory. Masking instead of redrawing costs no second
   rollout and no shape that depends on the data; the price is a smaller
-  effective batch when many groups have no spread.
+  effective batch when many groups have no spread (and the entropy bonus and
+  the metrics still average over every token, masked groups included).
 * **overlong penalty** (optional, :func:`make_weights`): DAPO's soft length
   penalty added to R_i before the group statistics.
 
