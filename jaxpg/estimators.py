@@ -16,6 +16,15 @@ trpo            GAE; natural step + line srch  Â_t + V_φ(s_t)
 rloo            R_i − mean_{j≠i} R_j (group)   —
 grpo            (R_i − R̄)/std, clipped ratio   —
 grpo_nostd      R_i − R̄ (Dr. GRPO), clipped    —
+cispo           grpo's Ψ, token mean; clipped  —
+                detached weight × log π
+gspo            grpo's Ψ; clipped sequence     —
+                ratio (π/π_old)^{1/|τ|}
+dapo            grpo's Ψ, token mean, groups   —
+                without spread masked;
+                clip-higher ratio
+reinforce_pp    G_t normalised over the whole  —
+                batch, clipped ratio
 =============== ============================== ==================================
 
 The group estimators (``rloo``, ``grpo``, ``grpo_nostd``) draw G =
@@ -44,6 +53,24 @@ What each of them estimates, exactly (ĝ at θ_old, per-trajectory sums
   the direction bias comes from more return values, from several start states
   (each group is rescaled by its own 1/s) and from 1/|τ_i|.
 
+* ``cispo`` and ``gspo`` (:mod:`jaxpg.llm.cispo`, :mod:`jaxpg.llm.gspo`; their
+  modules state the objectives): at θ_old ``gspo``'s gradient is exactly
+  ``grpo``'s (same expectation), and ``cispo``'s is ``grpo``'s Ψ with the token
+  mean instead of the per-sequence mean (``exact_group_gradient`` with
+  ``per_length=False``; 2× grpo's on TwoStep, where every episode has 2 steps).
+  ``dapo`` (:mod:`jaxpg.llm.dapo`) masks the groups without spread, so its
+  expectation is conditional on spread: (1 − (1 − p)^M)/p times ``cispo``'s
+  (p = P(a group has spread), M groups).
+* ``reinforce_pp`` (REINFORCE++, no new module: ``reward_to_go``'s weights,
+  advantage normalisation on, PPO's epochs): Ψ_t = (G_t − μ̂)/σ̂ with μ̂, σ̂ the
+  mean and standard deviation over every step of the batch, one episode per
+  env and no groups. μ̂ and σ̂ depend on every G_t of the batch, so E[ĝ] is
+  **a biased direction** whose figure depends on the batch size: on TwoStep
+  (γ = 0.9) with N = 4 episodes, enumerated over all 4⁴ batches, its cosine
+  with ∇J is 0.988 and its length 0.49 of ∇J's (a per-step mean over 2-step
+  episodes and 1/σ̂; ``tests/test_llm.py``). Its
+  per-token KL penalty in the reward is not built (no reference policy).
+
 ``grpo`` and ``grpo_nostd`` then take PPO's clipped-ratio steps (``num_epochs``
 × ``num_minibatches``; the first step is the gradient above, later ones are
 off-policy corrections limited by clip ε) with no critic and no KL penalty
@@ -68,6 +95,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpg import returns, updates
+from jaxpg.llm import cispo, dapo, gspo
 
 # The losses live in jaxpg.losses (shared with the update kinds); public here too.
 from jaxpg.losses import (  # noqa: F401
@@ -265,6 +293,22 @@ _ROWS = (
     Estimator(
         name="grpo_nostd", weights=_group("mean", False), critic=False, episodic=True,
         update=EPOCHS, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="cispo", weights=_group("std", False), critic=False, episodic=True,
+        update=cispo.KIND, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="gspo", weights=_group("std", True), critic=False, episodic=True,
+        update=gspo.KIND, grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="dapo", weights=dapo.WEIGHTS, critic=False, episodic=True, update=dapo.KIND,
+        grouped=True, length_scaled=True, discounted_return=True,
+    ),
+    Estimator(
+        name="reinforce_pp", weights=_reward_to_go, critic=False, episodic=True,
+        update=EPOCHS, normalize=True,
     ),
 )  # fmt: skip
 

@@ -65,7 +65,8 @@ class Estimator(NamedTuple):
       kind: a registered estimator name: ``reinforce`` (w_t = R(τ)),
         ``reward_to_go`` (w_t = G_t), ``baseline`` (w_t = G_t − V(s_t)),
         ``vpg`` (w_t = GAE(γ, λ)_t), a group kind ``rloo``, ``grpo``,
-        ``grpo_nostd`` (module docstring), or one added with
+        ``grpo_nostd`` (module docstring), ``cispo``, ``gspo``, ``dapo``
+        (:mod:`jaxpg.llm`; at θ_old), or one added with
         :func:`jaxpg.estimators.register`.
       gamma: discount γ.
       lam: GAE λ (``vpg`` only).

@@ -235,7 +235,17 @@ def exact_moments(
 
 
 #: Ψ of each group kind for :func:`jaxpg.estimators.group_baseline`.
-_GROUP_BASELINE = {"rloo": "loo", "grpo": "std", "grpo_nostd": "mean"}
+# Each group kind's per-trajectory weight: (group_baseline kind, c_i = 1/|τ_i|,
+# conditioned on spread). gspo's gradient at θ_old is grpo's; cispo and dapo take the
+# token mean (c_i = 1); dapo masks the groups without spread (jaxpg.llm.dapo).
+_GROUP_BASELINE = {
+    "rloo": ("loo", False, False),
+    "grpo": ("std", True, False),
+    "grpo_nostd": ("mean", False, False),
+    "cispo": ("std", False, False),
+    "gspo": ("std", True, False),
+    "dapo": ("std", False, True),
+}
 
 
 def exact_group_mean(
@@ -248,7 +258,10 @@ def exact_group_mean(
     state s, :func:`jaxpg.groups.exact_group_gradient` enumerates the n_sᴳ
     ordered groups of its trajectories (probabilities p(τ)/p0(s)); the result
     is Σ_s p0(s) E[ĝ | s_0 = s]. ``rloo`` gives ∇J and ``grpo_nostd``
-    (1 − 1/G)∇J exactly; ``grpo`` is in general not a multiple of ∇J.
+    (1 − 1/G)∇J exactly; ``grpo`` is in general not a multiple of ∇J. For
+    ``dapo``, whose normaliser counts only the groups with spread, the result
+    is the many-groups limit E[g]/P(spread) (a pool of M groups differs by
+    O(1/M)).
 
     Args:
       enum: :func:`enumerate_trajectories` of the MDP.
@@ -265,6 +278,11 @@ def exact_group_mean(
             f"estimator={est.kind!r} is not a group kind; allowed: "
             f"{', '.join(gradients.GROUP_KINDS)} (use exact_moments)"
         )
+    if est.kind not in _GROUP_BASELINE:
+        raise ValueError(
+            f"estimator={est.kind!r} has no exact group expectation here; allowed: "
+            f"{', '.join(_GROUP_BASELINE)}"
+        )
     pool = enum.pool
     zeros = jnp.zeros_like(pool.reward)
     ret = gradients.episode_weights(
@@ -274,9 +292,10 @@ def exact_group_mean(
     lengths = jnp.sum(pool.mask, axis=0)
     probs = trajectory_probs(enum, theta)
     start = np.argmax(np.asarray(pool.obs[0]), axis=-1)
-    kind, G = _GROUP_BASELINE[est.kind], est.group_size
+    (kind, per_length, on_spread), G = _GROUP_BASELINE[est.kind], est.group_size
     weight_fn = lambda r: estimators.group_baseline(r, G, kind)  # noqa: E731
     total = jnp.zeros(score.shape[1], score.dtype)
+    spread = jnp.zeros((), score.dtype)
     for s in np.unique(start):
         idx = np.flatnonzero(start == s)
         if len(idx) ** G > max_groups:
@@ -285,11 +304,16 @@ def exact_group_mean(
                 f"max_groups={max_groups}; allowed: a smaller G or MDP"
             )
         p_s = jnp.sum(probs[idx])
+        p_cond = probs[idx] / p_s
         cond = groups.exact_group_gradient(
-            probs[idx] / p_s, score[idx], ret[idx], lengths[idx], G, weight_fn, est.kind == "grpo"
+            p_cond, score[idx], ret[idx], lengths[idx], G, weight_fn, per_length
         )
         total = total + p_s * cond
-    return total
+        # P(no spread | s): all G returns equal (trajectories grouped by return).
+        rets_s = np.asarray(ret[idx])
+        same = sum(float(jnp.sum(p_cond[rets_s == v])) ** G for v in np.unique(rets_s))
+        spread = spread + p_s * (1.0 - same)
+    return total / spread if on_spread else total
 
 
 # --- gymnax wrapper -------------------------------------------------------------
