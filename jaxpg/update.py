@@ -196,6 +196,8 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
     batch = Batch(trans.obs, trans.action, trans.log_prob, psi, target, trans.mask)
     if run.recurrent:
         batch = batch._replace(hidden0=hidden0, done=trans.done)
+    if cfg.switched_on("value_clip_eps"):
+        batch = batch._replace(old_value=values)
     carry = (state.params, state.opt_state)
 
     kind = run.estimator.update
