@@ -149,3 +149,23 @@ def test_switched_fields_bad_input():
     hp = grid.hparams_batch(cfg, g.traced_points, 1)
     np.testing.assert_array_equal(hp.target_kl, np.asarray([np.inf, 0.01], np.float32))
     assert float(jaxpg.Config().hparams().value_clip_eps) == np.inf
+
+
+def test_recurrent_value_clipping_splits_old_values_by_sequence():
+    cfg = jaxpg.Config(network="gru", value_clip_eps=0.1, **SMALL)
+    state = jaxpg.make_init(cfg)(jax.random.key(0))
+    new, m = jaxpg.make_update(cfg)(state, cfg.hparams())
+    assert np.isfinite(float(m["value_loss"])) and int(new.update_step) == 1
+
+
+def test_command_line_parses_switched_fields():
+    import argparse
+
+    from jaxpg.commands.common import add_config_options, config_overrides
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    args = parser.parse_args(["--target-kl", "0.02", "--value-clip-eps", "off"])
+    assert config_overrides(args) == {"target_kl": 0.02, "value_clip_eps": None}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--target-kl", "small"])
