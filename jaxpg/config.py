@@ -49,6 +49,7 @@ class HParams(NamedTuple):
     delta: jax.Array
     value_clip_eps: jax.Array
     target_kl: jax.Array
+    kl_adaptive_lr: jax.Array
 
     def valid(self) -> jax.Array:
         """Boolean array (the batch shape): every value finite (``max_grad_norm`` may
@@ -62,7 +63,8 @@ class HParams(NamedTuple):
         for x in (self.ent_coef, self.vf_coef):
             ok &= jnp.isfinite(x) & (x >= 0)
         ok &= jnp.isfinite(self.delta) & (self.delta > 0)
-        ok &= (self.value_clip_eps > 0) & (self.target_kl > 0)  # inf: off; NaN fails
+        for x in (self.value_clip_eps, self.target_kl, self.kl_adaptive_lr):
+            ok &= x > 0  # inf: never acts; NaN fails
         return ok & (self.max_grad_norm > 0)  # NaN compares False
 
 
@@ -71,7 +73,7 @@ TRACED_FIELDS: tuple[str, ...] = HParams._fields
 
 # Traced fields that ``None`` switches off. The switch is static (``Config.switched_on``:
 # the off program has no trace of the feature); the value is traced, ``None`` → ``inf``.
-SWITCHED_FIELDS: tuple[str, ...] = ("value_clip_eps", "target_kl")
+SWITCHED_FIELDS: tuple[str, ...] = ("value_clip_eps", "target_kl", "kl_adaptive_lr")
 
 
 def traced_value(value: Any) -> Any:
@@ -148,6 +150,13 @@ class Config:
         skipped (the parameters and the optimizer state, its step count included,
         stay as they are). The metric ``minibatch_steps`` counts the steps taken.
         Skipped steps are masked, not branched around, so they cost the same time.
+      kl_adaptive_lr: a KL-adaptive learning rate for ``epochs`` updates (*traced*;
+        ``None``: off), the desired KL d: before each minibatch step the rate's
+        multiplier is divided by 1.5 when the approximate KL of that minibatch
+        exceeds 2d and multiplied by 1.5 below d/2 (kept in [1e-3, 1e3]); it lives
+        in the Optax state (:func:`jaxpg.optimizers.scale_by_kl`) and multiplies
+        the schedule's rate (the ``lr`` metric shows the product). Built-in
+        optimizers and factories only, not a ready-made transformation.
       ent_coef: entropy bonus coefficient (*traced*).
       vf_coef: critic loss coefficient (*traced*).
       max_grad_norm: global-norm gradient clip over all parameters (*traced*;
@@ -223,6 +232,7 @@ class Config:
     clip_eps: float = 0.2
     value_clip_eps: float | None = None
     target_kl: float | None = None
+    kl_adaptive_lr: float | None = None
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
@@ -331,13 +341,15 @@ class Config:
                 self.value_clip_eps,
                 f"estimator {self.estimator!r} has no critic to clip; use None",
             )
-        if self.target_kl is not None and REGISTRY[self.estimator].update is not EPOCHS:
-            _fail(
-                "target_kl",
-                self.target_kl,
-                f"stops the minibatch epochs of update kind 'epochs' (ppo); estimator "
-                f"{self.estimator!r} has kind {REGISTRY[self.estimator].update.name!r}; use None",
-            )
+        for name in ("target_kl", "kl_adaptive_lr"):
+            if getattr(self, name) is not None and REGISTRY[self.estimator].update is not EPOCHS:
+                _fail(
+                    name,
+                    getattr(self, name),
+                    f"acts on the minibatch epochs of update kind 'epochs' (ppo); estimator "
+                    f"{self.estimator!r} has kind {REGISTRY[self.estimator].update.name!r}; "
+                    "use None",
+                )
         self._validate_ladder()
         if self.rollout == "segments" and REGISTRY[self.estimator].episodic:
             _fail(

@@ -169,3 +169,39 @@ def test_command_line_parses_switched_fields():
     assert config_overrides(args) == {"target_kl": 0.02, "value_clip_eps": None}
     with pytest.raises(SystemExit):
         parser.parse_args(["--target-kl", "small"])
+
+
+def test_scale_by_kl_adapts_by_the_rule():
+    from jaxpg.optimizers import scale_by_kl
+
+    tx = scale_by_kl(0.01)
+    state = tx.init(None)
+    u = {"w": jnp.ones(2)}
+    # KL 0.03 > 2·0.01: ÷1.5; 0.01 in [d/2, 2d]: unchanged; 0.001 < d/2: ×1.5.
+    for kl, want in [(0.03, 1 / 1.5), (0.01, 1 / 1.5), (0.001, 1.0)]:
+        out, state = tx.update(u, state, approx_kl=jnp.float32(kl))
+        np.testing.assert_allclose(float(state.kl_lr_scale), want, rtol=1e-6)
+        np.testing.assert_allclose(out["w"], [want, want], rtol=1e-6)
+    for _ in range(40):  # bounded: 1.5^40 would be 1e7
+        _, state = tx.update(u, state, approx_kl=jnp.float32(0.0))
+    assert float(state.kl_lr_scale) == 1e3
+    off = scale_by_kl(jnp.inf)  # a sweep's None: never adapts
+    out, s = off.update(u, off.init(None), approx_kl=jnp.float32(0.0))
+    assert float(s.kl_lr_scale) == 1.0 and out["w"].tolist() == [1.0, 1.0]
+
+
+def test_kl_adaptive_lr_in_training_is_traced():
+    """Tiny target: the first step of an update sees KL 0 (×1.5), the other 11 see a
+    KL far above 2d (÷1.5 each): 1.5^-10. A huge target: 12 × ×1.5."""
+    cfg = jaxpg.Config(kl_adaptive_lr=0.01, **SMALL)
+    update = jaxpg.make_update(cfg)
+    state = jaxpg.make_init(cfg)(jax.random.key(0))
+    states = jax.tree.map(lambda x: jnp.stack([x, x]), state)
+    new, m = jax.vmap(update)(states, cfg.hparams(kl_adaptive_lr=[1e-12, 1e9]))
+    scale = optax.tree_utils.tree_get(new.opt_state, "kl_lr_scale")
+    np.testing.assert_allclose(scale, [1.5**-10, 1.5**12], rtol=1e-5)
+    np.testing.assert_allclose(m["lr"], cfg.lr * np.asarray([1.5**-10, 1.5**12]), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"^Config.kl_adaptive_lr=0.01 is invalid: .*'epochs'"):
+        jaxpg.Config(estimator="vpg", kl_adaptive_lr=0.01)
+    with pytest.raises(ValueError, match=r"^Config.kl_adaptive_lr=0.01 needs jaxpg to build"):
+        jaxpg.make_update(cfg, optimizer=optax.adam(1e-3))

@@ -120,7 +120,8 @@ def sgd_step(run: RunSpec, hp: HParams, normalizer, carry, batch: Batch, chunk=N
     params, opt_state = carry
     grad_fn = jax.value_and_grad(lambda p, b: loss_fn(run, p, b, hp, normalizer), has_aux=True)
     (loss, aux), grads = blocking.chunked_value_and_grad(grad_fn, params, batch, chunk)
-    updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
+    extra = {"approx_kl": aux["approx_kl"]} if run.config.switched_on("kl_adaptive_lr") else {}
+    updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
     return (params, opt_state), {**aux, "loss": loss, "grad_norm": optax.global_norm(grads)}
 
