@@ -2,10 +2,11 @@
 
 ``Config`` is frozen and hashable: changing any field means a new compile. The
 fields that users sweep (``lr``, ``gamma``, ``lam``, ``clip_eps``, ``ent_coef``,
-``vf_coef``, ``max_grad_norm``, ``delta``, ``value_clip_eps``, ``target_kl``) are
-copied into :class:`HParams`, a pytree of float32 scalars passed to the compiled
-program as *arguments*, so new values never recompile. Every check on a
-``Config`` runs in ``__post_init__``, i.e. before anything is traced or compiled.
+``vf_coef``, ``max_grad_norm``, ``delta``, ``value_clip_eps``, ``target_kl``,
+``kl_adaptive_lr``) are copied into :class:`HParams`, a pytree of float32 scalars
+passed to the compiled program as *arguments*, so new values never recompile. Every
+check on a ``Config`` runs in ``__post_init__``, i.e. before anything is traced or
+compiled.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ SWITCHED_FIELDS: tuple[str, ...] = ("value_clip_eps", "target_kl", "kl_adaptive_
 
 def traced_value(value: Any) -> Any:
     """A ``Config`` value as its :class:`HParams` leaf: ``None`` (a switched-off
-    field of :data:`SWITCHED_FIELDS`) becomes ``inf``, which never clips or stops."""
+    field of :data:`SWITCHED_FIELDS`) becomes ``inf``: never clips, stops or adapts."""
     return math.inf if value is None else value
 
 
