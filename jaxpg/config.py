@@ -2,10 +2,11 @@
 
 ``Config`` is frozen and hashable: changing any field means a new compile. The
 fields that users sweep (``lr``, ``gamma``, ``lam``, ``clip_eps``, ``ent_coef``,
-``vf_coef``, ``max_grad_norm``) are copied into :class:`HParams`, a pytree of
-float32 scalars passed to the compiled program as *arguments*, so new values
-never recompile. Every check on a ``Config`` runs in ``__post_init__``, i.e.
-before anything is traced or compiled.
+``vf_coef``, ``max_grad_norm``, ``delta``, ``value_clip_eps``, ``target_kl``,
+``kl_adaptive_lr``) are copied into :class:`HParams`, a pytree of float32 scalars
+passed to the compiled program as *arguments*, so new values never recompile. Every
+check on a ``Config`` runs in ``__post_init__``, i.e. before anything is traced or
+compiled.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpg.estimators import ESTIMATORS, REGISTRY
+from jaxpg.updates import EPOCHS
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 ROLLOUTS = ("auto", "segments", "episodes")
@@ -47,6 +49,9 @@ class HParams(NamedTuple):
     vf_coef: jax.Array
     max_grad_norm: jax.Array
     delta: jax.Array
+    value_clip_eps: jax.Array
+    target_kl: jax.Array
+    kl_adaptive_lr: jax.Array
 
     def valid(self) -> jax.Array:
         """Boolean array (the batch shape): every value in its allowed range
@@ -86,11 +91,25 @@ TRACED_RULES = {
     "vf_coef": Rule(0.0, True, text="must be a finite number >= 0"),
     "max_grad_norm": Rule(0.0, False, finite=False, text="must be > 0 (inf disables)"),
     "delta": Rule(0.0, False, text="must be a finite number > 0"),
+    # The switched fields (SWITCHED_FIELDS): None in Config is inf here, which never acts.
+    "value_clip_eps": Rule(0.0, False, finite=False, text="must be > 0 or None (off)"),
+    "target_kl": Rule(0.0, False, finite=False, text="must be > 0 or None (off)"),
+    "kl_adaptive_lr": Rule(0.0, False, finite=False, text="must be > 0 or None (off)"),
 }
 
 
 # The Config fields that are traced hyperparameters (vmappable, never recompile).
 TRACED_FIELDS: tuple[str, ...] = HParams._fields
+
+# Traced fields that ``None`` switches off. The switch is static (``Config.switched_on``:
+# the off program has no trace of the feature); the value is traced, ``None`` → ``inf``.
+SWITCHED_FIELDS: tuple[str, ...] = ("value_clip_eps", "target_kl", "kl_adaptive_lr")
+
+
+def traced_value(value: Any) -> Any:
+    """A ``Config`` value as its :class:`HParams` leaf: ``None`` (a switched-off
+    field of :data:`SWITCHED_FIELDS`) becomes ``inf``: never clips, stops or adapts."""
+    return math.inf if value is None else value
 
 
 def _fail(field: str, value: object, allowed: str) -> None:
@@ -149,6 +168,25 @@ class Config:
         the big matmuls) or on a sharded run. An integer must divide the
         minibatch size; ``segments`` rollouts only (their samples are unmasked).
       clip_eps: PPO clip ε (*traced*).
+      value_clip_eps: PPO's value clipping (*traced*; ``None``: off): the critic's
+        loss becomes ½ E[max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²)], V_old
+        the rollout's values, so one update moves V by about ε at most where that
+        helps the fit. Any estimator with a critic; the switch (``None`` or a
+        number) is static, the number traced (``inf`` keeps it on but never clips).
+      target_kl: stop an ``epochs`` update (``ppo``) early (*traced*; ``None``: off):
+        each minibatch step first measures the approximate KL E[(ρ − 1) − log ρ]
+        of the current policy from the rollout's on that minibatch, and once it
+        exceeds ``target_kl`` that step and every remaining step of the update are
+        skipped (the parameters and the optimizer state, its step count included,
+        stay as they are). The metric ``minibatch_steps`` counts the steps taken.
+        Skipped steps are masked, not branched around, so they cost the same time.
+      kl_adaptive_lr: a KL-adaptive learning rate for ``epochs`` updates (*traced*;
+        ``None``: off), the desired KL d: before each minibatch step the rate's
+        multiplier is divided by 1.5 when the approximate KL of that minibatch
+        exceeds 2d and multiplied by 1.5 below d/2 (kept in [1e-3, 1e3]); it lives
+        in the Optax state (:func:`jaxpg.optimizers.scale_by_kl`) and multiplies
+        the schedule's rate (the ``lr`` metric shows the product). Built-in
+        optimizers and factories only, not a ready-made transformation.
       ent_coef: entropy bonus coefficient (*traced*).
       vf_coef: critic loss coefficient (*traced*).
       max_grad_norm: global-norm gradient clip over all parameters (*traced*;
@@ -222,6 +260,9 @@ class Config:
     minibatch_shuffle: str = "feistel"
     grad_chunk: int | None = None
     clip_eps: float = 0.2
+    value_clip_eps: float | None = None
+    target_kl: float | None = None
+    kl_adaptive_lr: float | None = None
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
@@ -304,12 +345,27 @@ class Config:
         ):
             _fail("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of integers >= 1")
         for name, rule in TRACED_RULES.items():  # the table HParams.valid reads too
-            if not rule.holds(float(getattr(self, name))):
+            if not rule.holds(float(traced_value(getattr(self, name)))):
                 _fail(name, getattr(self, name), rule.text)
         if not math.isfinite(self.log_std_init):
             _fail("log_std_init", self.log_std_init, "must be a finite number")
         if not -(2**63) <= self.seed < 2**63:
             _fail("seed", self.seed, "must fit in a signed 64-bit integer [-2**63, 2**63)")
+        if self.value_clip_eps is not None and not REGISTRY[self.estimator].critic:
+            _fail(
+                "value_clip_eps",
+                self.value_clip_eps,
+                f"estimator {self.estimator!r} has no critic to clip; use None",
+            )
+        for name in ("target_kl", "kl_adaptive_lr"):
+            if getattr(self, name) is not None and REGISTRY[self.estimator].update is not EPOCHS:
+                _fail(
+                    name,
+                    getattr(self, name),
+                    f"acts on the minibatch epochs of update kind 'epochs' (ppo); estimator "
+                    f"{self.estimator!r} has kind {REGISTRY[self.estimator].update.name!r}; "
+                    "use None",
+                )
         self._validate_ladder()
         if self.rollout == "segments" and REGISTRY[self.estimator].episodic:
             _fail(
@@ -364,6 +420,11 @@ class Config:
             return self.rollout
         return "episodes" if REGISTRY[self.estimator].episodic else "segments"
 
+    def switched_on(self, name: str) -> bool:
+        """Whether the switched traced field ``name`` (:data:`SWITCHED_FIELDS`) is on:
+        a static fact of the compiled program, the field not ``None``."""
+        return getattr(self, name) is not None
+
     @property
     def uses_critic(self) -> bool:
         return REGISTRY[self.estimator].critic
@@ -401,9 +462,10 @@ class Config:
             raise ValueError(
                 f"hparams: unknown field(s) {unknown}; allowed: {', '.join(TRACED_FIELDS)}"
             )
+        self.check_switches(values)
         leaves = []
         for f in TRACED_FIELDS:
-            value = values.get(f, getattr(self, f))
+            value = traced_value(values.get(f, getattr(self, f)))
             try:
                 leaf = jnp.asarray(value, jnp.float32)
             except (TypeError, ValueError):
@@ -422,6 +484,23 @@ class Config:
             return HParams(*jnp.broadcast_arrays(*leaves))
         except ValueError as exc:
             raise ValueError(f"hparams: the values' shapes do not broadcast: {exc}") from None
+
+    def check_switches(self, values: Any) -> None:
+        """Refuse traced values for a switched field this config has off.
+
+        Args:
+          values: ``{traced field: value(s)}`` about to become :class:`HParams`.
+
+        Raises:
+          ValueError: naming the field: its switch is static, so the config
+            must set it (to any number) for the program to contain the feature.
+        """
+        for name in SWITCHED_FIELDS:
+            if values.get(name) is not None and not self.switched_on(name):
+                raise ValueError(
+                    f"Config.{name}=None switches it off in the compiled program; set "
+                    f"Config.{name} to a number to give or sweep its traced values"
+                )
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -474,12 +553,16 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
 
     Strings are never parsed here: ``Config(anneal_lr="no")`` is an error, not True.
     """
-    optional = hint in (int | None, bool | None, str | None)
+    optional = hint in (int | None, bool | None, str | None, float | None)
     if value is None and optional:
         return None
-    if hint is float:
+    if hint in (float, float | None):
         if isinstance(value, bool | str) or not isinstance(value, numbers.Real):
-            _fail(name, value, f"must be a number, not {type(value).__name__}")
+            _fail(
+                name,
+                value,
+                f"must be a number{' or None' if optional else ''}, not {type(value).__name__}",
+            )
         return float(value)
     if hint in (int, int | None):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):

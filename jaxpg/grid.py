@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxpg.config import TRACED_FIELDS, Config, HParams
+from jaxpg.config import TRACED_FIELDS, Config, HParams, traced_value
 
 # User-friendly names accepted in a grid, mapped to the Config field.
 ALIASES = {
@@ -142,6 +142,8 @@ def check_grid(config: Config, grid: Mapping[str, Sequence] | None) -> Grid:
                 config.replace(**{field: v})
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"grid {name}={v!r}: {exc}") from None
+        if field in TRACED_FIELDS:
+            config.check_switches({field: next((v for v in values if v is not None), None)})
         (traced if field in TRACED_FIELDS else static)[field] = values
     for combo in _product(static):
         try:
@@ -171,6 +173,8 @@ def hparams_batch(config: Config, points: Sequence[Mapping], repeats: int) -> HP
       >>> hparams_batch(Config(), [{"lr": 1e-3}, {"lr": 1e-2}], 2).lr
       array([0.001, 0.001, 0.01 , 0.01 ], dtype=float32)
     """
-    rows = [[float(p.get(f, getattr(config, f))) for f in TRACED_FIELDS] for p in points]
+    rows = [
+        [float(traced_value(p.get(f, getattr(config, f)))) for f in TRACED_FIELDS] for p in points
+    ]
     table = np.repeat(np.asarray(rows, np.float32).reshape(len(points), -1), repeats, axis=0)
     return HParams(*(table[:, i] for i in range(len(TRACED_FIELDS))))

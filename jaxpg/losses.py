@@ -108,6 +108,41 @@ def value_loss(value: Array, target: Array, mask: Array) -> Array:
     return 0.5 * masked_mean((value - jax.lax.stop_gradient(target)) ** 2, mask)
 
 
+def clipped_value_loss(
+    value: Array, old_value: Array, target: Array, mask: Array, clip_eps: Array | float
+) -> Array:
+    """PPO's clipped value loss ½ E[max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²)].
+
+    The pessimistic (larger) of the plain and the clipped squared errors, so the
+    gradient vanishes where V has moved more than ε from the rollout's V_old in
+    the direction that helps the fit. With ε = ``inf`` it equals
+    :func:`value_loss` exactly (the clipped value is V itself).
+
+    Args:
+      value: V_φ(s_t), ``[T, B]`` or ``[N]``.
+      old_value: V_old(s_t), the critic's values at rollout time, same shape
+        (not differentiated).
+      target: the regression target R, same shape (not differentiated).
+      mask: 0/1, same shape.
+      clip_eps: ε > 0, a float or a traced scalar.
+
+    Returns:
+      The scalar loss.
+
+    Example:
+      >>> v, old, r, m = jnp.array([2.0]), jnp.array([0.0]), jnp.array([3.0]), jnp.ones(1)
+      >>> float(clipped_value_loss(v, old, r, m, 0.5))  # ½·max((2−3)², (0.5−3)²) = ½·6.25
+      3.125
+    """
+    target = jax.lax.stop_gradient(target)
+    old_value = jax.lax.stop_gradient(old_value)
+    moved = value - old_value
+    clipped = jnp.where(
+        jnp.abs(moved) > clip_eps, old_value + jnp.clip(moved, -clip_eps, clip_eps), value
+    )
+    return 0.5 * masked_mean(jnp.maximum((value - target) ** 2, (clipped - target) ** 2), mask)
+
+
 def ratio_surrogate(log_prob: Array, old_log_prob: Array, adv: Array, mask: Array) -> Array:
     """The trust-region surrogate E[exp(log π_θ − log π_old) Â] over the masked steps.
 

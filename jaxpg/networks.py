@@ -556,6 +556,71 @@ def as_model(network: Any) -> Model:
     )
 
 
+def check_output(model: Model | RecurrentModel, spec: Any) -> None:
+    """Check, without compiling, that ``model``'s outputs fit the action space ``spec``.
+
+    Traces ``init`` and one policy/value call on a ``[1, *obs_shape]`` observation
+    abstractly (:func:`jax.eval_shape`): discrete actions need logits ``[1, n]``
+    with n the number of actions, a Box needs a :class:`Gaussian` with mean
+    ``[1, d]`` (d the action dimension) and a log-std that broadcasts to it, and
+    the value must be one scalar per observation, ``[1]``.
+
+    Args:
+      model: the run's :class:`Model` or :class:`RecurrentModel`.
+      spec: the environment's :class:`~jaxpg.envs.EnvSpec`.
+
+    Raises:
+      ValueError: one line naming the network's output and the width the action
+        space expects.
+    """
+    obs = jax.ShapeDtypeStruct((1, *spec.obs_shape), jnp.float32)
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype)
+    params = jax.eval_shape(model.init, key, obs)
+    if isinstance(model, RecurrentModel):
+        h = jax.eval_shape(lambda: model.initial_state(1))
+        dist, v, _ = jax.eval_shape(model.step, params, h, obs)
+    else:
+        dist, v = jax.eval_shape(model.policy_value, params, obs)
+    n = spec.action_dim
+    if spec.discrete:
+        if isinstance(dist, Gaussian):
+            raise ValueError(
+                f"network: the policy returns a Gaussian, but the action space is "
+                f"Discrete({n}); return categorical logits [..., {n}]"
+            )
+        if tuple(dist.shape) != (1, n):
+            raise ValueError(
+                f"network: the policy returns logits of shape [..., {dist.shape[-1]}] "
+                f"(for obs [1, ...]: {tuple(dist.shape)}), but the action space is "
+                f"Discrete({n}); the policy head must have width {n}"
+            )
+    else:
+        if not isinstance(dist, Gaussian):
+            raise ValueError(
+                f"network: the policy returns categorical logits of shape "
+                f"{tuple(getattr(dist, 'shape', ()))}, but the action space is a Box of "
+                f"dimension {n}; return jaxpg.networks.Gaussian(mean [..., {n}], log_std)"
+            )
+        if tuple(dist.mean.shape) != (1, n):
+            raise ValueError(
+                f"network: the policy's Gaussian mean has shape {tuple(dist.mean.shape)} "
+                f"for obs [1, ...], but the action space is a Box of dimension {n}; the "
+                f"mean head must have width {n}"
+            )
+        try:
+            np.broadcast_shapes(tuple(dist.log_std.shape), (1, n))
+        except ValueError:
+            raise ValueError(
+                f"network: the policy's log_std has shape {tuple(dist.log_std.shape)}, which "
+                f"does not broadcast to the mean [..., {n}]"
+            ) from None
+    if tuple(v.shape) != (1,):
+        raise ValueError(
+            f"network: the value returns shape {tuple(v.shape)} for obs [1, ...]; it must be "
+            f"one scalar per observation, [1] (squeeze the value head's last axis)"
+        )
+
+
 # --- distributions ------------------------------------------------------------
 
 

@@ -46,6 +46,56 @@ _BY_NAME: dict[str, Callable[[Config, Any], optax.GradientTransformation]] = {
 }
 
 
+KL_LR_FACTOR = 1.5  # the KL-adaptive rate's step: ×/÷ 1.5
+KL_LR_BOUNDS = (1e-3, 1e3)  # its multiplier stays in this range
+
+
+class KLScaleState(NamedTuple):
+    """:func:`scale_by_kl`'s state: the learning-rate multiplier, a float32 scalar."""
+
+    kl_lr_scale: jax.Array
+
+
+def scale_by_kl(target_kl: jax.Array | float) -> optax.GradientTransformationExtraArgs:
+    """Scale updates by a multiplier adapted to the policy's approximate KL.
+
+    Each call first adapts the multiplier m to ``approx_kl`` (an extra argument:
+    the KL of the current policy from the rollout's, measured on this step's
+    minibatch): m ← m / 1.5 if KL > 2·target, m · 1.5 if KL < target / 2, else
+    unchanged, clipped to :data:`KL_LR_BOUNDS`; then multiplies the updates by m.
+    Placed last in a chain it multiplies the learning rate. A target of ``inf``
+    (``None`` in a sweep) never adapts: m stays 1.
+
+    Args:
+      target_kl: the desired KL d (a float or a traced scalar).
+
+    Returns:
+      An Optax transformation whose ``update`` takes ``approx_kl=`` (``optax.chain``
+      passes it through).
+
+    Example:
+      >>> tx = scale_by_kl(0.01)
+      >>> u, s = tx.update({"w": jnp.ones(2)}, tx.init(None), approx_kl=jnp.float32(0.0))
+      >>> float(s.kl_lr_scale), u["w"].tolist()  # KL below d/2: the rate grows 1.5×
+      (1.5, [1.5, 1.5])
+    """
+
+    def init(params):
+        del params
+        return KLScaleState(jnp.ones((), jnp.float32))
+
+    def update(updates, state, params=None, *, approx_kl, **extra):
+        del params, extra
+        m = state.kl_lr_scale
+        m = jnp.where(approx_kl > 2.0 * target_kl, m / KL_LR_FACTOR, m)
+        m = jnp.where(approx_kl < 0.5 * target_kl, m * KL_LR_FACTOR, m)
+        m = jnp.clip(m, *KL_LR_BOUNDS)
+        m = jnp.where(jnp.isfinite(target_kl), m, state.kl_lr_scale)  # inf: never adapts
+        return jax.tree.map(lambda u: u * m.astype(u.dtype), updates), KLScaleState(m)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
 class Optimizer(NamedTuple):
     """A run's optimizer as a function of the traced hyperparameters.
 
@@ -94,6 +144,12 @@ def make_optimizer(
         return hp.lr * (1.0 - update / num_updates)
 
     if isinstance(optimizer, optax.GradientTransformation):
+        if config.switched_on("kl_adaptive_lr"):
+            raise ValueError(
+                f"Config.kl_adaptive_lr={config.kl_adaptive_lr!r} needs jaxpg to build the "
+                "optimizer (Config.optimizer or a learning_rate -> transformation factory), "
+                "not a ready-made optax transformation; use None"
+            )
         unknown = lambda hp, step: jnp.full((), jnp.nan, jnp.float32)  # noqa: E731
 
         def ready(hp: HParams) -> optax.GradientTransformation:
@@ -114,7 +170,10 @@ def make_optimizer(
 
     def build(hp: HParams) -> optax.GradientTransformation:
         lr = lambda step: schedule(hp, step)  # noqa: E731
-        return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), factory(lr))
+        parts = [optax.clip_by_global_norm(hp.max_grad_norm), factory(lr)]
+        if config.switched_on("kl_adaptive_lr"):
+            parts.append(scale_by_kl(hp.kl_adaptive_lr))
+        return optax.chain(*parts)
 
     return Optimizer(build, schedule)
 

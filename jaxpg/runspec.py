@@ -99,9 +99,10 @@ def make_runspec(
       ``total_timesteps // (num_envs * horizon)``.
 
     Raises:
-      ValueError: the budget is below one update, episodes cannot be bounded, or
+      ValueError: the budget is below one update, episodes cannot be bounded,
         ``num_minibatches`` does not divide the batch (the envs, for a recurrent
-        network).
+        network), or a user's ``network`` does not fit the action space
+        (:func:`jaxpg.networks.check_output`).
     """
     env_obj, env_params = envs.make_env(config.env if env is None else env, env_params)
     spec = envs.env_spec(env_obj, env_params)
@@ -120,7 +121,11 @@ def make_runspec(
             f"Config.total_timesteps={config.total_timesteps} is too small: one update "
             f"takes num_envs*T = {config.num_envs}*{horizon} = {config.num_envs * horizon} steps"
         )
-    model = networks.from_config(config, spec) if network is None else networks.as_model(network)
+    if network is None:
+        model = networks.from_config(config, spec)  # built to fit spec
+    else:
+        model = networks.as_model(network)
+        networks.check_output(model, spec)
     kind = estimators.REGISTRY[config.estimator].update
     steps = kind.optimizer_steps(config)
     kind.check_run(config, horizon, isinstance(model, networks.RecurrentModel))

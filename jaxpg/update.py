@@ -196,6 +196,8 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
     batch = Batch(trans.obs, trans.action, trans.log_prob, psi, target, trans.mask)
     if run.recurrent:
         batch = batch._replace(hidden0=hidden0, done=trans.done)
+    if cfg.switched_on("value_clip_eps"):
+        batch = batch._replace(old_value=values)
     carry = (state.params, state.opt_state)
 
     kind = run.estimator.update
@@ -206,6 +208,10 @@ def update(run: RunSpec, state: TrainState, hp: HParams) -> tuple[TrainState, di
     ep = episode_metrics(trans, state.last_return, state.last_length)
     steps = state.env_steps + jnp.sum(trans.mask)
     lr = run.optimizer.schedule(hp, state.update_step * run.steps_per_update)
+    if cfg.switched_on("kl_adaptive_lr"):  # the multiplier the update ended with
+        import optax
+
+        lr = lr * optax.tree_utils.tree_get(opt_state, "kl_lr_scale")
     metrics = {**aux, **ep, "env_steps": steps, "lr": jnp.asarray(lr, jnp.float32)}
     if run.estimator.critic:
         metrics["explained_variance"] = explained_variance(values, w.value_target, trans.mask)

@@ -137,6 +137,15 @@ def _parse_optional_int(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
 
 
+def _parse_optional_float(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off", "auto"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or off, got {text!r}") from None
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """Add one ``--field`` option per ``Config`` field, all defaulting to "not given"."""
     from jaxpg.config import (
@@ -182,6 +191,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             kw.update(type=_auto_marker(_parse_optional_int), metavar="{INT,auto}")
         elif hint is float:
             kw.update(type=float, metavar="FLOAT")
+        elif hint == float | None:
+            kw.update(type=_auto_marker(_parse_optional_float), metavar="{FLOAT,off}")
         else:
             kw.update(type=str)
             if f.name in choices:

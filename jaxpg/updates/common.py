@@ -36,6 +36,18 @@ class Batch(NamedTuple):
     # which steps ended an episode [T, B] (the state is zeroed after them).
     hidden0: Any = None
     done: Any = None
+    # The critic's values at rollout time [T, B] (value clipping only, else None).
+    old_value: Any = None
+
+
+def critic_loss(run: RunSpec, hp: HParams, value: jax.Array, batch: Batch) -> jax.Array:
+    """The critic's regression loss: :func:`jaxpg.losses.value_loss`, or with
+    ``Config.value_clip_eps`` set :func:`jaxpg.losses.clipped_value_loss`."""
+    if run.config.switched_on("value_clip_eps"):
+        return losses.clipped_value_loss(
+            value, batch.old_value, batch.value_target, batch.mask, hp.value_clip_eps
+        )
+    return losses.value_loss(value, batch.value_target, batch.mask)
 
 
 def model_for(run: RunSpec, batch: Batch) -> networks.Model:
@@ -90,7 +102,7 @@ def loss_fn(run: RunSpec, params: Any, batch: Batch, hp: HParams, normalizer):
     loss = -(obj + hp.ent_coef * ent)
     v_loss = jnp.zeros(())
     if critic:
-        v_loss = losses.value_loss(v, batch.value_target, batch.mask)
+        v_loss = critic_loss(run, hp, v, batch)
         loss = loss + hp.vf_coef * v_loss
     aux = {
         "policy_loss": -obj,
@@ -108,7 +120,8 @@ def sgd_step(run: RunSpec, hp: HParams, normalizer, carry, batch: Batch, chunk=N
     params, opt_state = carry
     grad_fn = jax.value_and_grad(lambda p, b: loss_fn(run, p, b, hp, normalizer), has_aux=True)
     (loss, aux), grads = blocking.chunked_value_and_grad(grad_fn, params, batch, chunk)
-    updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
+    extra = {"approx_kl": aux["approx_kl"]} if run.config.switched_on("kl_adaptive_lr") else {}
+    updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
     return (params, opt_state), {**aux, "loss": loss, "grad_norm": optax.global_norm(grads)}
 

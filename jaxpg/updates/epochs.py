@@ -3,7 +3,10 @@
 Each epoch shuffles the batch (one permutation, :mod:`jaxpg.shuffle`) and takes
 one Optax step per minibatch on E[min(ρÂ, clip(ρ, 1 ± ε)Â)]
 (:func:`jaxpg.losses.ppo_surrogate`); a recurrent network's minibatches are
-whole env sequences. The metrics are the means over all steps.
+whole env sequences. The metrics are the means over the steps taken, and
+``minibatch_steps`` counts them: all ``num_epochs × num_minibatches``, or fewer
+with ``Config.target_kl`` (:func:`early_stop_step`), whose skipped steps are
+masked inside the same fixed-shape scans.
 """
 
 from __future__ import annotations
@@ -30,6 +33,30 @@ def normalizer(mask, episodes: bool) -> float:
     return 1.0
 
 
+def early_stop_step(sgd_step, target_kl, carry, batch):
+    """One minibatch step unless the update has stopped at its target KL.
+
+    The step's loss is taken at the current parameters, so its ``approx_kl`` is
+    the KL of the current policy from the rollout's on this minibatch. Once that
+    exceeds ``target_kl`` (or an earlier step did), the step's new parameters and
+    optimizer state are discarded: the update has stopped.
+
+    Args:
+      sgd_step: ``(carry, batch) -> (carry, aux)``, one Optax step.
+      target_kl: the threshold, a float32 scalar.
+      carry: ``((params, opt_state), stopped)``, ``stopped`` a bool scalar.
+      batch: one minibatch.
+
+    Returns:
+      ``(carry, aux)``; ``aux["minibatch_steps"]`` is 1.0 if the step was taken, else 0.0.
+    """
+    inner, stopped = carry
+    new, aux = sgd_step(inner, batch)
+    stopped = stopped | (aux["approx_kl"] > target_kl)
+    inner = jax.tree.map(lambda old, n: jnp.where(stopped, old, n), inner, new)
+    return (inner, stopped), {**aux, "minibatch_steps": 1.0 - stopped.astype(jnp.float32)}
+
+
 def _epoch(run, hp, batch, carry, key):
     """One pass over the shuffled batch ``[T, B, ...]`` in ``num_minibatches`` minibatches."""
     from jaxpg import blocking
@@ -38,15 +65,27 @@ def _epoch(run, hp, batch, carry, key):
     n = batch.mask.size // run.config.num_minibatches
     chunk = None if run.recurrent else blocking.grad_chunk_size(run, n)
     step = lambda c, b: common.sgd_step(run, hp, 1.0, c, b, chunk)  # noqa: E731
+    if run.config.switched_on("target_kl"):
+        sgd = step
+        step = lambda c, b: early_stop_step(sgd, hp.target_kl, c, b)  # noqa: E731
     return jax.lax.scan(step, carry, common.split(run, batch, key))
 
 
 def step(run, hp, carry, batch, key, normalizer):
-    """``num_epochs`` shuffled epochs; ``aux`` averaged over every minibatch step."""
+    """``num_epochs`` shuffled epochs; ``aux`` averaged over the minibatch steps taken."""
     del normalizer
+    cfg = run.config
     epoch = lambda c, k: _epoch(run, hp, batch, c, k)  # noqa: E731
-    carry, aux = jax.lax.scan(epoch, carry, jax.random.split(key, run.config.num_epochs))
-    return carry, jax.tree.map(jnp.mean, aux)
+    keys = jax.random.split(key, cfg.num_epochs)
+    if not cfg.switched_on("target_kl"):
+        carry, aux = jax.lax.scan(epoch, carry, keys)
+        steps = jnp.asarray(cfg.num_epochs * cfg.num_minibatches, jnp.float32)
+        return carry, {**jax.tree.map(jnp.mean, aux), "minibatch_steps": steps}
+    (carry, _), aux = jax.lax.scan(epoch, (carry, jnp.zeros((), bool)), keys)
+    taken = aux.pop("minibatch_steps")
+    steps = jnp.sum(taken)
+    mean = lambda x: jnp.sum(x * taken) / jnp.maximum(steps, 1.0)  # noqa: E731
+    return carry, {**jax.tree.map(mean, aux), "minibatch_steps": steps}
 
 
 def check_config(config: Any) -> None:

@@ -32,12 +32,12 @@ def normalizer(mask, episodes: bool) -> float:
     return 1.0
 
 
-def _critic_loss(run, params, batch):
+def _critic_loss(run, hp, params, batch):
     """The critic's regression loss alone."""
     from jaxpg.updates import common
 
     v = common.model_for(run, batch).value(params, batch.obs)
-    v_loss = losses.value_loss(v, batch.value_target, batch.mask)
+    v_loss = common.critic_loss(run, hp, v, batch)
     return v_loss, {"value_loss": v_loss}
 
 
@@ -49,7 +49,7 @@ def _critic_epoch(run, hp, batch, carry, key):
 
     def step(c, b):
         params, opt_state = c
-        grads, aux = jax.grad(lambda p: _critic_loss(run, p, b), has_aux=True)(params)
+        grads, aux = jax.grad(lambda p: _critic_loss(run, hp, p, b), has_aux=True)(params)
         updates, opt_state = run.optimizer.build(hp).update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), aux
 
