@@ -162,6 +162,12 @@ def make_optimizer(
         factory = lambda lr: named(config, lr)  # noqa: E731
     elif callable(optimizer):
         factory = optimizer
+        probe = factory(lambda step: config.lr)  # cheap: Optax builds closures, traces nothing
+        if not isinstance(probe, optax.GradientTransformation):
+            raise ValueError(
+                "optimizer: the factory learning_rate -> GradientTransformation returned "
+                f"{type(probe).__name__}, not an optax.GradientTransformation"
+            )
     else:
         raise ValueError(
             "optimizer must be an optax.GradientTransformation or a factory "

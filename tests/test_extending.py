@@ -60,6 +60,19 @@ def test_factory_optimizer_keeps_lr_and_clip_traced_one_compile():
     assert seen  # the factory was used
 
 
+@pytest.mark.parametrize(
+    "optimizer, match",
+    [
+        (lambda lr: "adam", "factory .* returned str, not an optax.GradientTransformation"),
+        (lambda lr: optax.adam, "returned function"),
+        (42, "got int"),
+    ],
+)
+def test_a_bad_optimizer_is_named_before_compiling(optimizer, match):
+    with pytest.raises(ValueError, match=match):
+        jaxpg.make_train(TINY, optimizer=optimizer)
+
+
 def test_clip_norm_is_traced_and_acts():
     # With a tiny clip the one SGD step is tiny: max_grad_norm reaches the Optax chain.
     cfg = TINY.replace(estimator="vpg", optimizer="sgd", anneal_lr=False)
