@@ -94,7 +94,7 @@ def test_the_update_optimises_with_the_statistics_its_rollout_used():
     cfg = jaxpg.Config(**{**TINY, "num_minibatches": 1, "num_epochs": 1}, **BOTH)
     update = make_update(cfg)
     state = make_update_state(cfg)
-    hp = cfg.hparams(lr=0.0)
+    hp = cfg.hparams()._replace(lr=jnp.float32(0.0))  # lr 0 is refused by hparams()
     for _ in range(3):
         state, m = update(state, hp)
         assert float(m["approx_kl"]) == 0.0 and float(m["clip_frac"]) == 0.0

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpg.variance import GROUP_KINDS, Estimator, group_means, tabular
+from jaxpg.variance import Estimator, group_means, tabular
 from jaxpg.variance.gradients import per_trajectory_gradients, pool_gradients, sample_episodes
 
 G = 4
@@ -35,7 +35,7 @@ def _exact(mdp, theta):
         grad_j = np.asarray(tabular.exact_gradient(mdp, th))
         means = {
             k: np.asarray(tabular.exact_group_mean(enum, th, Estimator(k, group_size=G)))
-            for k in GROUP_KINDS
+            for k in tabular.EXACT_GROUP_KINDS
         }
     return grad_j, means
 
@@ -65,7 +65,7 @@ def test_sampled_group_gradients_match_the_exact_expectations():
         jax.random.key(21), env, env.default_params, tabular.softmax_policy, th, G * groups_n,
         chunk_size=4096, group_size=G,
     )  # fmt: skip
-    ests = [Estimator(k, group_size=G) for k in GROUP_KINDS]
+    ests = [Estimator(k, group_size=G) for k in tabular.EXACT_GROUP_KINDS]
     grads = pool_gradients(tabular.softmax_policy, th, pool, ests, chunk_size=4096)
     for kind, g in grads.items():
         per_group = np.asarray(group_means(g, G), np.float64)

@@ -247,6 +247,9 @@ _GROUP_BASELINE = {
     "dapo": ("std", False, True),
 }
 
+#: The group kinds whose expectation :func:`exact_group_mean` enumerates exactly.
+EXACT_GROUP_KINDS: tuple[str, ...] = tuple(_GROUP_BASELINE)
+
 
 def exact_group_mean(
     enum: Enumeration, theta: Array, est: gradients.Estimator, max_groups: int = 2_000_000
