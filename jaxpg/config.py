@@ -73,7 +73,7 @@ class Rule(NamedTuple):
     finite: bool = True  # inf refused (``max_grad_norm`` allows it: no clipping)
     text: str = ""
 
-    def holds(self, x, xp=np):
+    def holds(self, x: Any, xp: Any = np) -> Any:
         """Elementwise: ``x`` lies in the range (NaN never does); ``xp`` is np or jnp."""
         above = x >= self.low if self.low_inclusive else x > self.low
         ok = above & (x <= self.high)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -389,7 +390,7 @@ def probability_of_improvement(x: Sequence[ArrayLike], y: Sequence[ArrayLike]) -
 
 def stratified_bootstrap_ci(
     scores: Sequence[ArrayLike],
-    statistic,
+    statistic: Callable[..., Any],
     *,
     confidence: float = CONFIDENCE,
     num_resamples: int = 2000,
