@@ -743,7 +743,7 @@ def peek_config(path: Path) -> Config:
       RunError: ``path`` is neither a run directory nor a readable checkpoint.
     """
     if path.is_dir() and (path / CONFIG_JSON).is_file():
-        return load_run_config(path)[0]
+        return load_run_config(path, "eval")[0]
     if path.is_dir():
         ckpts = checkpoint.list_checkpoints(path / CKPT_DIR) or checkpoint.list_checkpoints(path)
         if not ckpts:

@@ -322,6 +322,7 @@ def test_brax_gif_without_opengl_is_one_line_before_loading(tmp_path, monkeypatc
     import mujoco
 
     from jaxpg import run as runlib
+    from jaxpg import rundir
     from jaxpg.cli import main
 
     def no_gl(*args, **kwargs):
@@ -335,7 +336,8 @@ def test_brax_gif_without_opengl_is_one_line_before_loading(tmp_path, monkeypatc
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cfg = jaxpg.Config(env="brax/inverted_pendulum")
-    (run_dir / runlib.CONFIG_JSON).write_text(json.dumps({"config": cfg.to_dict()}))
+    record = {"config": cfg.to_dict(), **rundir.identity("train", cfg.to_dict())}
+    (run_dir / runlib.CONFIG_JSON).write_text(json.dumps(record))
     assert main(["eval", str(run_dir), "--gif", str(tmp_path / "x.gif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot open an OpenGL context" in err[0], err
